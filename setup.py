@@ -1,0 +1,47 @@
+"""xapi-gateway: a self-healing NAT gateway daemon for XenServer / XCP-ng Dom0."""
+import io
+import os
+import re
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+with io.open(os.path.join(HERE, "agent", "__init__.py"), encoding="utf-8") as f:
+    VERSION = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+
+with io.open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+    LONG_DESCRIPTION = f.read()
+
+setup(
+    name="xapi-gateway",
+    version=VERSION,
+    description="Turns xapi* bridges of a XenServer / XCP-ng host into self-healing NAT gateways",
+    long_description=LONG_DESCRIPTION,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.6",
+    packages=find_packages(include=["agent", "agent.*"]),
+    # Floors are the oldest versions that still install on Python 3.6 (Dom0);
+    # requirements/oldest.txt pins exactly these and CI runs the suite against them.
+    install_requires=[
+        "pyroute2>=0.7.11",
+        "python-iptables>=1.0.1",
+        "pyudev>=0.23.2",
+    ],
+    extras_require={
+        "journal": ["systemd-python>=235"],
+    },
+    entry_points={
+        "console_scripts": [
+            "xapi-gateway-agent = agent.daemon.main:main",
+            "xgw = agent.cli:main",
+        ],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3.6",
+        "Programming Language :: Python :: 3.12",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: System :: Networking",
+    ],
+)
