@@ -1,0 +1,231 @@
+"""iptables through libiptc (python-iptables): legacy x_tables, as in Dom0.
+
+Observation is cheap: instead of python-iptables' Rule objects (about 70 us per rule to
+decode), we walk the table's raw entries and read only each rule's target and its
+``comment`` match, the daemon's rule identity (see core.rules). Writes build python-iptables
+Rule objects and go into one commit per table, under the xtables lock that the iptables
+binaries also take, so concurrent ``iptables`` runs cannot interleave with us.
+"""
+import ctypes
+import errno
+import fcntl
+import logging
+import os
+import struct
+import time
+
+import iptc
+
+from agent.core import planner as P
+from agent.core import rules as rulesmod
+from agent.errors import KernelError, LockTimeout, TransientKernelError
+
+log = logging.getLogger(__name__)
+
+_ENTRY_SIZE = ctypes.sizeof(iptc.ip4tc.ipt_entry)
+_MATCH_HEADER = 32            # struct xt_entry_match: u16 size, char name[29], u8 revision
+_COMMENT = b"comment"
+_libc = ctypes.CDLL(None, use_errno=True)
+_errno_location = _libc.__errno_location
+_errno_location.restype = ctypes.POINTER(ctypes.c_int)
+
+_TABLE_NAMES = {"nat": iptc.Table.NAT, "filter": iptc.Table.FILTER}
+
+
+class XtablesLock(object):
+    """flock on the iptables lock file (``iptables -w`` waits on the same lock)."""
+
+    def __init__(self, path, timeout=10.0):
+        self.path = path
+        self.timeout = timeout
+        self._fd = None
+
+    def __enter__(self):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise KernelError("cannot lock %s: %s" % (self.path, exc.strerror))
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise LockTimeout("the xtables lock %s stayed taken for %.0f s"
+                                      % (self.path, self.timeout), path=self.path)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc_info):
+        fd, self._fd = self._fd, None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+class Iptables(object):
+    """Observe and change the daemon's chains. Use from one thread only."""
+
+    def __init__(self):
+        self.commits = 0  # how many commits this adapter made (for status and benchmarks)
+
+    # ---- observation -------------------------------------------------------------------
+    def observe(self, table_name):
+        """{chain: [RuleView]} for the built-in chain and our chain of ``table_name``.
+
+        Refreshes the table from the kernel first; call under the xtables lock when the
+        observation is going to be followed by ``apply``.
+        """
+        table = self._table(table_name)
+        table.refresh()
+        chains = {}
+        for t, builtin, chain in rulesmod.OWN_CHAINS:
+            if t != table_name:
+                continue
+            chains[builtin] = self._walk(table, builtin)
+            if table.is_chain(chain):
+                chains[chain] = self._walk(table, chain)
+        return chains
+
+    def _walk(self, table, chain):
+        views = []
+        entry = table.first_rule(chain)
+        position = 0
+        while entry:
+            target = table.get_target(entry)
+            target = target.decode("ascii", "replace") if target else None
+            views.append(P.RuleView(position, _comment_of(entry), target))
+            position += 1
+            entry = table.next_rule(entry)
+        return views
+
+    # ---- changes -----------------------------------------------------------------------
+    def apply(self, table_name, ops):
+        """Apply ``ops`` (planner operations of this table) in one commit.
+
+        Must follow ``observe(table_name)`` in the same locked section: positions in the
+        operations refer to that observation. Raises TransientKernelError when another
+        writer changed the table since (EAGAIN), KernelError otherwise.
+        """
+        if not ops:
+            return
+        table = self._table(table_name)
+        try:
+            for op in ops:
+                if isinstance(op, P.EnsureChain):
+                    if not table.is_chain(op.chain):
+                        table.create_chain(op.chain)
+                elif isinstance(op, P.FixJump):
+                    for position in op.delete:
+                        self._delete_num(table, op.builtin, position)
+                    rule = iptc.Rule()
+                    rule.target = iptc.Target(rule, op.chain)
+                    iptc.Chain(table, op.builtin).insert_rule(rule, 0)
+                elif isinstance(op, P.DeleteRule):
+                    self._delete_num(table, op.chain, op.position)
+                elif isinstance(op, P.AddRule):
+                    iptc.Chain(table, op.chain).append_rule(build_rule(op.spec))
+                else:
+                    raise TypeError("not an iptables operation: %r" % (op,))
+        except iptc.IPTCError as exc:
+            table.refresh()  # drop the half-built change
+            raise KernelError("iptables %s: %s" % (table_name, exc), table=table_name)
+        self._commit(table, table_name)
+
+    def _commit(self, table, table_name):
+        rv = table._iptc.iptc_commit(table._handle)
+        err = _errno_location()[0]
+        self.commits += 1
+        if rv == 1:
+            return
+        message = table._iptc.iptc_strerror(err)
+        message = message.decode() if isinstance(message, bytes) else str(message)
+        table.refresh()
+        if err == errno.EAGAIN:
+            raise TransientKernelError("iptables %s changed under us (EAGAIN)" % table_name,
+                                       table=table_name)
+        raise KernelError("iptables %s commit failed: %s (errno %d)" % (table_name, message, err),
+                          table=table_name, errno=err)
+
+    @staticmethod
+    def _delete_num(table, chain, position):
+        if table._iptc.iptc_delete_num_entry(chain.encode(), position, table._handle) != 1:
+            raise iptc.IPTCError("cannot delete rule %d of %s: %s"
+                                 % (position, chain, table.strerror()))
+
+    # ---- removal of everything ---------------------------------------------------------
+    def remove_all(self):
+        """Remove our jumps and chains from every table (``--cleanup``). Returns a count
+        of removed rules (jumps plus rules in our chains)."""
+        removed = 0
+        for table_name in rulesmod.TABLES:
+            table = self._table(table_name)
+            table.refresh()
+            changed = False
+            for t, builtin, chain in rulesmod.OWN_CHAINS:
+                if t != table_name:
+                    continue
+                jumps = [v.position for v in self._walk(table, builtin) if v.target == chain]
+                for position in sorted(jumps, reverse=True):
+                    self._delete_num(table, builtin, position)
+                    removed += 1
+                    changed = True
+                if table.is_chain(chain):
+                    removed += len(self._walk(table, chain))
+                    table.flush_entries(chain)
+                    table.delete_chain(chain)
+                    changed = True
+            if changed:
+                self._commit(table, table_name)
+        return removed
+
+    @staticmethod
+    def _table(table_name):
+        table = iptc.Table(_TABLE_NAMES[table_name])
+        table.autocommit = False
+        return table
+
+
+def build_rule(spec):
+    """A python-iptables Rule for a core.rules.RuleSpec."""
+    rule = iptc.Rule()
+    if spec.src:
+        rule.src = spec.src
+    if spec.dst:
+        rule.dst = spec.dst
+    if spec.in_iface:
+        rule.in_interface = spec.in_iface
+    if spec.out_iface:
+        rule.out_interface = spec.out_iface
+    if spec.ctstate:
+        match = rule.create_match("conntrack")
+        match.ctstate = spec.ctstate
+    match = rule.create_match("comment")
+    match.comment = spec.key
+    rule.target = iptc.Target(rule, spec.target)
+    return rule
+
+
+def _comment_of(entry):
+    """The text of the first ``comment`` match of a raw ipt_entry, or None."""
+    target_offset = entry.target_offset
+    if target_offset <= _ENTRY_SIZE:
+        return None
+    raw = ctypes.string_at(ctypes.addressof(entry), target_offset)
+    offset = _ENTRY_SIZE
+    while offset + _MATCH_HEADER <= target_offset:
+        size = struct.unpack_from("=H", raw, offset)[0]
+        if size < _MATCH_HEADER:
+            return None  # malformed; never loop forever
+        name = raw[offset + 2:offset + 31].split(b"\0", 1)[0]
+        if name == _COMMENT:
+            text = raw[offset + _MATCH_HEADER:offset + size].split(b"\0", 1)[0]
+            return text.decode("utf-8", "replace")
+        offset += size
+    return None

@@ -1,0 +1,78 @@
+"""The daemon's record of what it added, on disk, written atomically.
+
+{"version": 1, "owned": {"xapi1": "172.16.1.1/24"}, "ip_forward_was": false}
+
+``owned`` lets the daemon (and ``--cleanup``) remove exactly the addresses it added, even
+after a restart with a changed configuration. ``ip_forward_was`` remembers the value
+before the daemon first enabled forwarding, so a full clean-up can put it back.
+"""
+import ipaddress
+import json
+import os
+import tempfile
+
+from agent.errors import StateError
+
+VERSION = 1
+
+
+class StateFile(object):
+    def __init__(self, directory, name="state.json"):
+        self.directory = directory
+        self.path = os.path.join(directory, name)
+
+    def load(self):
+        """(owned {bridge: IPv4Interface}, ip_forward_was or None). Missing file: empty."""
+        try:
+            with open(self.path) as f:
+                data = json.load(f)
+        except (IOError, OSError) as exc:
+            if getattr(exc, "errno", None) == 2:
+                return {}, None
+            raise StateError("cannot read %s: %s" % (self.path, exc), path=self.path)
+        except ValueError as exc:
+            raise StateError("state file %s is corrupt: %s" % (self.path, exc), path=self.path)
+        try:
+            owned = {str(b): ipaddress.IPv4Interface(a) for b, a in data.get("owned", {}).items()}
+        except (ValueError, AttributeError) as exc:
+            raise StateError("state file %s has a bad address: %s" % (self.path, exc),
+                             path=self.path)
+        was = data.get("ip_forward_was")
+        return owned, (bool(was) if was is not None else None)
+
+    def save(self, owned, ip_forward_was):
+        data = {"version": VERSION,
+                "owned": {b: str(a) for b, a in sorted(owned.items())},
+                "ip_forward_was": ip_forward_was}
+        write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n", mode=0o600)
+
+    def remove(self):
+        try:
+            os.unlink(self.path)
+        except OSError as exc:
+            if exc.errno != 2:
+                raise StateError("cannot remove %s: %s" % (self.path, exc.strerror))
+
+
+def write_atomic(path, text, mode=0o644):
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half."""
+    directory = os.path.dirname(path) or "."
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o755)
+        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, mode)
+            os.rename(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    except (IOError, OSError) as exc:
+        raise StateError("cannot write %s: %s" % (path, exc), path=path)

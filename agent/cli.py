@@ -1,0 +1,113 @@
+"""xgw: the command line of xapi-gateway.
+
+For now it reads the daemon's published status and runs the local clean-up; the HTTP API
+commands (networks, vms, apply...) come with the API.
+"""
+import argparse
+import json
+import os
+import sys
+
+import agent
+from agent.core import config as configmod
+from agent.errors import AgentError, ConfigError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="xgw", description="Drive xapi-gateway.")
+    parser.add_argument("--version", action="version", version="%(prog)s " + agent.__version__)
+    parser.add_argument("-c", "--config", default=configmod.DEFAULT_PATH,
+                        help="agent configuration (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command")
+    status = sub.add_parser("status", help="gateways and their state, as the daemon last saw them")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("check-config", help="validate the agent configuration")
+    clean = sub.add_parser("cleanup", help="remove everything the daemon added (stop it first)")
+    clean.add_argument("--force", action="store_true",
+                       help="clean up even though the daemon looks alive")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    from agent.daemon.main import load_config
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print("xgw: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "check-config":
+        print("config %s is valid: %d gateway(s)" % (config.path or "(defaults)",
+                                                     len(config.gateways)))
+        return EXIT_OK
+    status_path = os.path.join(config.agent.runtime_dir, "status.json")
+    if args.command == "status":
+        return _status(status_path, args.json)
+    if args.command == "cleanup":
+        status = _read_status(status_path)
+        if status and _alive(status.get("pid")) and not args.force:
+            print("xgw: the daemon (pid %s) is running and would put everything back; stop it "
+                  "first (systemctl stop xapi-gateway) or pass --force" % status["pid"],
+                  file=sys.stderr)
+            return EXIT_FAILURE
+        from agent.daemon.cleanup import cleanup
+        try:
+            summary = cleanup(config.agent)
+        except AgentError as exc:
+            print("xgw: clean-up failed: %s" % exc, file=sys.stderr)
+            return EXIT_FAILURE
+        print("removed %d rule(s); addresses: %s%s" % (
+            summary["rules"], ", ".join(summary["addresses"]) or "none",
+            "; ip_forward set back to 0" if summary["ip_forward_restored"] else ""))
+        return EXIT_OK
+    return EXIT_USAGE
+
+
+def _status(path, as_json):
+    status = _read_status(path)
+    if status is None:
+        print("xgw: no status at %s: is xapi-gateway-agent running?" % path, file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if as_json:
+        print(json.dumps(status, indent=1))
+        return EXIT_OK
+    alive = _alive(status.get("pid"))
+    print("daemon pid %s (%s), %s" % (status.get("pid"), "running" if alive else "NOT running",
+                                       status.get("summary")))
+    rows = [("GATEWAY", "BRIDGE", "ADDRESS", "NAT", "STATE", "DETAIL")]
+    for g in status.get("gateways", []):
+        rows.append((g["name"], g["bridge"], g.get("address") or "-",
+                     "yes" if g.get("nat") else "no", g["state"],
+                     g.get("error") or g.get("reason") or ""))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + str(row[5]))
+    return EXIT_OK if alive else EXIT_UNAVAILABLE
+
+
+def _read_status(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def _alive(pid):
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The agent's configuration: one declarative schema, parsed from an INI file.
+
+Every option is declared once in SCHEMA (type, default, help); parsing, defaults, error
+messages and the documented reference (``xapi-gateway-agent --help-config``) all come from
+it. A file with any error is refused whole: the daemon keeps its last good configuration.
+
+    [agent]
+    check_interval = 10
+
+    [gateway:private]
+    bridge = xapi1
+    address = 172.16.1.1/24
+    nat = yes
+"""
+import configparser
+import io
+from collections import OrderedDict, namedtuple
+
+from agent.core import model
+from agent.errors import ConfigError, GatewayInvalid
+
+DEFAULT_PATH = "/etc/xapi-gateway/agent.conf"
+GATEWAY_PREFIX = "gateway:"
+
+Option = namedtuple("Option", "parse default help")
+
+
+def _float_range(lo, hi):
+    def parse(value, field):
+        try:
+            number = float(value)
+        except ValueError:
+            raise GatewayInvalid("%s %r is not a number" % (field, value), field=field)
+        if not lo <= number <= hi:
+            raise GatewayInvalid("%s %r is out of range: %s to %s" % (field, value, lo, hi),
+                                 field=field)
+        return number
+    return parse
+
+
+def _choice(*choices):
+    def parse(value, field):
+        value = value.strip().lower()
+        if value not in choices:
+            raise GatewayInvalid("%s %r is not one of: %s" % (field, value, ", ".join(choices)),
+                                 field=field)
+        return value
+    return parse
+
+
+def _abspath(value, field):
+    value = value.strip()
+    if not value.startswith("/"):
+        raise GatewayInvalid("%s %r must be an absolute path" % (field, value), field=field)
+    return value
+
+
+def _bool(value, field):
+    return model.parse_bool(value, field)
+
+
+AGENT_SCHEMA = OrderedDict([
+    ("check_interval", Option(_float_range(0.5, 3600), 10.0,
+                              "Seconds between periodic drift checks of iptables and "
+                              "ip_forward (addresses and routes are watched by netlink).")),
+    ("resync_interval", Option(_float_range(10, 86400), 300.0,
+                               "Seconds between full re-reads of links, addresses and routes "
+                               "(a safety net behind the netlink events).")),
+    ("state_dir", Option(_abspath, "/var/lib/xapi-gateway",
+                         "Where the daemon records what it added, so it can remove exactly that.")),
+    ("runtime_dir", Option(_abspath, "/run/xapi-gateway",
+                           "Where the daemon publishes its status (status.json).")),
+    ("xtables_lock", Option(_abspath, "/run/xtables.lock",
+                            "The lock file iptables uses; held around every read-modify-commit.")),
+    ("udev", Option(_choice("auto", "udev", "kernel", "off"), "auto",
+                    "Bridge events: 'udev' (tagged by the hooks/ rule), 'kernel' uevents, "
+                    "'auto' (udev when udevd runs, else kernel) or 'off' (netlink only).")),
+    ("log_level", Option(_choice("debug", "info", "warning", "error"), "info",
+                         "Log verbosity.")),
+])
+
+GATEWAY_SCHEMA = OrderedDict([
+    ("bridge", Option(model.parse_bridge, None, "Dom0 bridge of the network, e.g. xapi1.")),
+    ("address", Option(model.parse_address, None,
+                       "Gateway address with prefix, e.g. 172.16.1.1/24; the subnet is derived.")),
+    ("nat", Option(_bool, True, "Masquerade traffic from the subnet going elsewhere.")),
+])
+
+
+class AgentSettings(namedtuple("AgentSettings", list(AGENT_SCHEMA))):
+    __slots__ = ()
+
+
+class Config(namedtuple("Config", "path agent gateways")):
+    """A parsed configuration: ``agent`` settings and ``gateways`` (name -> Gateway)."""
+
+    __slots__ = ()
+
+
+def defaults():
+    return Config(path=None, agent=AgentSettings(**{k: o.default for k, o in AGENT_SCHEMA.items()}),
+                  gateways=OrderedDict())
+
+
+def load(path):
+    """Read and validate ``path``; raises ConfigError on any problem."""
+    try:
+        with io.open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (IOError, OSError) as exc:
+        raise ConfigError("cannot read config %s: %s" % (path, exc.strerror or exc), path=path)
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config %s is not UTF-8: %s" % (path, exc), path=path)
+    return parse(text, path)
+
+
+def parse(text, path="<string>"):
+    parser = configparser.ConfigParser(interpolation=None, strict=True,
+                                       default_section="\0no-defaults")
+    parser.optionxform = str  # keys are case-sensitive; 'Bridge' is a typo, not 'bridge'
+    try:
+        parser.read_string(text, source=path)
+    except configparser.Error as exc:
+        raise ConfigError("config %s: %s" % (path, _one_line(exc)), path=path)
+
+    agent_values = {k: o.default for k, o in AGENT_SCHEMA.items()}
+    gateways = OrderedDict()
+    bridges = {}
+    for section in parser.sections():
+        items = parser.items(section)
+        if section == "agent":
+            agent_values.update(_parse_section(path, section, items, AGENT_SCHEMA))
+        elif section.startswith(GATEWAY_PREFIX):
+            name = section[len(GATEWAY_PREFIX):].strip()
+            values = _parse_section(path, section, items, GATEWAY_SCHEMA)
+            try:
+                name = model.parse_name(name, "gateway name")
+            except GatewayInvalid as exc:
+                raise ConfigError("config %s [%s]: %s" % (path, section, exc), path=path,
+                                  section=section)
+            if values["bridge"] in bridges:
+                raise ConfigError("config %s [%s]: bridge %s is already used by [%s%s]"
+                                  % (path, section, values["bridge"], GATEWAY_PREFIX,
+                                     bridges[values["bridge"]]),
+                                  path=path, section=section, key="bridge")
+            bridges[values["bridge"]] = name
+            gateways[name] = model.Gateway(name=name, source="config", **values)
+        else:
+            raise ConfigError("config %s: unknown section [%s]; expected [agent] or "
+                              "[gateway:NAME]" % (path, section), path=path, section=section)
+    return Config(path=path, agent=AgentSettings(**agent_values), gateways=gateways)
+
+
+def _parse_section(path, section, items, schema):
+    values = {}
+    for key, raw in items:
+        option = schema.get(key)
+        if option is None:
+            raise ConfigError("config %s [%s]: unknown key %r; known keys: %s"
+                              % (path, section, key, ", ".join(schema)),
+                              path=path, section=section, key=key)
+        try:
+            values[key] = option.parse(raw, key)
+        except GatewayInvalid as exc:
+            raise ConfigError("config %s [%s]: %s" % (path, section, exc),
+                              path=path, section=section, key=key)
+    for key, option in schema.items():
+        if key not in values:
+            if option.default is None:
+                raise ConfigError("config %s [%s]: missing required key %r (%s)"
+                                  % (path, section, key, option.help),
+                                  path=path, section=section, key=key)
+            values[key] = option.default
+    return values
+
+
+def reference():
+    """The configuration reference as text, generated from the schema."""
+    lines = ["[agent]"]
+    for key, opt in AGENT_SCHEMA.items():
+        lines.append("%-16s default %-24s %s" % (key, opt.default, opt.help))
+    lines.append("")
+    lines.append("[gateway:NAME]   (one section per gateway)")
+    for key, opt in GATEWAY_SCHEMA.items():
+        default = "(required)" if opt.default is None else opt.default
+        lines.append("%-16s default %-24s %s" % (key, default, opt.help))
+    return "\n".join(lines)
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split())

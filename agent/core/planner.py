@@ -1,0 +1,217 @@
+"""The planner: ``plan(desired, observed, owned) -> Plan``. Pure, no I/O.
+
+``desired`` is {name: Gateway}. ``observed`` is what the adapters read from the kernel
+(links, IPv4 addresses and main-table routes, the daemon's chains and the jumps to them,
+ip_forward). ``owned`` is the record of addresses the daemon added ({bridge: address}), so
+that it removes exactly those and nothing else.
+
+The plan lists idempotent operations, and a status for every desired gateway. An empty
+plan means: nothing to write.
+"""
+from collections import OrderedDict, namedtuple
+
+from agent.core import rules as rulesmod
+
+# ---- observation -----------------------------------------------------------------------
+Link = namedtuple("Link", "index name up")
+Route = namedtuple("Route", "network ifindex")          # main table, IPv4
+RuleView = namedtuple("RuleView", "position key target")  # key: our comment, or None
+
+
+class Observed(namedtuple("Observed", "links addresses routes tables ip_forward")):
+    """links {name: Link}; addresses {ifindex: frozenset(IPv4Interface)};
+    routes set(Route); tables {table: {chain: [RuleView]}} (a missing chain is absent);
+    ip_forward bool."""
+
+    __slots__ = ()
+
+
+# ---- operations ------------------------------------------------------------------------
+AddAddress = namedtuple("AddAddress", "bridge ifindex address")
+RemoveAddress = namedtuple("RemoveAddress", "bridge ifindex address")
+AddRoute = namedtuple("AddRoute", "bridge ifindex network source")
+EnsureChain = namedtuple("EnsureChain", "table chain")
+# Delete the jumps at ``delete`` (descending positions) and insert one at position 0.
+FixJump = namedtuple("FixJump", "table builtin chain delete")
+AddRule = namedtuple("AddRule", "table chain spec")
+DeleteRule = namedtuple("DeleteRule", "table chain position key")
+EnableForwarding = namedtuple("EnableForwarding", "")
+
+NETLINK_OPS = (AddAddress, RemoveAddress, AddRoute)
+IPTABLES_OPS = (EnsureChain, FixJump, AddRule, DeleteRule)
+
+# ---- status ----------------------------------------------------------------------------
+ABSENT = "absent"      # valid, but its bridge does not exist now (no VM running on it)
+PENDING = "pending"    # operations planned this round
+APPLIED = "applied"    # everything in place
+REFUSED = "refused"    # conflicts with another gateway or with the host
+
+GatewayStatus = namedtuple("GatewayStatus", "name bridge state reason")
+
+
+class Plan(namedtuple("Plan", "ops status owned")):
+    """ops: [operation]; status: {name: GatewayStatus}; owned: {bridge: IPv4Interface}
+    the record of added addresses once ``ops`` are applied."""
+
+    __slots__ = ()
+
+    def table_ops(self, table):
+        return [op for op in self.ops if isinstance(op, IPTABLES_OPS) and op.table == table]
+
+    def netlink_ops(self):
+        return [op for op in self.ops if isinstance(op, NETLINK_OPS)]
+
+
+def plan(desired, observed, owned=None, previous=()):
+    """Compute the operations that make ``observed`` match ``desired``.
+
+    ``previous`` names the gateways accepted last round: when two gateways conflict, the
+    one already in effect keeps its place (no flapping), otherwise the first by name wins.
+    """
+    owned = dict(owned or {})
+    accepted, status = resolve(desired, observed, owned, previous)
+    ops = []
+    new_owned = {}
+    live = []  # accepted gateways whose bridge exists: their rules must be present
+
+    for gw in accepted:
+        link = observed.links.get(gw.bridge)
+        if link is None:
+            status[gw.name] = GatewayStatus(gw.name, gw.bridge, ABSENT,
+                                            "bridge %s does not exist yet" % gw.bridge)
+            continue
+        live.append(gw)
+        new_owned[gw.bridge] = gw.address
+        addrs = observed.addresses.get(link.index, frozenset())
+        before = len(ops)
+        old = owned.get(gw.bridge)
+        if old is not None and old != gw.address and old in addrs:
+            ops.append(RemoveAddress(gw.bridge, link.index, old))
+        if gw.address not in addrs:
+            ops.append(AddAddress(gw.bridge, link.index, gw.address))
+        elif link.up and Route(gw.network, link.index) not in observed.routes:
+            # The kernel adds the connected route with the address while the link is up;
+            # it is only missing when someone removed it.
+            ops.append(AddRoute(gw.bridge, link.index, gw.network, gw.ip))
+        state = PENDING if len(ops) > before else APPLIED
+        status[gw.name] = GatewayStatus(gw.name, gw.bridge, state, None)
+
+    # Addresses we added on bridges that no longer carry (that) gateway.
+    for bridge, address in sorted(owned.items()):
+        if bridge in new_owned:
+            continue
+        link = observed.links.get(bridge)
+        if link is not None and address in observed.addresses.get(link.index, ()):
+            ops.append(RemoveAddress(bridge, link.index, address))
+
+    rule_ops, dirty_bridges = _plan_rules(live, observed)
+    ops.extend(rule_ops)
+    for gw in live:
+        if gw.bridge in dirty_bridges and status[gw.name].state == APPLIED:
+            status[gw.name] = GatewayStatus(gw.name, gw.bridge, PENDING, None)
+
+    if live and not observed.ip_forward:
+        ops.append(EnableForwarding())
+        for gw in live:
+            status[gw.name] = GatewayStatus(gw.name, gw.bridge, PENDING, None)
+    return Plan(ops=ops, status=status, owned=new_owned)
+
+
+def resolve(desired, observed, owned, previous=()):
+    """Split desired gateways into accepted ones and refused ones (with a reason).
+
+    Refused: a bridge taken by another gateway, a subnet overlapping another gateway's,
+    or overlapping an address or route the host already has elsewhere (addresses and
+    routes on the gateway's own bridge, and those the daemon added, do not count).
+    """
+    previous = set(previous)
+    order = sorted(desired.values(), key=lambda g: (g.name not in previous, g.name))
+    status = OrderedDict()
+    accepted = []
+    by_bridge = {}
+    index_name = {link.index: name for name, link in observed.links.items()}
+    ours_by_index = {}
+    for bridge, address in owned.items():
+        link = observed.links.get(bridge)
+        if link is not None:
+            ours_by_index.setdefault(link.index, set()).add(address)
+
+    for gw in order:
+        reason = None
+        other = by_bridge.get(gw.bridge)
+        if other is not None:
+            reason = "bridge %s is already the gateway %s" % (gw.bridge, other.name)
+        if reason is None:
+            for acc in accepted:
+                if acc.network.overlaps(gw.network):
+                    reason = "subnet %s overlaps gateway %s (%s)" % (gw.network, acc.name,
+                                                                   acc.network)
+                    break
+        if reason is None:
+            reason = _host_conflict(gw, observed, index_name, ours_by_index)
+        if reason is not None:
+            status[gw.name] = GatewayStatus(gw.name, gw.bridge, REFUSED, reason)
+            continue
+        accepted.append(gw)
+        by_bridge[gw.bridge] = gw
+    return accepted, status
+
+
+def _host_conflict(gw, observed, index_name, ours_by_index):
+    own_link = observed.links.get(gw.bridge)
+    own_index = own_link.index if own_link is not None else None
+    for ifindex, addrs in observed.addresses.items():
+        if ifindex == own_index:
+            continue
+        ours = ours_by_index.get(ifindex, ())
+        for addr in addrs:
+            if addr in ours:
+                continue
+            if addr.network.overlaps(gw.network):
+                return "subnet %s overlaps address %s on %s" % (
+                    gw.network, addr, index_name.get(ifindex, "#%d" % ifindex))
+    for route in observed.routes:
+        if route.ifindex == own_index or route.network.prefixlen == 0:
+            continue
+        if route.ifindex in ours_by_index:
+            continue
+        if route.network.overlaps(gw.network):
+            return "subnet %s overlaps route %s on %s" % (
+                gw.network, route.network, index_name.get(route.ifindex, "#%s" % route.ifindex))
+    return None
+
+
+def _plan_rules(live, observed):
+    ops = []
+    dirty = set()
+    wanted = rulesmod.desired_rules(live)
+    for table, builtin, chain in rulesmod.OWN_CHAINS:
+        chains = observed.tables.get(table, {})
+        present = chains.get(chain)
+        if present is None:
+            ops.append(EnsureChain(table, chain))
+            present = []
+        jumps = [rv.position for rv in chains.get(builtin, ()) if rv.target == chain]
+        if jumps != [0]:
+            ops.append(FixJump(table, builtin, chain, tuple(sorted(jumps, reverse=True))))
+        want = wanted[(table, chain)]
+        seen = set()
+        deletes = []
+        for rv in present:
+            if not rulesmod.is_ours(rv.key):
+                continue  # a rule someone else put in our chain: not ours to touch
+            if rv.key in want and rv.key not in seen:
+                seen.add(rv.key)
+            else:
+                deletes.append(DeleteRule(table, chain, rv.position, rv.key))
+        # Highest position first so that earlier deletions do not shift later ones.
+        ops.extend(sorted(deletes, key=lambda op: -op.position))
+        for key, spec in want.items():
+            if key not in seen:
+                ops.append(AddRule(table, chain, spec))
+                dirty.add(_bridge_of(key))
+    return ops, dirty
+
+
+def _bridge_of(key):
+    return key[len(rulesmod.KEY_PREFIX):].split(":", 1)[0]

@@ -1,0 +1,50 @@
+"""Logging: the journal with structured fields under systemd, plain stderr otherwise.
+
+Call sites pass ``extra=reconciler.fields(bridge=..., gateway=..., operation=...)``; the
+journal gets them as BRIDGE=, GATEWAY=, OPERATION= (so ``journalctl BRIDGE=xapi1`` works),
+stderr gets the message alone.
+"""
+import logging
+import os
+import sys
+
+
+class _JournalFields(logging.Filter):
+    """Turn ``record.xgw_fields`` into the upper-case attributes JournalHandler sends."""
+
+    def filter(self, record):
+        for key, value in (getattr(record, "xgw_fields", None) or {}).items():
+            if value is not None:
+                setattr(record, key.upper(), str(value))
+        return True
+
+
+def setup(level="info", stream=None):
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = None
+    if os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"):
+        try:
+            from systemd.journal import JournalHandler  # systemd-python, optional
+            handler = JournalHandler(SYSLOG_IDENTIFIER="xapi-gateway")
+            handler.addFilter(_JournalFields())
+            handler.setFormatter(logging.Formatter("%(message)s"))
+        except ImportError:
+            handler = None
+    if handler is None:
+        handler = logging.StreamHandler(stream or sys.stderr)
+        if os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"):
+            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        else:
+            handler.setFormatter(logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    set_level(level)
+
+
+def set_level(level):
+    logging.getLogger().setLevel(getattr(logging, level.upper(), logging.INFO))
+    # pyroute2 and asyncio log every netlink message at debug: far too much for ours.
+    for noisy in ("pyroute2", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

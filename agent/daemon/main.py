@@ -1,0 +1,281 @@
+"""xapi-gateway-agent: wiring and lifecycle of the gateway daemon.
+
+Start-up: read the config (refuse to start on a bad one), subscribe to netlink events,
+dump links/addresses/routes, listen to udev, run the first full round, then tell systemd
+READY=1. After that: rounds on events, a periodic drift check, a netlink re-read now and
+then, watchdog pings while the reconciler is healthy, SIGHUP reloads (a bad file keeps the
+old config), SIGTERM leaves every gateway in place and exits 0.
+"""
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import agent
+from agent.core import config as configmod
+from agent.errors import AgentError, ConfigError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="xapi-gateway-agent",
+        description="Make the xapi* bridges of a XenServer / XCP-ng host NAT gateways, "
+                    "and keep them so.")
+    parser.add_argument("-c", "--config", default=configmod.DEFAULT_PATH,
+                        help="configuration file (default: %(default)s)")
+    parser.add_argument("--check-config", action="store_true",
+                        help="validate the configuration, print the gateways, exit 0 if valid")
+    parser.add_argument("--cleanup", action="store_true",
+                        help="remove every rule, chain and address the daemon added, then exit "
+                             "(stop the service first)")
+    parser.add_argument("--help-config", action="store_true",
+                        help="print the configuration reference and exit")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        help="override the configured log level")
+    parser.add_argument("--version", action="version", version="%(prog)s " + agent.__version__)
+    return parser.parse_args(argv)
+
+
+def load_config(path):
+    """The config at ``path``; a missing default file means 'no gateways yet'."""
+    if path == configmod.DEFAULT_PATH and not os.path.exists(path):
+        return configmod.defaults()
+    return configmod.load(path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.help_config:
+        print(configmod.reference())
+        return EXIT_OK
+    from agent.daemon import logs
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        logs.setup("info")
+        log.error("%s", exc)
+        print("xapi-gateway-agent: %s" % exc, file=sys.stderr)
+        return EXIT_CONFIG
+    logs.setup(args.log_level or config.agent.log_level)
+    if args.check_config:
+        print("config %s is valid: %d gateway(s)" % (config.path or "(defaults)",
+                                                     len(config.gateways)))
+        for gw in config.gateways.values():
+            print("  %s" % gw.describe())
+        return EXIT_OK
+    if args.cleanup:
+        from agent.daemon.cleanup import cleanup
+        try:
+            summary = cleanup(config.agent)
+        except AgentError as exc:
+            log.error("clean-up failed: %s", exc)
+            return EXIT_FAILURE
+        print("removed %d rule(s), addresses: %s%s" % (
+            summary["rules"], ", ".join(summary["addresses"]) or "none",
+            "; ip_forward set back to 0" if summary["ip_forward_restored"] else ""))
+        return EXIT_OK
+    return Daemon(args, config).run()
+
+
+class Daemon(object):
+    def __init__(self, args, config):
+        self.args = args
+        self.config = config
+        self.exit_code = EXIT_OK
+        self.loop = None
+        self.engine = None
+        self._stop = None
+        self._status_text = None
+
+    def run(self):
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self.loop = loop
+        try:
+            return loop.run_until_complete(self._main())
+        finally:
+            loop.close()
+
+    async def _main(self):
+        # Imported here so that --check-config and --help work without the kernel libraries.
+        from agent.adapters.iptables import Iptables, XtablesLock
+        from agent.adapters.netlink import Netlink, NetlinkMonitor, NetlinkView
+        from agent.adapters.statefile import StateFile
+        from agent.adapters.sysctl import Sysctl
+        from agent.adapters.systemd import Notifier
+        from agent.adapters.udev import UdevEvents
+        from agent.daemon.reconciler import Engine, Reconciler
+        from agent.daemon.sources import StaticSource
+
+        settings = self.config.agent
+        loop = self.loop
+        self._stop = loop.create_future()
+        self.notifier = Notifier()
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
+        self.started = time.time()
+
+        def in_kernel_thread(func, *args):
+            return loop.run_in_executor(executor, func, *args)
+
+        netlink = await in_kernel_thread(Netlink)
+        view = NetlinkView()
+
+        def resync():
+            view.load(*netlink.dump())
+
+        self.source = StaticSource(self.config.gateways)
+        reconciler = Reconciler(
+            source=self.source, view=view, netlink=netlink, iptables=Iptables(),
+            sysctl=Sysctl(), lock=XtablesLock(settings.xtables_lock),
+            statefile=StateFile(settings.state_dir))
+        self.reconciler = reconciler
+        engine = Engine(reconciler, executor, loop, resync, on_round=self._after_round)
+        self.engine = engine
+
+        monitor = NetlinkMonitor(
+            view, on_change=lambda names: engine.request_threadsafe(names),
+            on_overflow=lambda: engine.request_threadsafe(resync=True))
+        await loop.run_in_executor(None, monitor.start)
+        self.monitor = monitor
+        await in_kernel_thread(resync)
+
+        udev = None
+        if settings.udev != "off":
+            try:
+                udev = UdevEvents(settings.udev).open()
+                loop.add_reader(udev.fileno(), self._on_udev, udev)
+            except Exception as exc:  # pyudev raises plain OSError/ImportError variants
+                log.warning("udev events unavailable (%s); relying on netlink events", exc)
+                udev = None
+
+        for signum, handler in ((signal.SIGTERM, self._on_term), (signal.SIGINT, self._on_term),
+                                (signal.SIGHUP, self._on_hup)):
+            loop.add_signal_handler(signum, handler)
+
+        core = asyncio.ensure_future(engine.run())
+        engine.request(resync=False)
+        done, _ = await asyncio.wait([core, engine.first_round, self._stop],
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if core in done:
+            return self._core_died(core)
+        if engine.first_round.done():
+            log.info("first reconcile done: %s; ready", reconciler.summary())
+            self.notifier.notify(ready=1, status=reconciler.summary())
+
+        tasks = [asyncio.ensure_future(self._periodic(settings.check_interval,
+                                                      lambda: engine.request())),
+                 asyncio.ensure_future(self._periodic(settings.resync_interval,
+                                                      lambda: engine.request(resync=True))),
+                 asyncio.ensure_future(self._watchdog())]
+        done, _ = await asyncio.wait([core, self._stop], return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        if core in done:
+            return self._core_died(core)
+        self.notifier.notify(stopping=1, status="stopping; gateways left in place")
+        core.cancel()
+        if udev is not None:
+            loop.remove_reader(udev.fileno())
+        # Let a round in flight finish its commit rather than cut it in half.
+        await loop.run_in_executor(None, executor.shutdown, True)
+        log.info("stopped; %s left in place", reconciler.summary())
+        return self.exit_code
+
+    def _core_died(self, core):
+        exc = core.exception() if not core.cancelled() else None
+        log.critical("the reconciler died: %r; exiting so that systemd restarts the daemon",
+                     exc, exc_info=exc)
+        return EXIT_FAILURE
+
+    # ---- events ------------------------------------------------------------------------
+    def _on_udev(self, udev):
+        try:
+            events = udev.drain()
+        except Exception:
+            log.exception("reading udev events failed")
+            return
+        names = set(name for _action, name in events)
+        if names:
+            log.debug("udev: %s", ", ".join("%s %s" % e for e in events))
+            self.engine.request(names)
+
+    def _on_term(self):
+        if not self._stop.done():
+            log.info("stop requested; gateways stay in place")
+            self._stop.set_result(True)
+
+    def _on_hup(self):
+        self.notifier.notify(reloading=1)
+        path = self.args.config
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            self.notifier.notify(ready=1, status="reload refused: %s" % exc)
+            return
+        from agent.daemon import logs
+        logs.set_level(self.args.log_level or config.agent.log_level)
+        self.config = config
+        self.source.replace(config.gateways)
+        log.info("configuration reloaded from %s: %d gateway(s)", path, len(config.gateways))
+        self.engine.request()
+        self.notifier.notify(ready=1)
+
+    async def _periodic(self, interval, action):
+        while True:
+            await asyncio.sleep(interval)
+            action()
+
+    async def _watchdog(self):
+        interval = self.notifier.watchdog_interval()
+        if not interval:
+            # Nothing to ping, but still exit if the netlink monitor thread died.
+            interval = None
+        while True:
+            await asyncio.sleep(interval or 5.0)
+            if not self.monitor.is_alive():
+                log.critical("the netlink monitor thread died; exiting")
+                self.exit_code = EXIT_FAILURE
+                self._on_term()
+                return
+            if interval and self.engine.healthy(max_round_seconds=interval * 2):
+                self.notifier.notify(watchdog=1)
+
+    def _after_round(self, result):
+        text = self.reconciler.summary()
+        if text != self._status_text:
+            self._status_text = text
+            self.notifier.notify(status=text)
+        self._publish_status(result)
+
+    def _publish_status(self, result):
+        from agent.adapters.statefile import write_atomic
+        from agent.errors import StateError
+        r = self.reconciler
+        data = {
+            "pid": os.getpid(), "version": agent.__version__, "started": self.started,
+            "config": self.config.path, "summary": r.summary(), "rounds": r.rounds,
+            "writes": r.writes, "iptables_commits": r.iptables.commits,
+            "last_round": None if result is None else dict(result._asdict()),
+            "gateways": list(r.status.values()),
+        }
+        path = os.path.join(self.config.agent.runtime_dir, "status.json")
+        try:
+            write_atomic(path, json.dumps(data, indent=1) + "\n")
+        except StateError as exc:
+            log.warning("cannot publish status: %s", exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

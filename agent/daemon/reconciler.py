@@ -1,0 +1,241 @@
+"""The reconciler: the only writer of addresses, routes, iptables and ip_forward.
+
+``Reconciler.run_round`` runs in the single kernel thread: under the xtables lock it
+observes (netlink mirror, our chains, ip_forward), plans (core.planner, pure), applies
+(netlink verbs, one iptables commit per changed table, sysctl), and records the outcome.
+A round that finds nothing to change writes nothing. ``Engine`` is its asyncio side:
+events from udev, netlink, timers and reloads land in one pending set, coalesced, and
+each round serves everything that piled up while the previous one ran.
+"""
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict, namedtuple
+
+from agent.core import planner as P
+from agent.core import rules as rulesmod
+from agent.errors import AgentError, TransientKernelError
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+
+RoundResult = namedtuple("RoundResult", "ops writes commits errors duration")
+
+
+def fields(**kw):
+    """``extra=`` for structured log fields (journal: BRIDGE=, GATEWAY=, OPERATION=)."""
+    return {"xgw_fields": kw}
+
+
+class Reconciler(object):
+    def __init__(self, source, view, netlink, iptables, sysctl, lock, statefile,
+                 clock=time.monotonic, wallclock=time.time):
+        self.source = source
+        self.view = view
+        self.netlink = netlink
+        self.iptables = iptables
+        self.sysctl = sysctl
+        self.lock = lock
+        self.statefile = statefile
+        self.clock = clock
+        self.wallclock = wallclock
+        self.owned, self.ip_forward_was = statefile.load()
+        self._saved = (dict(self.owned), self.ip_forward_was)
+        self.accepted = set()
+        self.status = OrderedDict()   # name -> dict (published in status.json)
+        self.rounds = 0
+        self.writes = 0
+        self.last = None
+
+    # ---- one round (kernel thread) -----------------------------------------------------
+    def run_round(self):
+        started = self.clock()
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self.lock:
+                    plan = self._plan()
+                    errors = self._apply(plan)
+                break
+            except TransientKernelError as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                log.info("retrying the round (%s), attempt %d", exc, attempt + 1)
+        commits = sum(1 for t in rulesmod.TABLES if plan.table_ops(t))
+        self._record(plan, errors)
+        self.rounds += 1
+        writes = len(plan.ops)
+        self.writes += writes
+        self.last = RoundResult(ops=len(plan.ops), writes=writes, commits=commits,
+                                errors=len(errors), duration=self.clock() - started)
+        if plan.ops:
+            log.info("round %d: %d operations in %.1f ms%s", self.rounds, len(plan.ops),
+                     self.last.duration * 1000, ", %d failed" % len(errors) if errors else "")
+        return self.last
+
+    def _plan(self):
+        tables = {t: self.iptables.observe(t) for t in rulesmod.TABLES}
+        links, addresses, routes = self.view.snapshot()
+        observed = P.Observed(links=links, addresses=addresses, routes=routes, tables=tables,
+                              ip_forward=self.sysctl.ip_forward())
+        return P.plan(self.source.gateways(), observed, self.owned, self.accepted)
+
+    def _apply(self, plan):
+        """Apply ``plan``; returns {bridge or '*': AgentError} for what failed."""
+        errors = {}
+        for op in plan.netlink_ops():
+            try:
+                if isinstance(op, P.AddAddress):
+                    self.netlink.add_address(op.ifindex, op.address)
+                elif isinstance(op, P.RemoveAddress):
+                    self.netlink.remove_address(op.ifindex, op.address)
+                elif isinstance(op, P.AddRoute):
+                    self.netlink.add_route(op.ifindex, op.network, op.source)
+                log.info("%s %s on %s", type(op).__name__, getattr(op, "address", None)
+                         or op.network, op.bridge,
+                         extra=fields(bridge=op.bridge, operation=type(op).__name__))
+            except TransientKernelError:
+                raise
+            except AgentError as exc:
+                log.error("%s on %s failed: %s", type(op).__name__, op.bridge, exc,
+                          extra=fields(bridge=op.bridge, operation=type(op).__name__))
+                errors[op.bridge] = exc
+        for table in rulesmod.TABLES:
+            ops = plan.table_ops(table)
+            if not ops:
+                continue
+            try:
+                self.iptables.apply(table, ops)
+                log.debug("iptables %s: committed %d operations", table, len(ops))
+            except TransientKernelError:
+                raise
+            except AgentError as exc:
+                log.error("iptables %s: %s", table, exc, extra=fields(operation="commit"))
+                for op in ops:
+                    key = getattr(op, "key", None) or getattr(getattr(op, "spec", None), "key", None)
+                    errors[_bridge_of(key) if key else "*"] = exc
+        if any(isinstance(op, P.EnableForwarding) for op in plan.ops):
+            try:
+                if self.ip_forward_was is None:
+                    self.ip_forward_was = False
+                self.sysctl.set_ip_forward(True)
+                log.info("enabled IPv4 forwarding", extra=fields(operation="ip_forward"))
+            except AgentError as exc:
+                log.error("cannot enable IPv4 forwarding: %s", exc)
+                errors["*"] = exc
+        return errors
+
+    def _record(self, plan, errors):
+        now, mono = self.wallclock(), self.clock()
+        failed_owned = {b for b in errors if b in plan.owned}
+        owned = {b: a for b, a in plan.owned.items() if b not in failed_owned}
+        for bridge in failed_owned:
+            if bridge in self.owned:
+                owned[bridge] = self.owned[bridge]
+        self.owned = owned
+        if (owned, self.ip_forward_was) != self._saved:
+            self.statefile.save(owned, self.ip_forward_was)
+            self._saved = (dict(owned), self.ip_forward_was)
+        self.accepted = set(n for n, s in plan.status.items() if s.state != P.REFUSED)
+
+        gateways = self.source.gateways()
+        status = OrderedDict()
+        for name, st in plan.status.items():
+            gw = gateways.get(name)
+            error = errors.get(st.bridge) or errors.get("*")
+            state, reason = st.state, st.reason
+            if state == P.PENDING:
+                state = "error" if error else P.APPLIED
+            if state != "error":
+                error = None
+            old = self.status.get(name)
+            unchanged = old is not None and old["state"] == state and old["reason"] == reason
+            status[name] = {
+                "name": name, "bridge": st.bridge,
+                "address": str(gw.address) if gw else None,
+                "nat": gw.nat if gw else None,
+                "source": gw.source if gw else None,
+                "state": state, "reason": reason,
+                "error": str(error) if error else None,
+                "since": old["since"] if unchanged else now,
+                "since_monotonic": old["since_monotonic"] if unchanged else mono,
+            }
+            if not unchanged:
+                _log_state(name, st.bridge, state, reason, error)
+        self.status = status
+
+    def summary(self):
+        counts = OrderedDict()
+        for st in self.status.values():
+            counts[st["state"]] = counts.get(st["state"], 0) + 1
+        parts = ", ".join("%d %s" % (n, s) for s, n in counts.items())
+        return "%d gateway%s%s" % (len(self.status), "" if len(self.status) == 1 else "s",
+                                   ": " + parts if parts else "")
+
+
+def _log_state(name, bridge, state, reason, error):
+    extra = fields(gateway=name, bridge=bridge, operation="state")
+    if state == P.REFUSED:
+        log.error("gateway %s on %s refused: %s", name, bridge, reason, extra=extra)
+    elif state == "error":
+        log.error("gateway %s on %s failed: %s", name, bridge, error, extra=extra)
+    else:
+        log.info("gateway %s on %s: %s%s", name, bridge, state,
+                 " (%s)" % reason if reason else "", extra=extra)
+
+
+def _bridge_of(key):
+    return key[len(rulesmod.KEY_PREFIX):].split(":", 1)[0]
+
+
+class Engine(object):
+    """Asyncio side of the reconciler: coalesced requests, one round at a time."""
+
+    def __init__(self, reconciler, executor, loop, resync, on_round=None):
+        self.reconciler = reconciler
+        self.executor = executor
+        self.loop = loop
+        self.resync = resync          # callable (kernel thread): re-dump the netlink view
+        self.on_round = on_round      # callable(RoundResult), in the loop
+        self._pending = set()
+        self._resync = False
+        self._wake = asyncio.Event()
+        self.round_started = None     # monotonic time of the round in flight, or None
+        self.first_round = loop.create_future()
+
+    def request(self, names=(), resync=False):
+        self._pending.update(names)
+        self._resync = self._resync or resync
+        self._wake.set()
+
+    def request_threadsafe(self, names=(), resync=False):
+        self.loop.call_soon_threadsafe(self.request, names, resync)
+
+    async def run(self):
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            names, self._pending = self._pending, set()
+            resync, self._resync = self._resync, False
+            self.round_started = time.monotonic()
+            try:
+                if resync:
+                    await self.loop.run_in_executor(self.executor, self.resync)
+                try:
+                    result = await self.loop.run_in_executor(self.executor,
+                                                             self.reconciler.run_round)
+                except AgentError as exc:
+                    log.error("round failed: %s (bridges: %s)", exc,
+                              ", ".join(sorted(names)) or "-")
+                    result = None
+            finally:
+                self.round_started = None
+            if not self.first_round.done():
+                self.first_round.set_result(result)
+            if self.on_round is not None:
+                self.on_round(result)
+
+    def healthy(self, max_round_seconds):
+        started = self.round_started
+        return started is None or time.monotonic() - started < max_round_seconds
