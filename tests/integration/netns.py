@@ -1,0 +1,268 @@
+"""Namespaces, topologies and a daemon runner for the integration tests.
+
+Everything here happens inside network namespaces the tests create (named ``xgwt-...``)
+and removes afterwards. Nothing touches the host's own namespace, and traffic only flows
+between namespaces made here.
+"""
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers")
+_counter = itertools.count()
+
+DOM0_FIREWALL = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:RH-Firewall-1-INPUT - [0:0]
+-A INPUT -j RH-Firewall-1-INPUT
+-A FORWARD -j RH-Firewall-1-INPUT
+-A RH-Firewall-1-INPUT -i lo -j ACCEPT
+-A RH-Firewall-1-INPUT -p icmp --icmp-type any -j ACCEPT
+-A RH-Firewall-1-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A RH-Firewall-1-INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 22 -j ACCEPT
+-A RH-Firewall-1-INPUT -j REJECT --reject-with icmp-host-prohibited
+COMMIT
+"""
+# As in Dom0's stock /etc/sysconfig/iptables: FORWARD shares RH-Firewall-1-INPUT with
+# INPUT, so forwarded ICMP passes but a forwarded TCP connection to anything but ports it
+# opens meets the final REJECT, unless XGW-FORWARD accepts it first.
+
+
+def run(cmd, check=True, input=None, timeout=60):
+    proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError("%s failed (%d): %s%s" % (" ".join(cmd), proc.returncode,
+                                                       proc.stdout, proc.stderr))
+    return proc
+
+
+class Netns(object):
+    """A named network namespace; ``ns.run([...])`` runs a command inside it."""
+
+    def __init__(self, role):
+        self.name = "xgwt-%d-%d-%s" % (os.getpid(), next(_counter), role)
+        run(["ip", "netns", "add", self.name])
+        self.run(["ip", "link", "set", "lo", "up"])
+
+    def run(self, cmd, **kw):
+        return run(["ip", "netns", "exec", self.name] + list(cmd), **kw)
+
+    def popen(self, cmd, **kw):
+        return subprocess.Popen(["ip", "netns", "exec", self.name] + list(cmd), **kw)
+
+    def ipt(self, *args, **kw):
+        return self.run(["iptables-legacy", "-w"] + list(args), **kw)
+
+    def save(self, table):
+        return self.run(["iptables-legacy-save", "-t", table]).stdout
+
+    def rules(self, table):
+        """The ``-A`` lines of ``iptables-save -t table`` (counters and comments kept)."""
+        return [l for l in self.save(table).splitlines() if l.startswith("-A ")]
+
+    def addresses(self, dev):
+        out = self.run(["ip", "-4", "-o", "addr", "show", "dev", dev], check=False).stdout
+        return [line.split()[3] for line in out.splitlines()]
+
+    def routes(self):
+        return self.run(["ip", "-4", "route", "show", "table", "main"]).stdout.splitlines()
+
+    def ip_forward(self):
+        return self.run(["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip()
+
+    def set_ip_forward(self, value):
+        self.run(["sh", "-c", "echo %d > /proc/sys/net/ipv4/ip_forward" % value])
+
+    def link_exists(self, dev):
+        return self.run(["ip", "link", "show", dev], check=False).returncode == 0
+
+    def delete(self):
+        pids = run(["ip", "netns", "pids", self.name], check=False).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        run(["ip", "netns", "del", self.name], check=False)
+
+
+class Topology(object):
+    """dom0 (the gateway host) with bridge xapi1 and an uplink to 'outside'; a 'vm'
+    namespace plugged into xapi1 through a veth; 'outside' has no route to the private
+    subnet, so only NAT can bring replies back."""
+
+    PRIVATE = "172.16.1.1/24"
+    VM_ADDR = "172.16.1.10/24"
+    DOM0_UPLINK = "10.200.0.1/24"
+    OUTSIDE = "10.200.0.2"
+
+    def __init__(self, bridge="xapi1", firewall=True):
+        self.bridge = bridge
+        self.dom0 = Netns("dom0")
+        self.vm = Netns("vm")
+        self.outside = Netns("out")
+        self.namespaces = [self.dom0, self.vm, self.outside]
+        # uplink dom0 <-> outside
+        self.dom0.run(["ip", "link", "add", "uplink", "type", "veth", "peer", "name", "eth0",
+                       "netns", self.outside.name])
+        self.dom0.run(["ip", "addr", "add", self.DOM0_UPLINK, "dev", "uplink"])
+        self.dom0.run(["ip", "link", "set", "uplink", "up"])
+        self.outside.run(["ip", "addr", "add", self.OUTSIDE + "/24", "dev", "eth0"])
+        self.outside.run(["ip", "link", "set", "eth0", "up"])
+        if firewall:
+            self.dom0.run(["iptables-legacy-restore"], input=DOM0_FIREWALL)
+
+    def create_bridge(self):
+        """What XAPI does when the first VM on the network starts: the bridge, up, with the
+        VM's vif in it."""
+        self.dom0.run(["ip", "link", "add", self.bridge, "type", "bridge"])
+        self.dom0.run(["ip", "link", "set", self.bridge, "up"])
+        self.dom0.run(["ip", "link", "add", "vif1.0", "type", "veth", "peer", "name", "eth0",
+                       "netns", self.vm.name])
+        self.dom0.run(["ip", "link", "set", "vif1.0", "master", self.bridge])
+        self.dom0.run(["ip", "link", "set", "vif1.0", "up"])
+        self.vm.run(["ip", "addr", "add", self.VM_ADDR, "dev", "eth0"])
+        self.vm.run(["ip", "link", "set", "eth0", "up"])
+        self.vm.run(["ip", "route", "add", "default", "via", self.PRIVATE.split("/")[0]])
+
+    def delete_bridge(self):
+        self.dom0.run(["ip", "link", "del", "vif1.0"], check=False)
+        self.dom0.run(["ip", "link", "del", self.bridge], check=False)
+
+    def close(self):
+        for ns in self.namespaces:
+            ns.delete()
+
+
+class Daemon(object):
+    """xapi-gateway-agent running for real inside a namespace, readiness by sd_notify."""
+
+    def __init__(self, ns, workdir, gateways=None, agent_opts=None, extra=""):
+        self.ns = ns
+        self.workdir = workdir
+        self.config_path = os.path.join(workdir, "agent.conf")
+        self.state_dir = os.path.join(workdir, "state")
+        self.runtime_dir = os.path.join(workdir, "run")
+        self.log_path = os.path.join(workdir, "agent.log")
+        self.proc = None
+        self.notify_path = os.path.join(workdir, "notify.sock")
+        self.write_config(gateways if gateways is not None else {}, agent_opts, extra)
+
+    def write_config(self, gateways, agent_opts=None, extra=""):
+        opts = {"check_interval": "0.5", "state_dir": self.state_dir,
+                "runtime_dir": self.runtime_dir,
+                "xtables_lock": os.path.join(self.workdir, "xtables.lock"), "udev": "off",
+                "log_level": "debug"}
+        opts.update(agent_opts or {})
+        lines = ["[agent]"] + ["%s = %s" % kv for kv in sorted(opts.items())] + [""]
+        for name, gw in gateways.items():
+            lines.append("[gateway:%s]" % name)
+            lines.extend("%s = %s" % kv for kv in sorted(gw.items()))
+            lines.append("")
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + extra)
+
+    def start(self, wait_ready=True, timeout=20):
+        if os.path.exists(self.notify_path):
+            os.unlink(self.notify_path)
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(self.notify_path)
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify_path, PYTHONPATH=REPO,
+                   PYTHONUNBUFFERED="1")
+        log = open(self.log_path, "a")
+        self.proc = self.ns.popen([sys.executable, "-m", "agent.daemon.main",
+                                   "-c", self.config_path], stdout=log, stderr=log, env=env)
+        log.close()
+        if wait_ready:
+            self.wait_notify("READY=1", timeout)
+        return self
+
+    def wait_notify(self, what, timeout=20):
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("no %s from the daemon within %ss; log:\n%s"
+                                     % (what, timeout, self.log()))
+            if self.proc.poll() is not None:
+                raise AssertionError("daemon exited with %s; log:\n%s"
+                                     % (self.proc.returncode, self.log()))
+            self._notify.settimeout(min(remaining, 0.2))
+            try:
+                message = self._notify.recv(4096).decode()
+            except socket.timeout:
+                continue
+            if what in message.split("\n"):
+                return message
+
+    def status(self):
+        try:
+            with open(os.path.join(self.runtime_dir, "status.json")) as f:
+                return json.load(f)
+        except (IOError, OSError, ValueError):
+            return None
+
+    def gateway_state(self, name):
+        status = self.status() or {}
+        for gw in status.get("gateways", []):
+            if gw["name"] == name:
+                return gw
+        return None
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def stop(self, timeout=10):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code, self.proc = self.proc.returncode, None
+        self._notify.close()
+        return code
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()[-6000:]
+        except IOError:
+            return ""
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
+    """Poll ``predicate`` until it returns a truthy value; the tests' only way to wait."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, message, last))
+
+
+def make_workdir():
+    return tempfile.mkdtemp(prefix="xgwt-")
+
+
+def remove_workdir(path):
+    shutil.rmtree(path, ignore_errors=True)
