@@ -33,8 +33,10 @@ class Notifier(object):
             address = "\0" + address[1:]
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            sock.connect(address)
-            sock.sendall(message.encode("utf-8"))
+            # Never block the event loop on a notification: if the receiver's queue is
+            # full the message is dropped, as libsystemd's sd_notify would fail too.
+            sock.setblocking(False)
+            sock.sendto(message.encode("utf-8"), address)
             return True
         except (IOError, OSError) as exc:
             log.debug("sd_notify to %s failed: %s", self.address, exc)

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -178,6 +179,12 @@ class Daemon(object):
             os.unlink(self.notify_path)
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify.bind(self.notify_path)
+        self._notify.settimeout(0.2)
+        self._messages = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read_notify, args=(self._notify,))
+        self._reader.daemon = True
+        self._reader.start()
         env = dict(os.environ, NOTIFY_SOCKET=self.notify_path, PYTHONPATH=REPO,
                    PYTHONUNBUFFERED="1")
         log = open(self.log_path, "a")
@@ -188,23 +195,39 @@ class Daemon(object):
             self.wait_notify("READY=1", timeout)
         return self
 
-    def wait_notify(self, what, timeout=20):
-        deadline = time.monotonic() + timeout
+    def _read_notify(self, sock):
+        """Like systemd, keep reading the notify socket for as long as the daemon runs."""
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("no %s from the daemon within %ss; log:\n%s"
-                                     % (what, timeout, self.log()))
-            if self.proc.poll() is not None:
-                raise AssertionError("daemon exited with %s; log:\n%s"
-                                     % (self.proc.returncode, self.log()))
-            self._notify.settimeout(min(remaining, 0.2))
             try:
-                message = self._notify.recv(4096).decode()
+                message = sock.recv(4096).decode()
             except socket.timeout:
                 continue
-            if what in message.split("\n"):
-                return message
+            except OSError:
+                return  # closed by stop()
+            with self._cond:
+                self._messages.append(message)
+                self._cond.notify_all()
+
+    def notifications(self):
+        with self._cond:
+            return list(self._messages)
+
+    def wait_notify(self, what, timeout=20, after=0):
+        """Wait for a notification line ``what`` among messages number ``after`` onwards."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for message in self._messages[after:]:
+                    if what in message.split("\n"):
+                        return message
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError("no %s from the daemon within %ss; log:\n%s"
+                                         % (what, timeout, self.log()))
+                if self.proc.poll() is not None:
+                    raise AssertionError("daemon exited with %s; log:\n%s"
+                                         % (self.proc.returncode, self.log()))
+                self._cond.wait(min(remaining, 0.2))
 
     def status(self):
         try:
