@@ -105,7 +105,7 @@ def defaults():
 def load(path):
     """Read and validate ``path``; raises ConfigError on any problem."""
     try:
-        with io.open(path, encoding="utf-8") as f:
+        with io.open(path, encoding="utf-8-sig") as f:
             text = f.read()
     except (IOError, OSError) as exc:
         raise ConfigError("cannot read config %s: %s" % (path, exc.strerror or exc), path=path)
@@ -116,12 +116,15 @@ def load(path):
 
 def parse(text, path="<string>"):
     parser = configparser.ConfigParser(interpolation=None, strict=True,
-                                       default_section="\0no-defaults")
+                                       default_section="\0no-defaults",
+                                       inline_comment_prefixes=("#", ";"))
     parser.optionxform = str  # keys are case-sensitive; 'Bridge' is a typo, not 'bridge'
     try:
         parser.read_string(text, source=path)
     except configparser.Error as exc:
-        raise ConfigError("config %s: %s" % (path, _one_line(exc)), path=path)
+        where = {k: v for k, v in (("section", getattr(exc, "section", None)),
+                                   ("key", getattr(exc, "option", None))) if v is not None}
+        raise ConfigError("config %s: %s" % (path, _one_line(exc)), path=path, **where)
 
     agent_values = {k: o.default for k, o in AGENT_SCHEMA.items()}
     gateways = OrderedDict()
@@ -138,6 +141,9 @@ def parse(text, path="<string>"):
             except GatewayInvalid as exc:
                 raise ConfigError("config %s [%s]: %s" % (path, section, exc), path=path,
                                   section=section)
+            if name in gateways:
+                raise ConfigError("config %s [%s]: gateway %s is already defined"
+                                  % (path, section, name), path=path, section=section)
             if values["bridge"] in bridges:
                 raise ConfigError("config %s [%s]: bridge %s is already used by [%s%s]"
                                   % (path, section, values["bridge"], GATEWAY_PREFIX,

@@ -14,6 +14,7 @@ from agent.errors import GatewayInvalid
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,14}$")
 # The host internal management network (HIMN) bridge: XAPI owns its addresses.
 RESERVED_BRIDGES = frozenset(["xenapi"])
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
 MIN_PREFIX = 8
 MAX_PREFIX = 30
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -86,7 +87,8 @@ def parse_address(value, field="address"):
     ip = iface.ip
     for test, what in ((ip.is_loopback, "a loopback"), (ip.is_link_local, "a link-local"),
                        (ip.is_multicast, "a multicast"), (ip.is_unspecified, "the unspecified"),
-                       (ip.is_reserved, "a reserved")):
+                       (ip.is_reserved, "a reserved"),
+                       (ip in _THIS_NETWORK, "a 'this network' (0.0.0.0/8)")):
         if test:
             raise GatewayInvalid("%s %r is %s address" % (field, value, what),
                                  field=field, value=value)

@@ -8,6 +8,7 @@ that it removes exactly those and nothing else.
 The plan lists idempotent operations, and a status for every desired gateway. An empty
 plan means: nothing to write.
 """
+import bisect
 from collections import OrderedDict, namedtuple
 
 from agent.core import rules as rulesmod
@@ -123,6 +124,7 @@ def resolve(desired, observed, owned, previous=()):
     Refused: a bridge taken by another gateway, a subnet overlapping another gateway's,
     or overlapping an address or route the host already has elsewhere (addresses and
     routes on the gateway's own bridge, and those the daemon added, do not count).
+    O(n log n): every round runs this over every gateway, so no pairwise comparison.
     """
     previous = set(previous)
     order = sorted(desired.values(), key=lambda g: (g.name not in previous, g.name))
@@ -133,8 +135,20 @@ def resolve(desired, observed, owned, previous=()):
     ours_by_index = {}
     for bridge, address in owned.items():
         link = observed.links.get(bridge)
-        if link is not None:
+        if link is not None and address in observed.addresses.get(link.index, ()):
             ours_by_index.setdefault(link.index, set()).add(address)
+    host = _NetworkIndex()
+    for ifindex, addrs in observed.addresses.items():
+        ours = ours_by_index.get(ifindex, ())
+        for addr in addrs:
+            if addr not in ours:
+                host.add(addr.network, (0, ifindex, addr))
+    our_nets = dict((i, set(a.network for a in addrs)) for i, addrs in ours_by_index.items())
+    for route in observed.routes:
+        if route.network.prefixlen == 0 or route.network in our_nets.get(route.ifindex, ()):
+            continue
+        host.add(route.network, (1, route.ifindex, route.network))
+    gateways = _NetworkIndex()
 
     for gw in order:
         reason = None
@@ -142,43 +156,61 @@ def resolve(desired, observed, owned, previous=()):
         if other is not None:
             reason = "bridge %s is already the gateway %s" % (gw.bridge, other.name)
         if reason is None:
-            for acc in accepted:
-                if acc.network.overlaps(gw.network):
-                    reason = "subnet %s overlaps gateway %s (%s)" % (gw.network, acc.name,
-                                                                   acc.network)
-                    break
+            hits = gateways.overlapping(gw.network)
+            if hits:
+                acc = accepted[min(hits)]
+                reason = "subnet %s overlaps gateway %s (%s)" % (gw.network, acc.name,
+                                                               acc.network)
         if reason is None:
-            reason = _host_conflict(gw, observed, index_name, ours_by_index)
+            own_link = observed.links.get(gw.bridge)
+            own_index = own_link.index if own_link is not None else None
+            hits = sorted(h for h in host.overlapping(gw.network) if h[1] != own_index)
+            if hits:
+                kind, ifindex, what = hits[0]
+                where = index_name.get(ifindex, "#%s" % ifindex)
+                reason = ("subnet %s overlaps address %s on %s" if kind == 0 else
+                          "subnet %s overlaps route %s on %s") % (gw.network, what, where)
         if reason is not None:
             status[gw.name] = GatewayStatus(gw.name, gw.bridge, REFUSED, reason)
             continue
+        gateways.add(gw.network, len(accepted))
         accepted.append(gw)
         by_bridge[gw.bridge] = gw
     return accepted, status
 
 
-def _host_conflict(gw, observed, index_name, ours_by_index):
-    own_link = observed.links.get(gw.bridge)
-    own_index = own_link.index if own_link is not None else None
-    for ifindex, addrs in observed.addresses.items():
-        if ifindex == own_index:
-            continue
-        ours = ours_by_index.get(ifindex, ())
-        for addr in addrs:
-            if addr in ours:
-                continue
-            if addr.network.overlaps(gw.network):
-                return "subnet %s overlaps address %s on %s" % (
-                    gw.network, addr, index_name.get(ifindex, "#%d" % ifindex))
-    for route in observed.routes:
-        if route.ifindex == own_index or route.network.prefixlen == 0:
-            continue
-        if route.ifindex in ours_by_index:
-            continue
-        if route.network.overlaps(gw.network):
-            return "subnet %s overlaps route %s on %s" % (
-                gw.network, route.network, index_name.get(route.ifindex, "#%s" % route.ifindex))
-    return None
+class _NetworkIndex(object):
+    """Networks found by overlap in O(prefix length + log n).
+
+    CIDR blocks are nested or disjoint, so X overlaps Q iff X contains Q's first address
+    (X is Q or one of its supernets: dict look-ups) or Q contains X's first address (a
+    bisect over the sorted first addresses)."""
+
+    def __init__(self):
+        self.by_key = {}      # (first int, prefixlen) -> [item]
+        self.starts = []      # sorted [(first int, prefixlen)]
+
+    def add(self, network, item):
+        key = (int(network.network_address), network.prefixlen)
+        items = self.by_key.get(key)
+        if items is None:
+            self.by_key[key] = items = []
+            bisect.insort(self.starts, key)
+        items.append(item)
+
+    def overlapping(self, network):
+        first = int(network.network_address)
+        last = int(network.broadcast_address)
+        plen = network.prefixlen
+        found = []
+        for p in range(plen + 1):               # supernets of Q, and Q itself
+            mask = (0xffffffff << (32 - p)) & 0xffffffff if p else 0
+            found.extend(self.by_key.get((first & mask, p), ()))
+        i = bisect.bisect_left(self.starts, (first, plen + 1))
+        while i < len(self.starts) and self.starts[i][0] <= last:  # strict subnets of Q
+            found.extend(self.by_key[self.starts[i]])
+            i += 1
+        return found
 
 
 def _plan_rules(live, observed):
@@ -194,6 +226,8 @@ def _plan_rules(live, observed):
         jumps = [rv.position for rv in chains.get(builtin, ()) if rv.target == chain]
         if jumps != [0]:
             ops.append(FixJump(table, builtin, chain, tuple(sorted(jumps, reverse=True))))
+            # without the jump none of the chain's rules take effect
+            dirty.update(_bridge_of(k) for k in wanted[(table, chain)])
         want = wanted[(table, chain)]
         seen = set()
         deletes = []

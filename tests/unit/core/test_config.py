@@ -1,0 +1,282 @@
+"""agent.core.config: configuration files as tables of texts, good and bad.
+
+A bad file raises ConfigError whose message names the section and the key to fix (the
+``details`` carry them too), and the whole file is refused.
+"""
+import ipaddress
+from collections import OrderedDict
+
+import pytest
+
+from agent.core import config, model
+from agent.errors import ConfigError
+
+DEFAULT_AGENT = config.defaults().agent
+
+
+def gw(name, bridge, address, nat=True):
+    return model.Gateway(name=name, bridge=bridge, address=ipaddress.IPv4Interface(address),
+                         nat=nat, source="config")
+
+
+# ---- valid files -------------------------------------------------------------------------
+
+VALID = [
+    # (text, agent settings that differ from the defaults, gateways in file order)
+    pytest.param("", {}, [], id="empty-file"),
+    pytest.param("# only a comment\n\n; another\n", {}, [], id="only-comments"),
+    pytest.param("[agent]\n", {}, [], id="empty-agent-section"),
+    pytest.param(
+        "[gateway:private]\nbridge = xapi1\naddress = 172.16.1.1/24\n",
+        {}, [gw("private", "xapi1", "172.16.1.1/24")], id="minimal-nat-defaults-true"),
+    pytest.param(
+        "[gateway:private]\nbridge=xapi1\naddress=172.16.1.1/24\nnat=no\n",
+        {}, [gw("private", "xapi1", "172.16.1.1/24", nat=False)], id="nat-no"),
+    pytest.param(
+        "# lab host\n[gateway:private]\n  # the first private network\n"
+        "bridge: xapi1\naddress : 172.16.1.1/24\nnat = OFF\n",
+        {}, [gw("private", "xapi1", "172.16.1.1/24", nat=False)],
+        id="comments-colons-indent-case"),
+    pytest.param(
+        "[agent]\ncheck_interval = 2.5\nresync_interval = 60\nstate_dir = /srv/xgw\n"
+        "runtime_dir = /run/xgw\nxtables_lock = /run/lock/xt\nudev = KERNEL\nlog_level = Debug\n",
+        dict(check_interval=2.5, resync_interval=60.0, state_dir="/srv/xgw",
+             runtime_dir="/run/xgw", xtables_lock="/run/lock/xt", udev="kernel",
+             log_level="debug"),
+        [], id="every-agent-key"),
+    pytest.param("[agent]\ncheck_interval = 0.5\nresync_interval = 86400\n",
+                 dict(check_interval=0.5, resync_interval=86400.0), [], id="range-bounds"),
+    pytest.param(
+        "[gateway:b]\nbridge = xapi2\naddress = 10.2.0.1/16\nnat = false\n\n"
+        "[agent]\nudev = off\n\n"
+        "[gateway:a]\nbridge = xapi1\naddress = 172.16.1.1/24\n\n"
+        "[gateway:c.lab-3]\nbridge = xenbr7\naddress = 192.168.50.1/30\nnat = 1\n",
+        dict(udev="off"),
+        [gw("b", "xapi2", "10.2.0.1/16", nat=False), gw("a", "xapi1", "172.16.1.1/24"),
+         gw("c.lab-3", "xenbr7", "192.168.50.1/30")],
+        id="several-gateways-in-file-order"),
+]
+
+
+@pytest.mark.parametrize("text, agent, gateways", VALID)
+def test_parse_valid(text, agent, gateways):
+    cfg = config.parse(text, "/etc/xapi-gateway/agent.conf")
+    assert cfg.path == "/etc/xapi-gateway/agent.conf"
+    assert cfg.agent == DEFAULT_AGENT._replace(**agent)
+    assert isinstance(cfg.gateways, OrderedDict)
+    assert list(cfg.gateways.items()) == [(g.name, g) for g in gateways]
+
+
+def test_defaults():
+    cfg = config.defaults()
+    assert cfg.path is None
+    assert cfg.gateways == {}
+    assert cfg.agent == config.AgentSettings(
+        check_interval=10.0, resync_interval=300.0, state_dir="/var/lib/xapi-gateway",
+        runtime_dir="/run/xapi-gateway", xtables_lock="/run/xtables.lock", udev="auto",
+        log_level="info")
+    assert config.parse("").agent == cfg.agent
+
+
+# ---- invalid files -----------------------------------------------------------------------
+
+GW = "[gateway:a]\nbridge = xapi1\naddress = 172.16.1.1/24\n"
+
+INVALID = [
+    # (text, fragments of the message, expected subset of details)
+    pytest.param("[gateways:a]\nbridge = xapi1\n", ["unknown section [gateways:a]",
+                                                   "[agent] or [gateway:NAME]"],
+                 dict(section="gateways:a"), id="unknown-section"),
+    pytest.param("[Agent]\n", ["unknown section [Agent]"], dict(section="Agent"),
+                 id="section-names-case-sensitive"),
+    pytest.param("[DEFAULT]\nnat = no\n", ["unknown section [DEFAULT]"],
+                 dict(section="DEFAULT"), id="no-configparser-defaults"),
+    pytest.param(GW + "brige = xapi2\n", ["[gateway:a]", "unknown key 'brige'",
+                                          "bridge, address, nat"],
+                 dict(section="gateway:a", key="brige"), id="unknown-gateway-key"),
+    pytest.param("[agent]\ninterval = 5\n", ["[agent]", "unknown key 'interval'",
+                                             "check_interval"],
+                 dict(section="agent", key="interval"), id="unknown-agent-key"),
+    pytest.param("[gateway:a]\nBridge = xapi1\naddress = 172.16.1.1/24\n",
+                 ["[gateway:a]", "unknown key 'Bridge'"],
+                 dict(section="gateway:a", key="Bridge"), id="keys-case-sensitive"),
+    pytest.param("[gateway:a]\naddress = 172.16.1.1/24\n",
+                 ["[gateway:a]", "missing required key 'bridge'"],
+                 dict(section="gateway:a", key="bridge"), id="missing-bridge"),
+    pytest.param("[gateway:a]\nbridge = xapi1\n",
+                 ["[gateway:a]", "missing required key 'address'", "172.16.1.1/24"],
+                 dict(section="gateway:a", key="address"), id="missing-address"),
+    pytest.param("[gateway:a]\nbridge = xapi1\naddress = 172.16.1.1/33\n",
+                 ["[gateway:a]", "address '172.16.1.1/33'", "not an IPv4 address"],
+                 dict(section="gateway:a", key="address"), id="bad-cidr"),
+    pytest.param("[gateway:a]\nbridge = xapi1\naddress = 172.16.1.1\n",
+                 ["[gateway:a]", "address '172.16.1.1'", "needs a prefix length"],
+                 dict(section="gateway:a", key="address"), id="no-prefix"),
+    pytest.param("[gateway:a]\nbridge = xapi1\naddress = 172.16.1.0/24\n",
+                 ["[gateway:a]", "address '172.16.1.0/24'", "network address",
+                  "172.16.1.1/24"],
+                 dict(section="gateway:a", key="address"), id="host-bits-zero"),
+    pytest.param("[gateway:a]\nbridge = xenapi\naddress = 172.16.1.1/24\n",
+                 ["[gateway:a]", "bridge 'xenapi'"],
+                 dict(section="gateway:a", key="bridge"), id="reserved-bridge"),
+    pytest.param("[gateway:a]\nbridge =\naddress = 172.16.1.1/24\n",
+                 ["[gateway:a]", "bridge is empty"],
+                 dict(section="gateway:a", key="bridge"), id="empty-value"),
+    pytest.param(GW + "nat = maybe\n", ["[gateway:a]", "nat 'maybe' is not a boolean"],
+                 dict(section="gateway:a", key="nat"), id="bad-boolean"),
+    pytest.param("[gateway:a]\nbridge = xapi1\nbridge = xapi2\naddress = 172.16.1.1/24\n",
+                 ["bridge", "gateway:a", "already exists"], {}, id="duplicate-key"),
+    pytest.param(GW + GW, ["gateway:a", "already exists"], {}, id="duplicate-section"),
+    pytest.param("[agent]\n[agent]\n", ["agent", "already exists"], {},
+                 id="duplicate-agent-section"),
+    pytest.param(GW + "[gateway:b]\nbridge = xapi1\naddress = 172.16.2.1/24\n",
+                 ["[gateway:b]", "bridge xapi1 is already used by [gateway:a]"],
+                 dict(section="gateway:b", key="bridge"), id="same-bridge-twice"),
+    pytest.param("[gateway:]\nbridge = xapi1\naddress = 172.16.1.1/24\n",
+                 ["[gateway:]", "gateway name is empty"], dict(section="gateway:"),
+                 id="empty-gateway-name"),
+    pytest.param("[gateway:a b]\nbridge = xapi1\naddress = 172.16.1.1/24\n",
+                 ["[gateway:a b]", "gateway name 'a b'"], dict(section="gateway:a b"),
+                 id="bad-gateway-name"),
+    pytest.param("[agent]\ncheck_interval = 0.1\n",
+                 ["[agent]", "check_interval '0.1' is out of range", "0.5 to 3600"],
+                 dict(section="agent", key="check_interval"), id="check-interval-too-small"),
+    pytest.param("[agent]\ncheck_interval = 3601\n",
+                 ["[agent]", "check_interval '3601' is out of range"],
+                 dict(section="agent", key="check_interval"), id="check-interval-too-big"),
+    pytest.param("[agent]\ncheck_interval = soon\n",
+                 ["[agent]", "check_interval 'soon' is not a number"],
+                 dict(section="agent", key="check_interval"), id="check-interval-not-number"),
+    pytest.param("[agent]\ncheck_interval = nan\n",
+                 ["[agent]", "check_interval 'nan' is out of range"],
+                 dict(section="agent", key="check_interval"), id="check-interval-nan"),
+    pytest.param("[agent]\nresync_interval = 5\n",
+                 ["[agent]", "resync_interval '5' is out of range"],
+                 dict(section="agent", key="resync_interval"), id="resync-interval-range"),
+    pytest.param("[agent]\nstate_dir = var/lib/xgw\n",
+                 ["[agent]", "state_dir 'var/lib/xgw' must be an absolute path"],
+                 dict(section="agent", key="state_dir"), id="relative-state-dir"),
+    pytest.param("[agent]\nruntime_dir = run\n",
+                 ["[agent]", "runtime_dir 'run' must be an absolute path"],
+                 dict(section="agent", key="runtime_dir"), id="relative-runtime-dir"),
+    pytest.param("[agent]\nudev = systemd\n",
+                 ["[agent]", "udev 'systemd' is not one of: auto, udev, kernel, off"],
+                 dict(section="agent", key="udev"), id="bad-udev-choice"),
+    pytest.param("[agent]\nlog_level = verbose\n",
+                 ["[agent]", "log_level 'verbose' is not one of"],
+                 dict(section="agent", key="log_level"), id="bad-log-level"),
+    pytest.param("bridge = xapi1\n", ["no section headers"], {}, id="no-section-header"),
+    pytest.param("[gateway:a]\nbridge\n", ["bridge"], {}, id="key-without-value"),
+]
+
+
+@pytest.mark.parametrize("text, fragments, details", INVALID)
+def test_parse_invalid(text, fragments, details):
+    with pytest.raises(ConfigError) as info:
+        config.parse(text, "/etc/xgw.conf")
+    err = info.value
+    assert err.code == "config_invalid"
+    assert err.message.startswith("config /etc/xgw.conf")
+    assert "\n" not in err.message
+    for fragment in fragments:
+        assert fragment in err.message
+    assert err.details["path"] == "/etc/xgw.conf"
+    for key, value in details.items():
+        assert err.details[key] == value
+
+
+def test_gateway_names_that_differ_only_by_space_are_refused():
+    text = GW + "[gateway: a]\nbridge = xapi2\naddress = 172.16.2.1/24\n"
+    with pytest.raises(ConfigError) as info:
+        config.parse(text)
+    assert "gateway: a" in info.value.message
+    assert info.value.details["section"] == "gateway: a"
+
+
+def test_duplicate_key_details_name_section_and_key():
+    with pytest.raises(ConfigError) as info:
+        config.parse("[gateway:a]\nbridge = xapi1\nbridge = xapi2\n")
+    assert info.value.details.get("section") == "gateway:a"
+    assert info.value.details.get("key") == "bridge"
+
+
+def test_one_bad_gateway_refuses_the_whole_file():
+    with pytest.raises(ConfigError):
+        config.parse(GW + "[gateway:b]\nbridge = xapi2\naddress = 10.0.0.0/8\n")
+
+
+# ---- load --------------------------------------------------------------------------------
+
+def test_load_valid_file(tmp_path):
+    path = tmp_path / "agent.conf"
+    path.write_bytes(("# r\u00e9seau priv\u00e9\n" + GW).encode("utf-8"))
+    cfg = config.load(str(path))
+    assert cfg.path == str(path)
+    assert list(cfg.gateways) == ["a"]
+
+
+def test_load_names_the_file_in_parse_errors(tmp_path):
+    path = tmp_path / "agent.conf"
+    path.write_bytes(b"[gateway:a]\nbridge = xapi1\n")
+    with pytest.raises(ConfigError) as info:
+        config.load(str(path))
+    assert info.value.message.startswith("config %s [gateway:a]" % path)
+    assert info.value.details["path"] == str(path)
+
+
+def test_load_missing_file(tmp_path):
+    path = str(tmp_path / "absent.conf")
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    assert "cannot read config %s" % path in info.value.message
+    assert "No such file or directory" in info.value.message
+    assert info.value.details == {"path": path}
+
+
+def test_load_directory(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        config.load(str(tmp_path))
+    assert "cannot read config %s" % tmp_path in info.value.message
+
+
+def test_load_non_utf8_file(tmp_path):
+    path = tmp_path / "agent.conf"
+    path.write_bytes(b"# r\xe9seau (latin-1)\n" + GW.encode("ascii"))
+    with pytest.raises(ConfigError) as info:
+        config.load(str(path))
+    assert "config %s is not UTF-8" % path in info.value.message
+    assert info.value.details == {"path": str(path)}
+
+
+def test_load_utf8_file_with_bom(tmp_path):
+    path = tmp_path / "agent.conf"
+    path.write_bytes(b"\xef\xbb\xbf" + GW.encode("ascii"))
+    assert list(config.load(str(path)).gateways) == ["a"]
+
+
+# ---- reference ---------------------------------------------------------------------------
+
+def test_reference_mentions_every_key():
+    text = config.reference()
+    lines = text.splitlines()
+    assert lines[0] == "[agent]"
+    assert any(line.startswith("[gateway:NAME]") for line in lines)
+    for schema in (config.AGENT_SCHEMA, config.GATEWAY_SCHEMA):
+        for key, option in schema.items():
+            line = [l for l in lines if l.split() and l.split()[0] == key]
+            assert len(line) == 1, key
+            assert option.help in line[0]
+            default = "(required)" if option.default is None else str(option.default)
+            assert default in line[0]
+
+
+def test_schema_defaults_are_valid_values():
+    for key, option in config.AGENT_SCHEMA.items():
+        assert option.parse(str(option.default), key) == option.default
+    assert config.GATEWAY_SCHEMA["nat"].parse(str(config.GATEWAY_SCHEMA["nat"].default),
+                                              "nat") is True
+
+
+def test_inline_comments_are_allowed():
+    cfg = config.parse(GW + "nat = no  # the blog's 'pxe' network needs no NAT\n")
+    assert cfg.gateways["a"].nat is False
