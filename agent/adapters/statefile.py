@@ -54,8 +54,11 @@ class StateFile(object):
                 raise StateError("cannot remove %s: %s" % (self.path, exc.strerror))
 
 
-def write_atomic(path, text, mode=0o644):
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never half."""
+def write_atomic(path, text, mode=0o644, durable=True):
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half.
+
+    ``durable`` fsyncs before the rename (state that must survive a crash); runtime
+    files on tmpfs do not need it."""
     directory = os.path.dirname(path) or "."
     try:
         if not os.path.isdir(directory):
@@ -64,8 +67,9 @@ def write_atomic(path, text, mode=0o644):
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
             os.chmod(tmp, mode)
             os.rename(tmp, path)
         except BaseException:

@@ -19,6 +19,15 @@ class _JournalFields(logging.Filter):
         return True
 
 
+class _QuietLibraries(logging.Filter):
+    """pyroute2 and asyncio log every netlink message at debug: keep their warnings only."""
+
+    NOISY = ("pyroute2", "asyncio")
+
+    def filter(self, record):
+        return record.levelno >= logging.WARNING or not record.name.startswith(self.NOISY)
+
+
 def setup(level="info", stream=None):
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -39,12 +48,10 @@ def setup(level="info", stream=None):
         else:
             handler.setFormatter(logging.Formatter(
                 "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_QuietLibraries())
     root.addHandler(handler)
     set_level(level)
 
 
 def set_level(level):
     logging.getLogger().setLevel(getattr(logging, level.upper(), logging.INFO))
-    # pyroute2 and asyncio log every netlink message at debug: far too much for ours.
-    for noisy in ("pyroute2", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)

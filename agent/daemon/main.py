@@ -97,6 +97,7 @@ class Daemon(object):
         self.engine = None
         self._stop = None
         self._status_text = None
+        self._published = (None, 0.0)  # (gateway statuses, monotonic time) last written
 
     def run(self):
         loop = asyncio.new_event_loop()
@@ -259,10 +260,17 @@ class Daemon(object):
             self.notifier.notify(status=text)
         self._publish_status(result)
 
-    def _publish_status(self, result):
+    def _publish_status(self, result, min_interval=1.0):
+        """Write status.json when a gateway's state changed, else at most once a second
+        (the counters change every round; rewriting 250 KB each round is waste)."""
         from agent.adapters.statefile import write_atomic
         from agent.errors import StateError
         r = self.reconciler
+        last_status, last_time = self._published
+        now = time.monotonic()
+        if r.status == last_status and now - last_time < min_interval:
+            return
+        self._published = (r.status, now)
         data = {
             "pid": os.getpid(), "version": agent.__version__, "started": self.started,
             "config": self.config.path, "summary": r.summary(), "rounds": r.rounds,
@@ -272,7 +280,7 @@ class Daemon(object):
         }
         path = os.path.join(self.config.agent.runtime_dir, "status.json")
         try:
-            write_atomic(path, json.dumps(data, indent=1) + "\n")
+            write_atomic(path, json.dumps(data, indent=1) + "\n", durable=False)
         except StateError as exc:
             log.warning("cannot publish status: %s", exc)
 
