@@ -63,12 +63,38 @@ class Plan(namedtuple("Plan", "ops status owned")):
         return [op for op in self.ops if isinstance(op, NETLINK_OPS)]
 
 
-def plan(desired, observed, owned=None, previous=()):
+NetworkPlan = namedtuple("NetworkPlan", "ops status owned live wanted")
+
+
+def plan(desired, observed, owned=None, previous=(), network=None):
     """Compute the operations that make ``observed`` match ``desired``.
 
     ``previous`` names the gateways accepted last round: when two gateways conflict, the
     one already in effect keeps its place (no flapping), otherwise the first by name wins.
+    ``network`` is the result of ``plan_network`` for the same inputs, when the caller
+    kept it from an earlier round (the periodic check re-reads only iptables and
+    ip_forward, so recomputing the rest would be wasted work).
     """
+    net = network if network is not None else plan_network(desired, observed, owned, previous)
+    ops = list(net.ops)
+    status = OrderedDict(net.status)
+    rule_ops, dirty_bridges = _plan_rules(net.wanted, observed)
+    ops.extend(rule_ops)
+    for gw in net.live:
+        if gw.bridge in dirty_bridges and status[gw.name].state == APPLIED:
+            status[gw.name] = GatewayStatus(gw.name, gw.bridge, PENDING, None)
+
+    if net.live and not observed.ip_forward:
+        ops.append(EnableForwarding())
+        for gw in net.live:
+            status[gw.name] = GatewayStatus(gw.name, gw.bridge, PENDING, None)
+    return Plan(ops=ops, status=status, owned=net.owned)
+
+
+def plan_network(desired, observed, owned=None, previous=()):
+    """The part of the plan that depends only on ``desired``, ``owned``, ``previous`` and
+    the observed links, addresses and routes (not on iptables or ip_forward): accepted
+    gateways, address and route operations, and the rules the live gateways want."""
     owned = dict(owned or {})
     accepted, status = resolve(desired, observed, owned, previous)
     ops = []
@@ -104,18 +130,8 @@ def plan(desired, observed, owned=None, previous=()):
         link = observed.links.get(bridge)
         if link is not None and address in observed.addresses.get(link.index, ()):
             ops.append(RemoveAddress(bridge, link.index, address))
-
-    rule_ops, dirty_bridges = _plan_rules(live, observed)
-    ops.extend(rule_ops)
-    for gw in live:
-        if gw.bridge in dirty_bridges and status[gw.name].state == APPLIED:
-            status[gw.name] = GatewayStatus(gw.name, gw.bridge, PENDING, None)
-
-    if live and not observed.ip_forward:
-        ops.append(EnableForwarding())
-        for gw in live:
-            status[gw.name] = GatewayStatus(gw.name, gw.bridge, PENDING, None)
-    return Plan(ops=ops, status=status, owned=new_owned)
+    return NetworkPlan(ops=ops, status=status, owned=new_owned, live=live,
+                       wanted=rulesmod.desired_rules(live))
 
 
 def resolve(desired, observed, owned, previous=()):
@@ -213,10 +229,9 @@ class _NetworkIndex(object):
         return found
 
 
-def _plan_rules(live, observed):
+def _plan_rules(wanted, observed):
     ops = []
     dirty = set()
-    wanted = rulesmod.desired_rules(live)
     for table, builtin, chain in rulesmod.OWN_CHAINS:
         chains = observed.tables.get(table, {})
         present = chains.get(chain)

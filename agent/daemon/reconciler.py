@@ -43,6 +43,7 @@ class Reconciler(object):
         self.wallclock = wallclock
         self.owned, self.ip_forward_was = statefile.load()
         self._saved = (dict(self.owned), self.ip_forward_was)
+        self._network = None   # (inputs key, NetworkPlan) of the last round
         self.accepted = set()
         self.status = OrderedDict()   # name -> dict (published in status.json)
         self.rounds = 0
@@ -76,10 +77,17 @@ class Reconciler(object):
 
     def _plan(self):
         tables = {t: self.iptables.observe(t) for t in rulesmod.TABLES}
-        links, addresses, routes = self.view.snapshot()
+        generation, links, addresses, routes = self.view.snapshot()
         observed = P.Observed(links=links, addresses=addresses, routes=routes, tables=tables,
                               ip_forward=self.sysctl.ip_forward())
-        return P.plan(self.source.gateways(), observed, self.owned, self.accepted)
+        desired = self.source.gateways()
+        # The network half of the plan only changes with the config, the netlink mirror
+        # or our own records: a periodic check re-plans just iptables and ip_forward.
+        key = (self.source.version, generation, frozenset(self.owned.items()),
+               frozenset(self.accepted))
+        if self._network is None or self._network[0] != key:
+            self._network = (key, P.plan_network(desired, observed, self.owned, self.accepted))
+        return P.plan(desired, observed, self.owned, self.accepted, network=self._network[1])
 
     def _apply(self, plan):
         """Apply ``plan``; returns {bridge or '*': AgentError} for what failed."""

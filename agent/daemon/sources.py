@@ -11,9 +11,11 @@ class StaticSource(object):
 
     def __init__(self, gateways=None):
         self._gateways = dict(gateways or {})
+        self.version = 0  # changes whenever gateways() may return something else
 
     def replace(self, gateways):
         self._gateways = dict(gateways)
+        self.version += 1
 
     def gateways(self):
         return self._gateways
