@@ -1,0 +1,76 @@
+"""The command lines: exit codes and messages a script or a person relies on."""
+import json
+import os
+
+from agent import cli
+from agent.daemon import main as daemon_main
+
+GOOD = "[agent]\nruntime_dir = %s\n[gateway:private]\nbridge = xapi1\naddress = 172.16.1.1/24\n"
+
+
+def write(tmp_path, text, name="agent.conf"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_check_config_valid(tmp_path, capsys):
+    path = write(tmp_path, GOOD % tmp_path)
+    assert daemon_main.main(["-c", path, "--check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "1 gateway(s)" in out and "private (172.16.1.1/24 on xapi1, NAT)" in out
+    assert cli.main(["-c", path, "check-config"]) == 0
+
+
+def test_check_config_invalid_exits_2_naming_the_key(tmp_path, capsys):
+    path = write(tmp_path, "[gateway:private]\nbridge = xapi1\naddress = 172.16.1.1/33\n")
+    assert daemon_main.main(["-c", path, "--check-config"]) == 2
+    assert "[gateway:private]: address '172.16.1.1/33'" in capsys.readouterr().err
+    assert cli.main(["-c", path, "check-config"]) == 2
+
+
+def test_missing_explicit_config_is_an_error(tmp_path, capsys):
+    assert daemon_main.main(["-c", str(tmp_path / "nope.conf"), "--check-config"]) == 2
+    assert "cannot read config" in capsys.readouterr().err
+
+
+def test_help_config_lists_every_option(capsys):
+    assert daemon_main.main(["--help-config"]) == 0
+    out = capsys.readouterr().out
+    for key in ("check_interval", "xtables_lock", "bridge", "address", "nat"):
+        assert key in out
+
+
+def test_status_without_daemon_says_so(tmp_path, capsys):
+    path = write(tmp_path, GOOD % tmp_path)
+    assert cli.main(["-c", path, "status"]) == cli.EXIT_UNAVAILABLE
+    assert "is xapi-gateway-agent running?" in capsys.readouterr().err
+
+
+def test_status_table_and_json(tmp_path, capsys):
+    path = write(tmp_path, GOOD % tmp_path)
+    status = {"pid": os.getpid(), "summary": "2 gateways: 1 applied, 1 refused",
+              "gateways": [
+                  {"name": "private", "bridge": "xapi1", "address": "172.16.1.1/24",
+                   "nat": True, "state": "applied", "reason": None, "error": None},
+                  {"name": "shadow", "bridge": "xapi2", "address": "172.16.1.129/25",
+                   "nat": True, "state": "refused", "error": None,
+                   "reason": "subnet 172.16.1.128/25 overlaps gateway private"}]}
+    (tmp_path / "status.json").write_text(json.dumps(status))
+    assert cli.main(["-c", path, "status"]) == 0  # our own pid: "running"
+    out = capsys.readouterr().out
+    assert "running" in out and "2 gateways: 1 applied, 1 refused" in out
+    assert "overlaps gateway private" in out
+    assert cli.main(["-c", path, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gateways"][1]["state"] == "refused"
+
+
+def test_cleanup_refuses_while_the_daemon_runs(tmp_path, capsys):
+    path = write(tmp_path, GOOD % tmp_path)
+    (tmp_path / "status.json").write_text(json.dumps({"pid": os.getpid(), "gateways": []}))
+    assert cli.main(["-c", path, "cleanup"]) == cli.EXIT_FAILURE
+    assert "stop it first" in capsys.readouterr().err
+
+
+def test_no_command_is_a_usage_error(capsys):
+    assert cli.main([]) == cli.EXIT_USAGE
