@@ -242,7 +242,7 @@ def _plan_rules(wanted, observed):
         if jumps != [0]:
             ops.append(FixJump(table, builtin, chain, tuple(sorted(jumps, reverse=True))))
             # without the jump none of the chain's rules take effect
-            dirty.update(_bridge_of(k) for k in wanted[(table, chain)])
+            dirty.update(rulesmod.bridge_of(k) for k in wanted[(table, chain)])
         want = wanted[(table, chain)]
         seen = set()
         deletes = []
@@ -258,9 +258,5 @@ def _plan_rules(wanted, observed):
         for key, spec in want.items():
             if key not in seen:
                 ops.append(AddRule(table, chain, spec))
-                dirty.add(_bridge_of(key))
+                dirty.add(rulesmod.bridge_of(key))
     return ops, dirty
-
-
-def _bridge_of(key):
-    return key[len(rulesmod.KEY_PREFIX):].split(":", 1)[0]

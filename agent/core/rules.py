@@ -27,6 +27,11 @@ def rule_key(bridge, role, network):
     return "%s%s:%s:%s" % (KEY_PREFIX, bridge, role, network)
 
 
+def bridge_of(key):
+    """The bridge named in one of our rule keys."""
+    return key[len(KEY_PREFIX):].split(":", 1)[0]
+
+
 def is_ours(comment):
     return comment is not None and comment.startswith(KEY_PREFIX)
 

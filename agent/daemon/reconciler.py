@@ -9,7 +9,6 @@ each round serves everything that piled up while the previous one ran.
 """
 import asyncio
 import logging
-import os
 import time
 from collections import OrderedDict, namedtuple
 
@@ -122,7 +121,7 @@ class Reconciler(object):
                 log.error("iptables %s: %s", table, exc, extra=fields(operation="commit"))
                 for op in ops:
                     key = getattr(op, "key", None) or getattr(getattr(op, "spec", None), "key", None)
-                    errors[_bridge_of(key) if key else "*"] = exc
+                    errors[rulesmod.bridge_of(key) if key else "*"] = exc
         if any(isinstance(op, P.EnableForwarding) for op in plan.ops):
             try:
                 if self.ip_forward_was is None:
@@ -191,10 +190,6 @@ def _log_state(name, bridge, state, reason, error):
     else:
         log.info("gateway %s on %s: %s%s", name, bridge, state,
                  " (%s)" % reason if reason else "", extra=extra)
-
-
-def _bridge_of(key):
-    return key[len(rulesmod.KEY_PREFIX):].split(":", 1)[0]
 
 
 class Engine(object):
