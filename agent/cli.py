@@ -56,15 +56,12 @@ def main(argv=None):
                   "first (systemctl stop xapi-gateway) or pass --force" % status["pid"],
                   file=sys.stderr)
             return EXIT_FAILURE
-        from agent.daemon.cleanup import cleanup
+        from agent.daemon.cleanup import cleanup, describe
         try:
-            summary = cleanup(config.agent)
+            print(describe(cleanup(config.agent)))
         except AgentError as exc:
             print("xgw: clean-up failed: %s" % exc, file=sys.stderr)
             return EXIT_FAILURE
-        print("removed %d rule(s); addresses: %s%s" % (
-            summary["rules"], ", ".join(summary["addresses"]) or "none",
-            "; ip_forward set back to 0" if summary["ip_forward_restored"] else ""))
         return EXIT_OK
     return EXIT_USAGE
 

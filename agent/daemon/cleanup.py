@@ -38,3 +38,10 @@ def cleanup(settings):
             log.warning("could not restore ip_forward: %s", exc)
     state.remove()
     return summary
+
+
+def describe(summary):
+    """One line for people: what ``cleanup`` removed."""
+    return "removed %d rule(s); addresses: %s%s" % (
+        summary["rules"], ", ".join(summary["addresses"]) or "none",
+        "; ip_forward set back to 0" if summary["ip_forward_restored"] else "")

@@ -75,15 +75,12 @@ def main(argv=None):
             print("  %s" % gw.describe())
         return EXIT_OK
     if args.cleanup:
-        from agent.daemon.cleanup import cleanup
+        from agent.daemon.cleanup import cleanup, describe
         try:
-            summary = cleanup(config.agent)
+            print(describe(cleanup(config.agent)))
         except AgentError as exc:
             log.error("clean-up failed: %s", exc)
             return EXIT_FAILURE
-        print("removed %d rule(s), addresses: %s%s" % (
-            summary["rules"], ", ".join(summary["addresses"]) or "none",
-            "; ip_forward set back to 0" if summary["ip_forward_restored"] else ""))
         return EXIT_OK
     return Daemon(args, config).run()
 
