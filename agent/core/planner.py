@@ -16,7 +16,10 @@ from agent.core import rules as rulesmod
 # ---- observation -----------------------------------------------------------------------
 Link = namedtuple("Link", "index name up")
 Route = namedtuple("Route", "network ifindex")          # main table, IPv4
-RuleView = namedtuple("RuleView", "position key target")  # key: our comment, or None
+# key: our comment, or None; match: (src, dst, in_iface, out_iface) in RuleSpec's notation
+# as read from the kernel, or None where the observer did not read it.
+RuleView = namedtuple("RuleView", "position key target match")
+RuleView.__new__.__defaults__ = (None,)
 
 
 class Observed(namedtuple("Observed", "links addresses routes tables ip_forward")):
@@ -249,9 +252,10 @@ def _plan_rules(wanted, observed):
         for rv in present:
             if not rulesmod.is_ours(rv.key):
                 continue  # a rule someone else put in our chain: not ours to touch
-            if rv.key in want and rv.key not in seen:
+            spec = want.get(rv.key)
+            if spec is not None and rv.key not in seen and _same_rule(rv, spec):
                 seen.add(rv.key)
-            else:
+            else:  # a duplicate, a rule no longer wanted, or ours with altered content
                 deletes.append(DeleteRule(table, chain, rv.position, rv.key))
         # Highest position first so that earlier deletions do not shift later ones.
         ops.extend(sorted(deletes, key=lambda op: -op.position))
@@ -260,3 +264,10 @@ def _plan_rules(wanted, observed):
                 ops.append(AddRule(table, chain, spec))
                 dirty.add(rulesmod.bridge_of(key))
     return ops, dirty
+
+
+def _same_rule(view, spec):
+    if view.target != spec.target:
+        return False
+    return view.match is None or view.match == (spec.src, spec.dst, spec.in_iface,
+                                                 spec.out_iface)

@@ -205,21 +205,25 @@ class Daemon(object):
             except OSError:
                 return  # closed by stop()
             with self._cond:
-                self._messages.append(message)
+                self._messages.append((time.monotonic(), message))
                 self._cond.notify_all()
 
     def notifications(self):
         with self._cond:
-            return list(self._messages)
+            return [message for _t, message in self._messages]
 
-    def wait_notify(self, what, timeout=20, after=0):
-        """Wait for a notification line ``what`` among messages number ``after`` onwards."""
+    def wait_notify(self, what, timeout=20):
+        """The first notification with a line ``what``; waits for it."""
+        return self.wait_notify_at(what, timeout)[1]
+
+    def wait_notify_at(self, what, timeout=20):
+        """(monotonic arrival time, message) of the first notification with line ``what``."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                for message in self._messages[after:]:
+                for arrived, message in self._messages:
                     if what in message.split("\n"):
-                        return message
+                        return arrived, message
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise AssertionError("no %s from the daemon within %ss; log:\n%s"

@@ -27,7 +27,15 @@ def gateway_in_kernel(ns, bridge="xapi1", address=N.Topology.PRIVATE):
             and forward[:1] == ["-A FORWARD -j XGW-FORWARD"]
             and sum(1 for l in nat if "xgw:%s:masquerade" % bridge in l) == 1
             and sum(1 for l in flt if "xgw:%s:forward-" % bridge in l) == 2
+            and all(line in flt for line in expected_forward(bridge))
             and ns.ip_forward() == "1")
+
+
+def expected_forward(bridge="xapi1", net="172.16.1.0/24"):
+    return ['-A XGW-FORWARD -s %s -i %s -m comment --comment "xgw:%s:forward-out:%s" -j ACCEPT'
+            % (net, bridge, bridge, net),
+            '-A XGW-FORWARD -d %s -o %s -m conntrack --ctstate RELATED,ESTABLISHED -m comment '
+            '--comment "xgw:%s:forward-back:%s" -j ACCEPT' % (net, bridge, bridge, net)]
 
 
 def tcp_through(topo, port=8080):
@@ -116,6 +124,10 @@ DRIFTS = {
     "address flushed": (lambda ns: ns.run(["ip", "addr", "flush", "dev", "xapi1"])),
     "route deleted": (lambda ns: ns.run(["ip", "route", "del", "172.16.1.0/24", "dev", "xapi1"])),
     "ip_forward reset": (lambda ns: ns.set_ip_forward(0)),
+    # someone rewrites our rule in place, keeping our comment: content counts, not the name
+    "our rule altered in place": (lambda ns: ns.ipt(
+        "-R", "XGW-FORWARD", "1", "-s", "172.16.1.0/24", "-i", "xapi9", "-m", "comment",
+        "--comment", "xgw:xapi1:forward-out:172.16.1.0/24", "-j", "ACCEPT")),
 }
 
 
@@ -266,3 +278,36 @@ def test_bad_config_at_start_exits_with_a_clear_error(workdir):
                           universal_newlines=True, cwd=N.REPO)
     assert proc.returncode == 2
     assert "nat 'perhaps' is not a boolean" in proc.stderr
+
+
+def test_each_rule_carries_its_own_bridge_subnet_and_comment(workdir, daemons):
+    """Several gateways at once (names that are prefixes of each other): every rule's
+    interface, subnet and comment must agree, and a converged state must stay put."""
+    dom0 = N.Netns("multi")
+    try:
+        bridges = {"xapi1": "10.1.1.1/24", "xapi10": "10.1.10.1/24", "xapi2": "10.1.2.1/24"}
+        for bridge in bridges:
+            dom0.run(["ip", "link", "add", bridge, "type", "bridge"])
+            dom0.run(["ip", "link", "set", bridge, "up"])
+        gateways = {"gw-" + b: {"bridge": b, "address": a} for b, a in bridges.items()}
+        daemon = daemons(dom0, workdir, gateways)
+        N.wait_for(lambda: all(applied(daemon, n) for n in gateways), message="all applied")
+        expected_nat, expected_fwd = ["-A POSTROUTING -j XGW-POSTROUTING"], [
+            "-A FORWARD -j XGW-FORWARD"]
+        for bridge, address in sorted(bridges.items()):
+            net = "%s.0/24" % address.rsplit(".", 1)[0]
+            expected_nat.append('-A XGW-POSTROUTING -s %s ! -d %s -m comment --comment '
+                                '"xgw:%s:masquerade:%s" -j MASQUERADE' % (net, net, bridge, net))
+            expected_fwd.append('-A XGW-FORWARD -s %s -i %s -m comment --comment '
+                                '"xgw:%s:forward-out:%s" -j ACCEPT' % (net, bridge, bridge, net))
+            expected_fwd.append('-A XGW-FORWARD -d %s -o %s -m conntrack --ctstate '
+                                'RELATED,ESTABLISHED -m comment --comment '
+                                '"xgw:%s:forward-back:%s" -j ACCEPT' % (net, bridge, bridge, net))
+            assert dom0.addresses(bridge) == [address]
+        assert sorted(dom0.rules("nat")) == sorted(expected_nat)
+        assert sorted(dom0.rules("filter")) == sorted(expected_fwd)
+        writes = daemon.status()["writes"]
+        N.wait_for(lambda: daemon.status()["rounds"] >= 6, message="more rounds")
+        assert daemon.status()["writes"] == writes
+    finally:
+        dom0.delete()

@@ -716,3 +716,23 @@ def test_applying_a_plan_converges(seed):
             expected = APPLIED if status.state == PENDING else status.state
             assert second.status[name].state == expected, context
         check_outcome(desired, before, after, first)
+
+
+
+
+def test_our_rule_with_altered_content_is_replaced():
+    gateway = model.make_gateway("private", "xapi1", "172.16.1.1/24")
+    observed = converged(gateway)
+    spec = [s for s in R.gateway_rules(gateway) if s.table == "filter"][0]
+    chain = observed.tables["filter"][R.CHAIN_OF["filter"]]
+    # as read back from the kernel, every field as desired...
+    exact = (spec.src, spec.dst, spec.in_iface, spec.out_iface)
+    chain[0] = RuleView(chain[0].position, chain[0].key, chain[0].target, exact)
+    assert P.plan({"private": gateway}, observed).ops == []
+    # ...then someone changes the interface of that rule, keeping our comment
+    chain[0] = RuleView(chain[0].position, chain[0].key, chain[0].target,
+                        (spec.src, spec.dst, "xapi9", spec.out_iface))
+    result = P.plan({"private": gateway}, observed)
+    assert result.ops == [DeleteRule("filter", R.CHAIN_OF["filter"], 0, spec.key),
+                          AddRule("filter", R.CHAIN_OF["filter"], spec)]
+    assert result.status["private"].state == P.PENDING
