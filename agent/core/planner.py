@@ -46,6 +46,7 @@ IPTABLES_OPS = (EnsureChain, FixJump, AddRule, DeleteRule)
 
 # ---- status ----------------------------------------------------------------------------
 ABSENT = "absent"      # valid, but its bridge does not exist now (no VM running on it)
+DOWN = "down"          # its bridge exists but is down: no connected route until it is up
 PENDING = "pending"    # operations planned this round
 APPLIED = "applied"    # everything in place
 REFUSED = "refused"    # conflicts with another gateway or with the host
@@ -123,8 +124,13 @@ def plan_network(desired, observed, owned=None, previous=()):
             # The kernel adds the connected route with the address while the link is up;
             # it is only missing when someone removed it.
             ops.append(AddRoute(gw.bridge, link.index, gw.network, gw.ip))
-        state = PENDING if len(ops) > before else APPLIED
-        status[gw.name] = GatewayStatus(gw.name, gw.bridge, state, None)
+        if len(ops) > before:
+            status[gw.name] = GatewayStatus(gw.name, gw.bridge, PENDING, None)
+        elif not link.up:
+            status[gw.name] = GatewayStatus(gw.name, gw.bridge, DOWN,
+                                            "bridge %s is down" % gw.bridge)
+        else:
+            status[gw.name] = GatewayStatus(gw.name, gw.bridge, APPLIED, None)
 
     # Addresses we added on bridges that no longer carry (that) gateway.
     for bridge, address in sorted(owned.items()):
@@ -199,15 +205,16 @@ def resolve(desired, observed, owned, previous=()):
 
 
 class _NetworkIndex(object):
-    """Networks found by overlap in O(prefix length + log n).
+    """Networks found by overlap in O(prefix lengths present + log n).
 
     CIDR blocks are nested or disjoint, so X overlaps Q iff X contains Q's first address
-    (X is Q or one of its supernets: dict look-ups) or Q contains X's first address (a
-    bisect over the sorted first addresses)."""
+    (X is Q or one of its supernets: a dict look-up per prefix length in use) or Q
+    contains X's first address (a bisect over the sorted first addresses)."""
 
     def __init__(self):
-        self.by_key = {}      # (first int, prefixlen) -> [item]
-        self.starts = []      # sorted [(first int, prefixlen)]
+        self.by_key = {}      # (first address as int, prefixlen) -> [item]
+        self.starts = []      # sorted keys
+        self.prefixes = []    # sorted prefix lengths in use
 
     def add(self, network, item):
         key = (int(network.network_address), network.prefixlen)
@@ -215,6 +222,8 @@ class _NetworkIndex(object):
         if items is None:
             self.by_key[key] = items = []
             bisect.insort(self.starts, key)
+            if network.prefixlen not in self.prefixes:
+                bisect.insort(self.prefixes, network.prefixlen)
         items.append(item)
 
     def overlapping(self, network):
@@ -222,8 +231,10 @@ class _NetworkIndex(object):
         last = int(network.broadcast_address)
         plen = network.prefixlen
         found = []
-        for p in range(plen + 1):               # supernets of Q, and Q itself
-            mask = (0xffffffff << (32 - p)) & 0xffffffff if p else 0
+        for p in self.prefixes:  # Q itself and its supernets
+            if p > plen:
+                break
+            mask = (0xFFFFFFFF << (32 - p)) & 0xFFFFFFFF if p else 0
             found.extend(self.by_key.get((first & mask, p), ()))
         i = bisect.bisect_left(self.starts, (first, plen + 1))
         while i < len(self.starts) and self.starts[i][0] <= last:  # strict subnets of Q

@@ -6,6 +6,7 @@ its identity: observation reads only these comments (cheap), and a rule whose co
 not desired is ours to delete. A rule without our prefix is never touched, even inside our
 own chains.
 """
+import functools
 from collections import namedtuple
 
 KEY_PREFIX = "xgw:"
@@ -36,8 +37,10 @@ def is_ours(comment):
     return comment is not None and comment.startswith(KEY_PREFIX)
 
 
+@functools.lru_cache(maxsize=8192)
 def gateway_rules(gw):
-    """The rules of one gateway (a model.Gateway)."""
+    """The rules of one gateway (a model.Gateway), as a tuple. Pure, so memoised: every
+    round that re-plans asks again for every live gateway."""
     net = str(gw.network)
     nat_chain = CHAIN_OF["nat"]
     fwd_chain = CHAIN_OF["filter"]
@@ -56,7 +59,7 @@ def gateway_rules(gw):
     rules.append(RuleSpec("filter", fwd_chain, rule_key(gw.bridge, "forward-back", net),
                           src=None, dst=net, in_iface=None, out_iface=gw.bridge,
                           ctstate="RELATED,ESTABLISHED", target="ACCEPT"))
-    return rules
+    return tuple(rules)
 
 
 def desired_rules(gateways):
