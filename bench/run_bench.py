@@ -1,0 +1,678 @@
+#!/usr/bin/env python3
+"""xapi-gateway benchmark: prints measured figures next to the project's goals.
+
+    sudo .venv/bin/python bench/run_bench.py [--quick] [--json PATH]
+
+Run as root from a clone, with an interpreter that has the agent's dependencies
+(pyroute2, python-iptables). Everything happens inside network namespaces this script
+creates (named xgwb-<pid>-...) and deletes at the end, also on error or Ctrl-C; the
+daemons and scripts it starts run inside them and are killed with them. Nothing is sent to
+any address, and no interface of the host is touched.
+
+Phases (each in a fresh namespace with a Dom0-like firewall loaded, and a fresh daemon):
+  1. latency  200 bridges (quick: 50) created one at a time: bridge appears -> gateway
+              applied (the daemon's since_monotonic - t0 before the creating netlink call).
+  2. burst    500 bridges created at once: all applied after the last one,
+              and the iptables commits that took.
+  3. startup  1000 bridges present, 1000 gateways configured, nothing applied: start ->
+              READY=1 -> all applied; RSS; then a daemon with check_interval 1 on the
+              converged state: duration of its idle rounds and its writes (must stay 0).
+  4. seed     bench/seed-gateway.sh (the udev-run script): real 5 s sleep for 3 bridges,
+              then SEED_SLEEP=0 for 50 bridges one at a time (quick: 20).
+After phases 1-3 the result is checked from outside (iptables-legacy-save, ip addr,
+ip route): address, route, 1 MASQUERADE and 2 FORWARD rules per bridge, no duplicates.
+"""
+from __future__ import print_function
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import shutil
+import tempfile
+import time
+import traceback
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+DRIVER = os.path.join(BENCH, "driver.py")
+SEED_SCRIPT = os.path.join(BENCH, "seed-gateway.sh")
+NEEDED_TOOLS = ("ip", "iptables-legacy", "iptables-legacy-save", "iptables-legacy-restore",
+                "bash", "sysctl", "grep")
+
+# Goals, from the Gateway engine issue ("Performance").
+GOAL_P50_MS = 10.0
+GOAL_P99_MS = 50.0
+GOAL_BURST_S = 2.0
+GOAL_STARTUP_S = 2.0
+GOAL_IDLE_MS = 20.0
+GOAL_RSS_MB = 60.0
+
+FULL = {"latency": 200, "burst": 500, "startup": 1000, "seed_sleep": 3, "seed_nosleep": 50,
+        "idle_rounds": 5, "idle_budget": 20.0}
+QUICK = {"latency": 50, "burst": 500, "startup": 1000, "seed_sleep": 3, "seed_nosleep": 20,
+         "idle_rounds": 3, "idle_budget": 12.0}
+
+
+def _reexec_with_dependencies():
+    """Re-run under an interpreter that has pyroute2 and iptc (the daemon runs under
+    sys.executable): $XGW_PYTHON, then the repository's .venv."""
+    try:
+        import pyroute2  # noqa: F401
+        import iptc  # noqa: F401
+        return
+    except Exception:
+        pass
+    candidates = [os.environ.get("XGW_PYTHON"), os.path.join(REPO, ".venv", "bin", "python"),
+                  os.path.join(REPO, ".venv-oldest", "bin", "python")]
+    for python in candidates:
+        if python and os.path.exists(python) and \
+                os.path.realpath(python) != os.path.realpath(sys.executable):
+            os.execv(python, [python] + sys.argv)
+    sys.exit("run_bench.py: this interpreter lacks pyroute2/python-iptables; run it with the "
+             "project's venv (tests/run creates .venv) or set XGW_PYTHON")
+
+
+_reexec_with_dependencies()
+sys.path.insert(0, REPO)
+from tests.integration import netns as N  # noqa: E402
+
+
+# ---- namespaces and clean-up ---------------------------------------------------------------
+class BenchNetns(N.Netns):
+    """The integration tests' Netns, named xgwb-<pid>-<n>-<role> for the benchmark."""
+
+    _n = 0
+
+    def __init__(self, role):
+        BenchNetns._n += 1
+        self.name = "xgwb-%d-%d-%s" % (os.getpid(), BenchNetns._n, role)
+        N.run(["ip", "netns", "add", self.name])
+        self.run(["ip", "link", "set", "lo", "up"])
+
+
+class BenchDaemon(N.Daemon):
+    """The integration tests' Daemon (whose reader drains the sd_notify socket all the
+    time, as systemd does), answering ``wait_notify`` with the arrival time too."""
+
+    def wait_notify(self, what, timeout=20):
+        """(arrival time, lines) of the first message carrying ``what``."""
+        arrived, message = self.wait_notify_at(what, timeout)
+        return arrived, message.split("\n")
+
+
+class Resources(object):
+    """Everything the run created: stopped and removed in reverse order, always."""
+
+    def __init__(self, keep=False):
+        self.keep = keep
+        self.daemons = []
+        self.namespaces = []
+        self.workdirs = []
+
+    def netns(self, role):
+        ns = BenchNetns(role)
+        self.namespaces.append(ns)
+        ns.run(["iptables-legacy-restore"], input=N.DOM0_FIREWALL)
+        return ns
+
+    def workdir(self):
+        path = tempfile.mkdtemp(prefix="xgwb-")
+        self.workdirs.append(path)
+        return path
+
+    def daemon(self, ns, workdir, gateways, check_interval):
+        d = BenchDaemon(ns, workdir, gateways,
+                     agent_opts={"check_interval": str(check_interval), "log_level": "info"})
+        self.daemons.append(d)
+        return d
+
+    def close_phase(self, ns, daemons):
+        for d in daemons:
+            try:
+                d.stop()
+            except Exception as exc:
+                print("  (stopping a daemon: %s)" % exc)
+        ns.delete()
+        if ns in self.namespaces:
+            self.namespaces.remove(ns)
+
+    def close(self):
+        for d in reversed(self.daemons):
+            try:
+                d.stop(timeout=5)
+            except Exception:
+                pass
+        for ns in reversed(self.namespaces):
+            ns.delete()  # SIGKILLs whatever still runs in it, then removes it
+        self.namespaces = []
+        for path in self.workdirs:
+            if self.keep:
+                print("kept %s (daemon logs, config, status)" % path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+def bridge_name(i):
+    return "xapi%d" % i
+
+
+def gateway_name(i):
+    return "gw%d" % i
+
+
+def gateway_cidr(i):
+    return "10.%d.%d.1/24" % (100 + i // 256, i % 256)
+
+
+def gateway_net(i):
+    return "10.%d.%d.0/24" % (100 + i // 256, i % 256)
+
+
+def gateways_config(indices):
+    gws = {}
+    for i in indices:
+        gws[gateway_name(i)] = {"bridge": bridge_name(i), "address": gateway_cidr(i),
+                                "nat": "yes"}
+    return gws
+
+
+def percentile(values, q):
+    """Nearest-rank percentile of ``values`` (q in 0..100)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, int(-(-q * len(ordered) // 100)))  # ceil(q/100 * n)
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def run_driver(ns, args, timeout):
+    proc = ns.run([sys.executable, DRIVER] + [str(a) for a in args], check=False,
+                  timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError("driver %s failed (%d): %s" % (args[0], proc.returncode,
+                                                           proc.stderr[-2000:]))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def create_bridges_batch(ns, indices):
+    """Create and set up bridges with one ``ip -batch`` (before a daemon starts)."""
+    lines = []
+    for i in indices:
+        lines.append("link add %s type bridge" % bridge_name(i))
+        lines.append("link set %s up" % bridge_name(i))
+    ns.run(["ip", "-batch", "-"], input="\n".join(lines) + "\n", timeout=120)
+
+
+def wait_status(daemon, predicate, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        status = daemon.status()
+        if status is not None and predicate(status):
+            return status
+        time.sleep(interval)
+    return None
+
+
+def all_applied(names):
+    names = set(names)
+
+    def predicate(status):
+        applied = set(gw["name"] for gw in status.get("gateways", [])
+                      if gw.get("state") == "applied")
+        return names <= applied
+    return predicate
+
+
+def rss_kb(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":", 1)
+                out[key] = int(value.split()[0])
+    return out
+
+
+def ms(seconds):
+    return None if seconds is None else seconds * 1000.0
+
+
+# ---- external verification ---------------------------------------------------------------------
+def verify(ns, indices, daemon_rules=True):
+    """Check from outside that every gateway in ``indices`` is complete; returns
+    {"ok": bool, "problems": [...], counts...}. With ``daemon_rules`` False (the seed
+    way) MASQUERADE is looked for in POSTROUTING and FORWARD accepts are only counted."""
+    problems = []
+    nat = [l for l in ns.save("nat").splitlines() if l.startswith("-A ")]
+    flt = [l for l in ns.save("filter").splitlines() if l.startswith("-A ")]
+    seen = {}
+    for line in nat + flt:
+        key = re.sub(r"^\[\d+:\d+\] ", "", line)
+        seen[key] = seen.get(key, 0) + 1
+    dups = [l for l, n in seen.items() if n > 1]
+    if dups:
+        problems.append("%d duplicate rule line(s), e.g. %s" % (len(dups), dups[0]))
+
+    masq_chain = "XGW-POSTROUTING" if daemon_rules else "POSTROUTING"
+    masq = {}
+    for line in nat:
+        m = re.match(r"-A (\S+) -s (\S+) ! -d (\S+) .*-j MASQUERADE", line)
+        if m and m.group(1) == masq_chain and m.group(2) == m.group(3):
+            masq[m.group(2)] = masq.get(m.group(2), 0) + 1
+    fwd = {}
+    for line in flt:
+        if not (line.startswith("-A XGW-FORWARD ") or line.startswith("-A FORWARD ")):
+            continue
+        m = re.search(r"-[sd] (10\.\d+\.\d+\.0/24)", line)
+        if m and "-j ACCEPT" in line:
+            fwd[m.group(1)] = fwd.get(m.group(1), 0) + 1
+
+    addr_out = ns.run(["ip", "-4", "-o", "addr", "show"]).stdout
+    addrs = {}
+    for line in addr_out.splitlines():
+        parts = line.split()
+        addrs.setdefault(parts[1], []).append(parts[3])
+    route_out = ns.run(["ip", "-4", "route", "show", "table", "main"]).stdout
+    routes = set()
+    for line in route_out.splitlines():
+        m = re.match(r"(\S+) dev (\S+)", line)
+        if m:
+            routes.add((m.group(1), m.group(2)))
+
+    complete = 0
+    fwd_total = 0
+    for i in indices:
+        net, br, cidr = gateway_net(i), bridge_name(i), gateway_cidr(i)
+        bad = []
+        if addrs.get(br) != [cidr]:
+            bad.append("address %s" % addrs.get(br))
+        if (net, br) not in routes:
+            bad.append("no route")
+        if masq.get(net, 0) != 1:
+            bad.append("%d MASQUERADE" % masq.get(net, 0))
+        fwd_total += fwd.get(net, 0)
+        if daemon_rules and fwd.get(net, 0) != 2:
+            bad.append("%d FORWARD accepts" % fwd.get(net, 0))
+        if bad:
+            if len(problems) < 10:
+                problems.append("%s: %s" % (br, ", ".join(bad)))
+        else:
+            complete += 1
+    if daemon_rules:
+        for builtin, chain, rules in (("POSTROUTING", "XGW-POSTROUTING", nat),
+                                      ("FORWARD", "XGW-FORWARD", flt)):
+            chain_rules = [l for l in rules if l.startswith("-A %s " % builtin)]
+            jump = "-A %s -j %s" % (builtin, chain)
+            if not chain_rules or chain_rules[0] != jump or chain_rules.count(jump) != 1:
+                problems.append("jump to %s is not alone at the top of %s" % (chain, builtin))
+    if ns.ip_forward() != "1":
+        problems.append("ip_forward is not 1")
+    return {"ok": not problems and complete == len(indices), "complete": complete,
+            "expected": len(indices), "masquerade_rules": sum(masq.values()),
+            "forward_rules": fwd_total, "duplicates": len(dups), "problems": problems}
+
+
+# ---- phases ------------------------------------------------------------------------------------
+def phase_latency(res, count):
+    ns = res.netns("lat")
+    wd = res.workdir()
+    indices = list(range(count))
+    d = res.daemon(ns, wd, gateways_config(indices), check_interval=10)
+    try:
+        d.start(timeout=30)
+        out = run_driver(ns, ["latency", "--status", os.path.join(d.runtime_dir, "status.json"),
+                              "--count", count, "--timeout", 10, "--budget", 90],
+                         timeout=150)
+        check = verify(ns, indices)
+        lat = [s["latency"] for s in out["samples"]]
+        after, before = out["after"], out["before"]
+        return {
+            "bridges": count, "measured": len(lat), "timeouts": out["timeouts"],
+            "p50_ms": ms(percentile(lat, 50)), "p90_ms": ms(percentile(lat, 90)),
+            "p99_ms": ms(percentile(lat, 99)), "max_ms": ms(max(lat) if lat else None),
+            "min_ms": ms(min(lat) if lat else None),
+            # The round's cost grows with the gateways present: first vs last tenth.
+            "first_tenth_p50_ms": ms(percentile(lat[:max(1, len(lat) // 10)], 50)),
+            "last_tenth_p50_ms": ms(percentile(lat[-max(1, len(lat) // 10):], 50)),
+            "rounds": after["rounds"] - before["rounds"],
+            "iptables_commits": after["iptables_commits"] - before["iptables_commits"],
+            "writes": after["writes"] - before["writes"],
+            "samples_ms": [round(x * 1000.0, 3) for x in lat],
+            "verify": check,
+        }
+    finally:
+        res.close_phase(ns, [d])
+
+
+def phase_burst(res, count):
+    ns = res.netns("burst")
+    wd = res.workdir()
+    indices = list(range(count))
+    d = res.daemon(ns, wd, gateways_config(indices), check_interval=10)
+    try:
+        d.start(timeout=30)
+        out = run_driver(ns, ["burst", "--status", os.path.join(d.runtime_dir, "status.json"),
+                              "--count", count, "--timeout", 60], timeout=120)
+        check = verify(ns, indices)
+        after, before = out["after"], out["before"]
+        converge = None
+        if out["max_since"] is not None and out["applied"] == count:
+            converge = out["max_since"] - out["t_last"]
+        return {
+            "bridges": count, "applied": out["applied"], "missing": out["missing"],
+            "creation_span_s": out["creation_span"],
+            "after_last_s": converge,
+            "after_first_s": (out["max_since"] - out["t_first"]) if converge is not None else None,
+            "iptables_commits": after["iptables_commits"] - before["iptables_commits"],
+            "rounds": after["rounds"] - before["rounds"],
+            "writes": after["writes"] - before["writes"],
+            "verify": check,
+        }
+    finally:
+        res.close_phase(ns, [d])
+
+
+def phase_startup(res, count, idle_rounds, idle_budget):
+    ns = res.netns("start")
+    wd = res.workdir()
+    indices = list(range(count))
+    gateways = gateways_config(indices)
+    create_bridges_batch(ns, indices)
+    d = res.daemon(ns, wd, gateways, check_interval=10)
+    d2 = None
+    result = {"bridges": count}
+    try:
+        t_start = time.monotonic()
+        d.start(wait_ready=False)
+        t_ready, _lines = d.wait_notify("READY=1", timeout=120)
+        status = wait_status(d, all_applied(gateway_name(i) for i in indices), timeout=120)
+        if status is None:
+            result["error"] = "not all %d gateways applied within 120 s" % count
+            return result
+        t_applied = max(gw["since_monotonic"] for gw in status["gateways"])
+        time.sleep(0.5)
+        mem = rss_kb(d.proc.pid)
+        status = d.status()
+        result.update({
+            "ready_s": t_ready - t_start, "applied_s": t_applied - t_start,
+            "first_rounds": status["rounds"], "first_writes": status["writes"],
+            "first_commits": status["iptables_commits"],
+            "rss_mb": mem.get("VmRSS", 0) / 1024.0, "hwm_mb": mem.get("VmHWM", 0) / 1024.0,
+            "verify": verify(ns, indices),
+        })
+        d.stop()
+
+        # Idle periodic check: a fresh daemon, check_interval 1, on the converged state.
+        d2 = res.daemon(ns, wd, gateways, check_interval=1)
+        t_start = time.monotonic()
+        d2.start(timeout=120)
+        result["restart_ready_s"] = time.monotonic() - t_start
+        first = d2.status() or {}
+        writes0 = first.get("writes")
+        rounds = {}
+        deadline = time.monotonic() + idle_budget
+        while time.monotonic() < deadline and len(rounds) < idle_rounds + 1:
+            st = d2.status()
+            if st and st.get("last_round") and st["rounds"] not in rounds:
+                rounds[st["rounds"]] = dict(st["last_round"], writes_total=st["writes"])
+            time.sleep(0.02)
+        last = d2.status() or {}
+        idle = [r for n, r in sorted(rounds.items()) if n > 1 and r["ops"] == 0]
+        durations = [r["duration"] for r in idle]
+        result.update({
+            "idle_rounds": len(durations),
+            "idle_median_ms": ms(statistics.median(durations)) if durations else None,
+            "idle_max_ms": ms(max(durations)) if durations else None,
+            "idle_durations_ms": [round(x * 1000.0, 2) for x in durations],
+            "restart_first_round_writes": writes0,
+            "idle_writes_start": writes0, "idle_writes_end": last.get("writes"),
+            "idle_commits_end": last.get("iptables_commits"),
+            "rss_idle_mb": rss_kb(d2.proc.pid).get("VmRSS", 0) / 1024.0,
+        })
+        return result
+    finally:
+        res.close_phase(ns, [x for x in (d, d2) if x is not None])
+
+
+def phase_seed(res, n_sleep, n_nosleep):
+    ns = res.netns("seed")
+    wd = res.workdir()
+    result = {"route_tool": "route (net-tools)" if shutil.which("route") else
+              "ip route (route is missing: net-tools not installed)"}
+    os.environ["XTABLES_LOCKFILE"] = os.path.join(wd, "xtables.lock")
+    try:
+        # (a) the real 5 s sleep, a script launched per bridge as it is created
+        a = run_driver(ns, ["seed", "--script", SEED_SCRIPT, "--count", n_sleep, "--sleep", 5,
+                            "--parallel", "--timeout", 30], timeout=60)
+        # (b) SEED_SLEEP=0, one bridge at a time: the commands' own cost
+        b = run_driver(ns, ["seed", "--script", SEED_SCRIPT, "--count", n_nosleep,
+                            "--start", n_sleep, "--sleep", 0, "--timeout", 30], timeout=120)
+        indices = list(range(n_sleep + n_nosleep))
+        check = verify(ns, indices, daemon_rules=False)
+        la = [s["latency"] for s in a["samples"]]
+        lb = [s["latency"] for s in b["samples"]]
+        failed = [s for s in a["samples"] + b["samples"] if s["rc"] != 0]
+        result.update({
+            "sleep_bridges": n_sleep, "sleep_p50_s": percentile(la, 50),
+            "sleep_max_s": max(la) if la else None,
+            "nosleep_bridges": n_nosleep, "nosleep_p50_ms": ms(percentile(lb, 50)),
+            "nosleep_p90_ms": ms(percentile(lb, 90)), "nosleep_max_ms": ms(max(lb) if lb else None),
+            "script_failures": len(failed),
+            "failure_examples": [s["stderr"].strip() for s in failed[:3]],
+            "verify": check,
+        })
+        return result
+    finally:
+        os.environ.pop("XTABLES_LOCKFILE", None)
+        res.close_phase(ns, [])
+
+
+# ---- report ------------------------------------------------------------------------------------
+def fmt(value, unit="", digits=1):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return ("%%.%df%%s" % digits) % (value, unit)
+    return "%s%s" % (value, unit)
+
+
+def verdict(value, goal, less=True):
+    if value is None:
+        return "MISSED (no figure)"
+    ok = value <= goal if less else value >= goal
+    return "ok" if ok else "MISSED"
+
+
+def summary_rows(r):
+    rows = []
+    lat = r.get("latency")
+    if lat:
+        n = lat["bridges"]
+        rows.append(("latency p50, %d bridges one at a time" % n, fmt(lat["p50_ms"], " ms", 2),
+                     "<= %g ms" % GOAL_P50_MS, verdict(lat["p50_ms"], GOAL_P50_MS)))
+        rows.append(("latency p90", fmt(lat["p90_ms"], " ms", 2), "", ""))
+        rows.append(("latency p99", fmt(lat["p99_ms"], " ms", 2), "<= %g ms" % GOAL_P99_MS,
+                     verdict(lat["p99_ms"], GOAL_P99_MS)))
+        rows.append(("latency max", fmt(lat["max_ms"], " ms", 2), "", ""))
+        rows.append(("latency p50 of the first / last tenth of bridges",
+                     "%s / %s" % (fmt(lat["first_tenth_p50_ms"], " ms", 2),
+                                  fmt(lat["last_tenth_p50_ms"], " ms", 2)), "", ""))
+        rows.append(("latency phase: rounds / iptables commits",
+                     "%s / %s" % (lat["rounds"], lat["iptables_commits"]), "", ""))
+        rows.append(("latency phase: verified complete",
+                     "%d/%d" % (lat["verify"]["complete"], n), "all",
+                     "ok" if lat["verify"]["ok"] else "MISSED"))
+    burst = r.get("burst")
+    if burst:
+        n = burst["bridges"]
+        rows.append(("burst %d: all applied after last created" % n,
+                     fmt(burst["after_last_s"], " s", 3), "<= %g s" % GOAL_BURST_S,
+                     verdict(burst["after_last_s"], GOAL_BURST_S)))
+        rows.append(("burst: creating them took", fmt(burst["creation_span_s"], " s", 3), "", ""))
+        rows.append(("burst: iptables commits / bridges",
+                     "%s / %d (%d rounds)" % (burst["iptables_commits"], n, burst["rounds"]),
+                     "far fewer than %d" % n,
+                     "ok" if burst["iptables_commits"] * 10 <= n else "MISSED"))
+        rows.append(("burst: verified complete", "%d/%d" % (burst["verify"]["complete"], n),
+                     "all", "ok" if burst["verify"]["ok"] else "MISSED"))
+    st = r.get("startup")
+    if st:
+        n = st["bridges"]
+        if "error" in st:
+            rows.append(("startup %d" % n, st["error"], "", "MISSED"))
+        else:
+            rows.append(("startup %d: start -> READY=1" % n, fmt(st["ready_s"], " s", 3), "", ""))
+            rows.append(("startup %d: start -> all applied" % n, fmt(st["applied_s"], " s", 3),
+                         "<= %g s" % GOAL_STARTUP_S, verdict(st["applied_s"], GOAL_STARTUP_S)))
+            rows.append(("startup: verified complete", "%d/%d" % (st["verify"]["complete"], n),
+                         "all", "ok" if st["verify"]["ok"] else "MISSED"))
+            rows.append(("RSS with %d gateways applied (peak)" % n,
+                         "%.1f MB (%.1f MB)" % (st["rss_mb"], st["hwm_mb"]),
+                         "<= %g MB" % GOAL_RSS_MB, verdict(st["rss_mb"], GOAL_RSS_MB)))
+            rows.append(("restart on converged state: first-round writes",
+                         fmt(st.get("restart_first_round_writes")), "0",
+                         "ok" if st.get("restart_first_round_writes") == 0 else "MISSED"))
+            rows.append(("idle check, %d gateways (median of %d rounds)"
+                         % (n, st.get("idle_rounds", 0)),
+                         fmt(st.get("idle_median_ms"), " ms", 2), "<= %g ms" % GOAL_IDLE_MS,
+                         verdict(st.get("idle_median_ms"), GOAL_IDLE_MS)))
+            same = st.get("idle_writes_start") is not None and \
+                st.get("idle_writes_start") == st.get("idle_writes_end")
+            rows.append(("idle check: writes (start -> end)",
+                         "%s -> %s" % (st.get("idle_writes_start"), st.get("idle_writes_end")),
+                         "constant", "ok" if same else "MISSED"))
+    seed = r.get("seed")
+    if seed:
+        rows.append(("seed way p50, real sleep 5 (%d bridges)" % seed["sleep_bridges"],
+                     fmt(seed["sleep_p50_s"], " s", 3), "", ""))
+        rows.append(("seed way p50, SEED_SLEEP=0 (%d bridges)" % seed["nosleep_bridges"],
+                     fmt(seed["nosleep_p50_ms"], " ms", 1), "", ""))
+        if lat and lat["p50_ms"]:
+            ra = seed["sleep_p50_s"] * 1000.0 / lat["p50_ms"] if seed["sleep_p50_s"] else None
+            rb = seed["nosleep_p50_ms"] / lat["p50_ms"] if seed["nosleep_p50_ms"] else None
+            rows.append(("ratio seed/daemon p50, with sleep", fmt(ra, "x", 0), "", ""))
+            rows.append(("ratio seed/daemon p50, without sleep", fmt(rb, "x", 1), "", ""))
+        rows.append(("seed way: FORWARD accepts left",
+                      "%d (no FORWARD rules: Dom0's REJECT blocks TCP)"
+                      % seed["verify"]["forward_rules"], "", ""))
+        rows.append(("seed way: verified address, route, MASQUERADE",
+                     "%d/%d" % (seed["verify"]["complete"], seed["verify"]["expected"]), "", ""))
+        rows.append(("seed way: script failures", fmt(seed["script_failures"]), "", ""))
+    return rows
+
+
+def print_table(rows):
+    head = ("metric", "value", "goal", "")
+    widths = [max(len(str(row[i])) for row in rows + [head]) for i in range(4)]
+    line = " | ".join("%-*s" % (widths[i], head[i]) for i in range(4))
+    print(line.rstrip())
+    print("-+-".join("-" * w for w in widths))
+    for row in rows:
+        print(" | ".join("%-*s" % (widths[i], row[i]) for i in range(4)).rstrip())
+
+
+def print_phase(name, data):
+    problems = (data.get("verify") or {}).get("problems")
+    keys = [k for k in sorted(data) if k not in ("samples_ms", "verify", "idle_durations_ms")]
+    print("  %s: %s" % (name, ", ".join("%s=%s" % (k, fmt(data[k], "", 3)) for k in keys)))
+    if "idle_durations_ms" in data:
+        print("    idle round durations (ms): %s" % data["idle_durations_ms"])
+    if problems:
+        print("    verification problems: %s" % "; ".join(problems))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="xapi-gateway benchmark (run as root)")
+    parser.add_argument("--quick", action="store_true", help="fewer bridges (about 1.5 min)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--only", action="append",
+                        choices=("latency", "burst", "startup", "seed"),
+                        help="run only this phase (repeatable)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directories (daemon logs, configs, status files)")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("run_bench.py: needs root (network namespaces, iptables)")
+    missing = [t for t in NEEDED_TOOLS if shutil.which(t) is None]
+    if missing:
+        sys.exit("run_bench.py: missing tools: %s (apt-get install iproute2 iptables procps)"
+                 % ", ".join(missing))
+    sizes = QUICK if args.quick else FULL
+    phases = args.only or ["latency", "burst", "startup", "seed"]
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "quick": args.quick,
+               "python": sys.version.split()[0], "cpus": os.cpu_count(),
+               "kernel": os.uname().release, "sizes": sizes,
+               "loadavg_at_start": os.getloadavg()[0]}
+    if not shutil.which("route"):
+        print("note: route (net-tools) is missing; the seed script uses ip route instead")
+    stale = [l.split()[0] for l in N.run(["ip", "netns", "list"]).stdout.splitlines()
+             if l.startswith("xgwb-")]
+    if stale:
+        print("note: namespaces from an earlier run exist (left alone): %s" % ", ".join(stale))
+    res = Resources(keep=args.keep)
+    started = time.monotonic()
+    exit_code = 0
+    try:
+        for phase in phases:
+            t = time.monotonic()
+            print("[%5.1fs] %s ..." % (t - started, phase))
+            sys.stdout.flush()
+            try:
+                if phase == "latency":
+                    results["latency"] = phase_latency(res, sizes["latency"])
+                elif phase == "burst":
+                    results["burst"] = phase_burst(res, sizes["burst"])
+                elif phase == "startup":
+                    results["startup"] = phase_startup(res, sizes["startup"],
+                                                       sizes["idle_rounds"], sizes["idle_budget"])
+                elif phase == "seed":
+                    results["seed"] = phase_seed(res, sizes["seed_sleep"], sizes["seed_nosleep"])
+            except (AssertionError, RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+                results[phase] = None
+                text = "%s: %s" % (type(exc).__name__, exc)
+                results.setdefault("errors", {})[phase] = text[-3000:]
+                print("  %s FAILED: %s" % (phase, text[-3000:]))
+                traceback.print_exc()
+                exit_code = 1
+                continue
+            print_phase(phase, results[phase])
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("interrupted; cleaning up")
+        exit_code = 130
+    finally:
+        res.close()
+    results["runtime_s"] = time.monotonic() - started
+    print("")
+    print("xapi-gateway benchmark, %s, %s cpus (load %.2f at start), Python %s, kernel %s%s; "
+          "%.0f s" % (results["date"], results["cpus"], results["loadavg_at_start"],
+                      results["python"], results["kernel"], ", --quick" if args.quick else "",
+                      results["runtime_s"]))
+    rows = summary_rows(results)
+    if rows:
+        print_table(rows)
+    results["summary"] = [{"metric": r[0], "value": r[1], "goal": r[2], "verdict": r[3]}
+                          for r in rows]
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, sort_keys=True)
+            f.write("\n")
+        print("results written to %s" % args.json)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
