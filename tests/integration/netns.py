@@ -149,8 +149,9 @@ class Topology(object):
 class Daemon(object):
     """xapi-gateway-agent running for real inside a namespace, readiness by sd_notify."""
 
-    def __init__(self, ns, workdir, gateways=None, agent_opts=None, extra=""):
+    def __init__(self, ns, workdir, gateways=None, agent_opts=None, extra="", env=None):
         self.ns = ns
+        self.env = dict(env or {})
         self.workdir = workdir
         self.config_path = os.path.join(workdir, "agent.conf")
         self.state_dir = os.path.join(workdir, "state")
@@ -181,12 +182,14 @@ class Daemon(object):
         self._notify.bind(self.notify_path)
         self._notify.settimeout(0.2)
         self._messages = []
+        self._draining = False
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read_notify, args=(self._notify,))
         self._reader.daemon = True
         self._reader.start()
         env = dict(os.environ, NOTIFY_SOCKET=self.notify_path, PYTHONPATH=REPO,
                    PYTHONUNBUFFERED="1")
+        env.update(self.env)
         log = open(self.log_path, "a")
         self.proc = self.ns.popen([sys.executable, "-m", "agent.daemon.main",
                                    "-c", self.config_path], stdout=log, stderr=log, env=env)
@@ -201,9 +204,11 @@ class Daemon(object):
             try:
                 message = sock.recv(4096).decode()
             except socket.timeout:
+                if self._draining:
+                    return  # the daemon has exited and its queue is empty
                 continue
             except OSError:
-                return  # closed by stop()
+                return
             with self._cond:
                 self._messages.append((time.monotonic(), message))
                 self._cond.notify_all()
@@ -261,6 +266,8 @@ class Daemon(object):
                 self.proc.kill()
                 self.proc.wait()
         code, self.proc = self.proc.returncode, None
+        self._draining = True  # read what the daemon sent before it exited, then close
+        self._reader.join(5)
         self._notify.close()
         return code
 
