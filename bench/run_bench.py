@@ -80,6 +80,8 @@ def _reexec_with_dependencies():
 _reexec_with_dependencies()
 sys.path.insert(0, REPO)
 from tests.integration import netns as N  # noqa: E402
+# the driver runs inside the namespaces; both sides name bridges and gateways alike
+from driver import bridge_name, gateway_cidr, gateway_name  # noqa: E402
 
 
 # ---- namespaces and clean-up ---------------------------------------------------------------
@@ -162,18 +164,6 @@ def _raise_interrupt(signum, frame):
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-def bridge_name(i):
-    return "xapi%d" % i
-
-
-def gateway_name(i):
-    return "gw%d" % i
-
-
-def gateway_cidr(i):
-    return "10.%d.%d.1/24" % (100 + i // 256, i % 256)
-
-
 def gateway_net(i):
     return "10.%d.%d.0/24" % (100 + i // 256, i % 256)
 

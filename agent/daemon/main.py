@@ -236,10 +236,9 @@ class Daemon(object):
             action()
 
     async def _watchdog(self):
+        # None when systemd set no watchdog: nothing to ping, but still exit if the netlink
+        # monitor thread died.
         interval = self.notifier.watchdog_interval()
-        if not interval:
-            # Nothing to ping, but still exit if the netlink monitor thread died.
-            interval = None
         while True:
             await asyncio.sleep(interval or 5.0)
             if not self.monitor.is_alive():
