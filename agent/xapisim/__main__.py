@@ -1,0 +1,58 @@
+"""Run the XAPI simulator: ``python -m agent.xapisim [--listen HOST:PORT] [--unix PATH]``.
+
+It serves XML-RPC as xapi does, on TCP and/or a Unix socket, seeded with a host and a
+pool, until interrupted. Credentials are accepted as xapi accepts them on its Unix socket
+(any); ``--password`` makes TCP logins check root's password.
+"""
+import argparse
+import signal
+import sys
+import threading
+
+from agent.xapisim import datamodel as dm
+from agent.xapisim import server
+from agent.xapisim.engine import Engine
+from agent.xapisim.seed import seed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m agent.xapisim",
+                                     description="A XAPI simulator driven by the datamodel.")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="serve HTTP here, e.g. 127.0.0.1:8080")
+    parser.add_argument("--unix", metavar="PATH", help="serve on this Unix socket (no '_' in "
+                        "it if XenAPI.xapi_local-style URLs must reach it)")
+    parser.add_argument("--password", help="require this password for root")
+    parser.add_argument("--datamodel", metavar="DIR", help="directory with datamodel.json "
+                        "and errors.json (default: %s)" % dm.default_directory())
+    args = parser.parse_args(argv)
+    if not args.listen and not args.unix:
+        parser.error("give --listen and/or --unix")
+    host = port = None
+    if args.listen:
+        host, _, port_text = args.listen.rpartition(":")
+        if not host or not port_text.isdigit():
+            parser.error("--listen wants HOST:PORT, got %r" % args.listen)
+        port = int(port_text)
+    try:
+        model = dm.Datamodel.load(args.datamodel)
+    except (IOError, OSError, ValueError) as exc:
+        print("xapisim: cannot load the datamodel: %s" % exc, file=sys.stderr)
+        return 2
+    check = None
+    if args.password is not None:
+        check = lambda user, pwd: user == "root" and pwd == args.password  # noqa: E731
+    engine = Engine(model, check_password=check)
+    seed(engine)
+    servers, address = server.serve(engine, host=host, port=port or 0, unix_path=args.unix)
+    print("xapisim: serving%s%s" % (" http://%s:%d" % address if address else "",
+                                     " unix:%s" % args.unix if args.unix else ""), flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    server.shutdown(servers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

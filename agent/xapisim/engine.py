@@ -1,0 +1,235 @@
+"""The simulator's engine: objects, sessions and every implicit message, from the datamodel.
+
+``Engine.call(method, params)`` returns the reply struct xapi sends, ``{"Status":
+"Success", "Value": ...}`` or ``{"Status": "Failure", "ErrorDescription": [CODE, ...]}``,
+for any transport to encode. Explicit (non-implicit) messages are served by handlers
+registered per "class.message"; a message with neither answers MESSAGE_METHOD_UNKNOWN
+(honest: it is not simulated) rather than pretending.
+"""
+import threading
+import uuid as uuidlib
+
+from agent.xapisim import datamodel as dm
+
+LOGIN_METHODS = ("login_with_password", "slave_local_login_with_password")
+
+
+class XapiFailure(Exception):
+    """A XenAPI error: a code from errors.json and its parameters (as strings)."""
+
+    def __init__(self, code, *params):
+        super(XapiFailure, self).__init__(code)
+        self.code = code
+        self.params = [str(p) for p in params]
+
+    def description(self):
+        return [self.code] + self.params
+
+
+def new_ref():
+    return "OpaqueRef:%s" % uuidlib.uuid4()
+
+
+class Engine(object):
+    def __init__(self, model, check_password=None):
+        self.model = model
+        self.lock = threading.RLock()
+        self.objects = {name: {} for name in model.classes}  # class -> {ref: record}
+        self.handlers = {}        # "class.message" -> callable(engine, session, *params)
+        # None accepts any credentials (xapi on its Unix socket, as root)
+        self.check_password = check_password
+        self.handlers["session.logout"] = _logout
+        self.handlers["session.local_logout"] = _logout
+
+    # ---- objects -----------------------------------------------------------------------
+    def create(self, class_name, **values):
+        """A new object of ``class_name``: defaults from the datamodel, then ``values``."""
+        cls = self.model.classes[class_name]
+        record = {name: _copy(f.default) for name, f in cls.fields.items()}
+        if "uuid" in cls.fields:
+            record["uuid"] = str(uuidlib.uuid4())
+        record.update(values)
+        ref = new_ref()
+        self.objects[class_name][ref] = record
+        return ref
+
+    def record(self, class_name, ref):
+        record = self.objects[class_name].get(ref)
+        if record is None:
+            raise XapiFailure("HANDLE_INVALID", class_name, ref)
+        return record
+
+    def destroy(self, class_name, ref):
+        self.record(class_name, ref)
+        del self.objects[class_name][ref]
+
+    def find(self, class_name, **match):
+        return [ref for ref, rec in self.objects[class_name].items()
+                if all(rec.get(k) == v for k, v in match.items())]
+
+    # ---- calls -------------------------------------------------------------------------
+    def call(self, method, params):
+        with self.lock:
+            try:
+                return {"Status": "Success", "Value": self._call(method, list(params))}
+            except XapiFailure as failure:
+                return {"Status": "Failure", "ErrorDescription": failure.description()}
+
+    def _call(self, method, params):
+        class_name, _, message_name = method.partition(".")
+        if not message_name:  # xapi also accepts class_message
+            class_name, _, message_name = method.partition("_")
+        cls = self.model.class_named(class_name)
+        message = cls.messages.get(message_name) if cls else None
+        if message is None:
+            raise XapiFailure("MESSAGE_METHOD_UNKNOWN", method)
+        key = "%s.%s" % (cls.name, message.name)
+        if cls.name == "session" and message.name in LOGIN_METHODS:
+            self._check_arity(key, message, params, with_session=False)
+            return self._login(*params)
+        if not params:
+            raise XapiFailure("MESSAGE_PARAMETER_COUNT_MISMATCH", key,
+                              len(message.params) - 1, 0)
+        session = params[0]
+        if session not in self.objects["session"]:
+            raise XapiFailure("SESSION_INVALID", session)
+        args = params[1:]
+        self._check_arity(key, message, params, with_session=True)
+        for param, value in zip(message.params[1:], args):
+            target = dm.ref_class(param.type)
+            if target is not None and target in self.objects and value != dm.NULL_REF:
+                if value not in self.objects[target]:
+                    raise XapiFailure("HANDLE_INVALID", target, value)
+        handler = self.handlers.get(key)
+        if handler is not None:
+            return handler(self, session, *args)
+        if message.implicit:
+            return self._implicit(cls, message, args)
+        raise XapiFailure("MESSAGE_METHOD_UNKNOWN", method)
+
+    def _check_arity(self, key, message, params, with_session):
+        declared = message.params[1:] if with_session else message.params
+        given = len(params) - (1 if with_session else 0)
+        required = sum(1 for p in declared if p.required)
+        if given == len(declared) or (required != len(declared) and required <= given
+                                      <= len(declared)):
+            return
+        expected = len(declared) if required == len(declared) else required
+        raise XapiFailure("MESSAGE_PARAMETER_COUNT_MISMATCH", key, expected, given)
+
+    def _login(self, uname, pwd, version="1.1", originator=""):
+        if self.check_password is not None and not self.check_password(uname, pwd):
+            raise XapiFailure("SESSION_AUTHENTICATION_FAILED", uname,
+                              "Authentication failure")
+        pool = next(iter(self.objects["pool"]), dm.NULL_REF)
+        host = next(iter(self.objects["host"]), dm.NULL_REF)
+        return self.create("session", auth_user_name=uname, originator=originator,
+                           this_host=host, pool=pool != dm.NULL_REF, is_local_superuser=True)
+
+    # ---- the implicit messages ---------------------------------------------------------
+    def _implicit(self, cls, message, args):
+        name, store = message.name, self.objects[cls.name]
+        if name == "get_all":
+            return list(store)
+        if name == "get_all_records":
+            return {ref: self._wire_record(cls, rec) for ref, rec in store.items()}
+        if name == "get_record":
+            return self._wire_record(cls, self.record(cls.name, args[0]))
+        if name == "get_by_uuid":
+            for ref, rec in store.items():
+                if rec.get("uuid") == args[0]:
+                    return ref
+            raise XapiFailure("UUID_INVALID", cls.name, args[0])
+        if name == "get_by_name_label":
+            return [ref for ref, rec in store.items() if rec.get("name_label") == args[0]]
+        if name == "create":
+            return self._construct(cls, message, args[0])
+        if name == "destroy":
+            self.destroy(cls.name, args[0])
+            return ""
+        for prefix, action in (("get_", self._get), ("set_", self._set),
+                               ("add_to_", self._add_to), ("remove_from_", self._remove_from),
+                               ("add_", self._add), ("remove_", self._remove)):
+            field = cls.fields.get(name[len(prefix):]) if name.startswith(prefix) else None
+            if field is not None:
+                return action(cls, field, self.record(cls.name, args[0]), *args[1:])
+        raise XapiFailure("MESSAGE_METHOD_UNKNOWN", "%s.%s" % (cls.name, name))
+
+    def _get(self, cls, field, record):
+        return _wire(field.type, record[field.name])
+
+    def _set(self, cls, field, record, value):
+        record[field.name] = _from_wire(field.type, value)
+        return ""
+
+    def _add_to(self, cls, field, record, key, value):
+        if key in record[field.name]:
+            raise XapiFailure("MAP_DUPLICATE_KEY", cls.name, field.name, record.get("uuid", ""),
+                              key)
+        record[field.name][key] = value
+        return ""
+
+    def _remove_from(self, cls, field, record, key):
+        record[field.name].pop(key, None)
+        return ""
+
+    def _add(self, cls, field, record, value):
+        if value not in record[field.name]:
+            record[field.name].append(value)
+        return ""
+
+    def _remove(self, cls, field, record, value):
+        if value in record[field.name]:
+            record[field.name].remove(value)
+        return ""
+
+    def _construct(self, cls, message, args):
+        if not isinstance(args, dict):
+            raise XapiFailure("FIELD_TYPE_ERROR", "args")
+        for name in message.constructor_required or ():
+            if name not in args:
+                raise XapiFailure("FIELD_TYPE_ERROR", name)
+        values = {}
+        for name in message.constructor_args or ():
+            if name in args:
+                values[name] = _from_wire(cls.fields[name].type, args[name])
+        return self.create(cls.name, **values)
+
+    def _wire_record(self, cls, record):
+        return {name: _wire(cls.fields[name].type, value) for name, value in record.items()
+                if name in cls.fields}
+
+
+def _logout(engine, session):
+    engine.destroy("session", session)
+    return ""
+
+
+def _wire(type_name, value):
+    """int64 values travel as decimal strings (Python's xmlrpc cannot send ints > 2^31)."""
+    if type_name == "int":
+        return str(value)
+    if type_name == "int set":
+        return [str(v) for v in value]
+    if type_name.startswith("(int -> int)"):
+        return {str(k): str(v) for k, v in value.items()}
+    return value
+
+
+def _from_wire(type_name, value):
+    if type_name == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise XapiFailure("FIELD_TYPE_ERROR", type_name)
+    if type_name == "bool" and not isinstance(value, bool):
+        raise XapiFailure("FIELD_TYPE_ERROR", type_name)
+    return _copy(value)
+
+
+def _copy(value):
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
+    return value

@@ -1,0 +1,81 @@
+"""XML-RPC transports for the simulator: HTTP on a TCP port, and a Unix socket (as xapi's
+/var/lib/xcp/xapi, which ``XenAPI.xapi_local()`` uses). POST to ``/`` or ``/RPC2``; the
+reply is always HTTP 200 with xapi's status struct, except for malformed requests (500).
+"""
+import http.server
+import os
+import socketserver
+import threading
+import xmlrpc.client
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    engine = None  # set per server class
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        try:
+            params, method = xmlrpc.client.loads(body, use_builtin_types=False)
+        except Exception:  # malformed XML: xapi answers 500 too
+            self.send_error(500, "malformed XML-RPC request")
+            return
+        if method is None or self.path not in ("/", "/RPC2"):
+            self.send_error(500, "not an XML-RPC call")
+            return
+        reply = self.server.engine.call(method, params)
+        data = xmlrpc.client.dumps((reply,), methodresponse=True, allow_none=False).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def address_string(self):
+        return str(self.client_address or "unix")
+
+    def log_message(self, *args):  # quiet: tests and demos read the engine, not logs
+        pass
+
+
+class _TCPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self):
+        request, _ = self.socket.accept()
+        return request, ("unix", 0)
+
+
+def serve(engine, host=None, port=0, unix_path=None):
+    """Start listeners in background threads; returns (servers, address) where address
+    is the TCP (host, port) or None."""
+    servers = []
+    address = None
+    if host is not None:
+        tcp = _TCPServer((host, port), _Handler)
+        tcp.engine = engine
+        servers.append(tcp)
+        address = tcp.server_address
+    if unix_path is not None:
+        if os.path.exists(unix_path):
+            os.unlink(unix_path)
+        unix = _UnixServer(unix_path, _Handler)
+        unix.engine = engine
+        servers.append(unix)
+    for server in servers:
+        thread = threading.Thread(target=server.serve_forever, name="xapisim")
+        thread.daemon = True
+        thread.start()
+    return servers, address
+
+
+def shutdown(servers):
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,41 @@
+import itertools
+import os
+import shutil
+
+import pytest
+
+from agent.xapisim import datamodel as dm
+from agent.xapisim import server
+from agent.xapisim.engine import Engine
+from agent.xapisim.seed import seed
+
+_n = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def model():
+    directory = dm.default_directory()
+    if not os.path.exists(os.path.join(directory, "datamodel.json")):
+        pytest.skip("the XenAPI datamodel is not at %s: put ../shared beside the checkout "
+                    "or set XGW_XAPI_DATAMODEL" % directory)
+    return dm.Datamodel.load(directory)
+
+
+@pytest.fixture
+def engine(model):
+    engine = Engine(model)
+    seed(engine)
+    return engine
+
+
+@pytest.fixture
+def served(engine):
+    """The engine on 127.0.0.1 and on a Unix socket. XenAPI's UDSTransport turns '_' into
+    '/' in the URL's host part, so the socket path must have no '_'."""
+    directory = "/tmp/xgwsim-%d-%d" % (os.getpid(), next(_n))
+    os.makedirs(directory)
+    path = os.path.join(directory, "xapi")
+    servers, (host, port) = server.serve(engine, host="127.0.0.1", port=0, unix_path=path)
+    yield engine, "http://%s:%d" % (host, port), "http://%s/" % path.replace("/", "_")
+    server.shutdown(servers)
+    shutil.rmtree(directory, ignore_errors=True)
