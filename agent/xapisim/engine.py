@@ -13,6 +13,21 @@ from agent.xapisim import datamodel as dm
 
 LOGIN_METHODS = ("login_with_password", "slave_local_login_with_password")
 
+# xapi's one-to-many relations (datamodel.ml "relations"), as (class, ref field, target
+# class, set field on the target): the set is maintained from the ref, as xapi does.
+RELATIONS = (
+    ("PIF", "network", "network", "PIFs"),
+    ("VIF", "network", "network", "VIFs"),
+    ("VIF", "VM", "VM", "VIFs"),
+    ("VBD", "VM", "VM", "VBDs"),
+    ("VBD", "VDI", "VDI", "VBDs"),
+    ("VDI", "SR", "SR", "VDIs"),
+    ("PBD", "SR", "SR", "PBDs"),
+    ("PBD", "host", "host", "PBDs"),
+    ("PIF", "host", "host", "PIFs"),
+    ("VLAN", "tagged_PIF", "PIF", "VLAN_slave_of"),
+)
+
 
 class XapiFailure(Exception):
     """A XenAPI error: a code from errors.json and its parameters (as strings)."""
@@ -51,6 +66,7 @@ class Engine(object):
         record.update(values)
         ref = new_ref()
         self.objects[class_name][ref] = record
+        self._relate(class_name, ref, record, add=True)
         return ref
 
     def record(self, class_name, ref):
@@ -60,8 +76,28 @@ class Engine(object):
         return record
 
     def destroy(self, class_name, ref):
-        self.record(class_name, ref)
+        record = self.record(class_name, ref)
+        self._relate(class_name, ref, record, add=False)
         del self.objects[class_name][ref]
+
+    def set_field(self, class_name, ref, field, value):
+        """Set a field, keeping the relations it takes part in consistent."""
+        record = self.record(class_name, ref)
+        self._relate(class_name, ref, record, add=False, only=field)
+        record[field] = value
+        self._relate(class_name, ref, record, add=True, only=field)
+
+    def _relate(self, class_name, ref, record, add, only=None):
+        for source, field, target, many in RELATIONS:
+            if source != class_name or (only is not None and field != only):
+                continue
+            other = self.objects[target].get(record.get(field))
+            if other is None:
+                continue
+            if add and ref not in other[many]:
+                other[many].append(ref)
+            elif not add and ref in other[many]:
+                other[many].remove(ref)
 
     def find(self, class_name, **match):
         return [ref for ref, rec in self.objects[class_name].items()
@@ -159,7 +195,8 @@ class Engine(object):
         return _wire(field.type, record[field.name])
 
     def _set(self, cls, field, record, value):
-        record[field.name] = _from_wire(field.type, value)
+        ref = next(r for r, rec in self.objects[cls.name].items() if rec is record)
+        self.set_field(cls.name, ref, field.name, _from_wire(field.type, value))
         return ""
 
     def _add_to(self, cls, field, record, key, value):

@@ -66,6 +66,8 @@ def test_login_has_two_required_and_two_optional_parameters(engine, count, ok):
 
 def test_class_message_spelling_and_unknown_class(engine):
     session = engine.call("session.login_with_password", ["root", ""])["Value"]
-    assert engine.call("network_get_all", [session]) == {"Status": "Success", "Value": []}
+    spelled = engine.call("network_get_all", [session])
+    assert spelled == engine.call("network.get_all", [session])
+    assert spelled["Status"] == "Success" and len(spelled["Value"]) == 2  # eth0's, HIMN
     assert engine.call("nosuch.get_all", [session])["ErrorDescription"] == [
         "MESSAGE_METHOD_UNKNOWN", "nosuch.get_all"]
