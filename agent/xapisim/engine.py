@@ -7,11 +7,15 @@ registered per "class.message"; a message with neither answers MESSAGE_METHOD_UN
 (honest: it is not simulated) rather than pretending.
 """
 import threading
+import time
 import uuid as uuidlib
+from collections import deque
 
 from agent.xapisim import datamodel as dm
 
 LOGIN_METHODS = ("login_with_password", "slave_local_login_with_password")
+
+EVENT_LOG = 10000  # events kept for event.from; an older token gets EVENTS_LOST
 
 # xapi's one-to-many relations (datamodel.ml "relations"), as (class, ref field, target
 # class, set field on the target): the set is maintained from the ref, as xapi does.
@@ -55,6 +59,10 @@ class Engine(object):
         self.check_password = check_password
         self.handlers["session.logout"] = _logout
         self.handlers["session.local_logout"] = _logout
+        self.handlers["event.from"] = _event_from
+        self.changed = threading.Condition(self.lock)
+        self.events = deque(maxlen=EVENT_LOG)  # (id, class, operation, ref)
+        self.event_id = 0
 
     # ---- objects -----------------------------------------------------------------------
     def create(self, class_name, **values):
@@ -67,6 +75,7 @@ class Engine(object):
         ref = new_ref()
         self.objects[class_name][ref] = record
         self._relate(class_name, ref, record, add=True)
+        self.touched(class_name, ref, "add")
         return ref
 
     def record(self, class_name, ref):
@@ -79,6 +88,7 @@ class Engine(object):
         record = self.record(class_name, ref)
         self._relate(class_name, ref, record, add=False)
         del self.objects[class_name][ref]
+        self.touched(class_name, ref, "del")
 
     def set_field(self, class_name, ref, field, value):
         """Set a field, keeping the relations it takes part in consistent."""
@@ -86,6 +96,16 @@ class Engine(object):
         self._relate(class_name, ref, record, add=False, only=field)
         record[field] = value
         self._relate(class_name, ref, record, add=True, only=field)
+        self.touched(class_name, ref, "mod")
+
+    def touched(self, class_name, ref, operation):
+        """Record an event (what event.from reports) and wake its waiters."""
+        if class_name in ("session", "event"):
+            return
+        with self.lock:
+            self.event_id += 1
+            self.events.append((self.event_id, class_name, operation, ref))
+            self.changed.notify_all()
 
     def _relate(self, class_name, ref, record, add, only=None):
         for source, field, target, many in RELATIONS:
@@ -98,6 +118,9 @@ class Engine(object):
                 other[many].append(ref)
             elif not add and ref in other[many]:
                 other[many].remove(ref)
+            else:
+                continue
+            self.touched(target, record.get(field), "mod")
 
     def find(self, class_name, **match):
         return [ref for ref, rec in self.objects[class_name].items()
@@ -188,7 +211,10 @@ class Engine(object):
                                ("add_", self._add), ("remove_", self._remove)):
             field = cls.fields.get(name[len(prefix):]) if name.startswith(prefix) else None
             if field is not None:
-                return action(cls, field, self.record(cls.name, args[0]), *args[1:])
+                result = action(cls, field, self.record(cls.name, args[0]), *args[1:])
+                if prefix not in ("get_", "set_"):  # set_ goes through set_field
+                    self.touched(cls.name, args[0], "mod")
+                return result
         raise XapiFailure("MESSAGE_METHOD_UNKNOWN", "%s.%s" % (cls.name, name))
 
     def _get(self, cls, field, record):
@@ -235,6 +261,58 @@ class Engine(object):
     def _wire_record(self, cls, record):
         return {name: _wire(cls.fields[name].type, value) for name, value in record.items()
                 if name in cls.fields}
+
+
+def _event_from(engine, session, classes, token, timeout):
+    """event.from: the changes to ``classes`` ("*", "network", "vm/<ref>") after
+    ``token``; waits up to ``timeout`` seconds for one. Token "" means: everything now."""
+    wanted = [c.lower() for c in classes]
+
+    def matches(class_name, ref):
+        name = class_name.lower()
+        return "*" in wanted or name in wanted or ("%s/%s" % (name, ref)).lower() in wanted
+
+    try:
+        timeout = max(0.0, min(float(timeout), 60.0))
+    except (TypeError, ValueError):
+        raise XapiFailure("FIELD_TYPE_ERROR", "timeout")
+    if token == "":
+        events = [(engine.event_id, cls, "add", ref) for cls, objs in engine.objects.items()
+                  for ref in objs if cls not in ("session", "event") and matches(cls, ref)]
+        return _event_batch(engine, events, engine.event_id)
+    try:
+        since = int(token)
+    except ValueError:
+        raise XapiFailure("EVENT_FROM_TOKEN_PARSE_FAILURE", token)
+    if engine.events and since < engine.events[0][0] - 1:
+        raise XapiFailure("EVENTS_LOST")
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in engine.events if e[0] > since and matches(e[1], e[3])]
+        remaining = deadline - time.monotonic()
+        if found or remaining <= 0:
+            return _event_batch(engine, found, engine.event_id)
+        engine.changed.wait(remaining)  # releases the engine lock meanwhile
+
+
+def _event_batch(engine, events, last_id):
+    out = []
+    for event_id, class_name, operation, ref in events:
+        event = {"id": str(event_id), "timestamp": "%.6f" % time.time(),
+                 "class": class_name.lower(), "operation": operation, "ref": ref}
+        record = engine.objects[class_name].get(ref)
+        if operation != "del" and record is not None:
+            event["snapshot"] = engine._wire_record(engine.model.classes[class_name], record)
+        out.append(event)
+    counts = {}
+    for event in out:
+        counts[event["class"]] = len(engine.objects[_class_named(engine, event["class"])])
+    return {"events": out, "valid_ref_counts": {k: str(v) for k, v in counts.items()},
+            "token": str(last_id)}
+
+
+def _class_named(engine, lower):
+    return engine.model.class_named(lower).name
 
 
 def _logout(engine, session):
