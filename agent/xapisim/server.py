@@ -4,6 +4,7 @@ reply is always HTTP 200 with xapi's status struct, except for malformed request
 """
 import http.server
 import os
+import socket
 import socketserver
 import threading
 import xmlrpc.client
@@ -39,12 +40,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _TCPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+class _Connections(object):
+    """Tracks open connections, so that a shutdown resets them as a dying xapi would
+    (a client blocked in event.from must notice)."""
+
+    def process_request(self, request, client_address):
+        self.__dict__.setdefault("open_requests", set()).add(request)
+        super(_Connections, self).process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        self.__dict__.get("open_requests", set()).discard(request)
+        super(_Connections, self).shutdown_request(request)
+
+    def reset_connections(self):
+        for request in list(self.__dict__.get("open_requests", ())):
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _TCPServer(_Connections, socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
 
-class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class _UnixServer(_Connections, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
     def get_request(self):
@@ -76,6 +97,8 @@ def serve(engine, host=None, port=0, unix_path=None):
 
 
 def shutdown(servers):
+    """Stop listening and reset every open connection (what a xapi restart looks like)."""
     for server in servers:
         server.shutdown()
+        server.reset_connections()
         server.server_close()
