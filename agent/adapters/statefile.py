@@ -80,3 +80,20 @@ def write_atomic(path, text, mode=0o644, durable=True):
             raise
     except (IOError, OSError) as exc:
         raise StateError("cannot write %s: %s" % (path, exc), path=path)
+
+
+class JsonCache(object):
+    """A JSON document on disk, written atomically (the last desired state from XAPI)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def load(self):
+        try:
+            with open(self.path) as f:
+                return json.load(f)
+        except (IOError, OSError, ValueError):
+            return None
+
+    def save(self, data):
+        write_atomic(self.path, json.dumps(data, sort_keys=True) + "\n", mode=0o600)

@@ -79,6 +79,28 @@ AGENT_SCHEMA = OrderedDict([
                          "Log verbosity.")),
 ])
 
+def _xapi_url(value, field):
+    value = value.strip()
+    if value == "none" or value.startswith(("http://", "https://")):
+        return value
+    if value.startswith("unix:/"):
+        if "_" in value:
+            raise GatewayInvalid("%s %r: the XenAPI SDK cannot reach a socket path with '_'"
+                                 % (field, value), field=field)
+        return value
+    raise GatewayInvalid("%s %r is not 'none', unix:/PATH or an http(s):// URL"
+                         % (field, value), field=field)
+
+
+XAPI_SCHEMA = OrderedDict([
+    ("url", Option(_xapi_url, "unix:/var/lib/xcp/xapi",
+                   "Where XAPI is: unix:/PATH (Dom0's local socket, any credentials work "
+                   "there as root), http(s)://HOST, or 'none' for config-file gateways only.")),
+    ("username", Option(lambda v, f: v.strip(), "root", "XAPI user (for http(s) URLs).")),
+    ("password", Option(lambda v, f: v, "", "XAPI password (for http(s) URLs); keep this "
+                                            "file root-only when set.")),
+])
+
 GATEWAY_SCHEMA = OrderedDict([
     ("bridge", Option(model.parse_bridge, None, "Dom0 bridge of the network, e.g. xapi1.")),
     ("address", Option(model.parse_address, None,
@@ -91,15 +113,21 @@ class AgentSettings(namedtuple("AgentSettings", list(AGENT_SCHEMA))):
     __slots__ = ()
 
 
-class Config(namedtuple("Config", "path agent gateways")):
-    """A parsed configuration: ``agent`` settings and ``gateways`` (name -> Gateway)."""
+class XapiSettings(namedtuple("XapiSettings", list(XAPI_SCHEMA))):
+    __slots__ = ()
+
+
+class Config(namedtuple("Config", "path agent gateways xapi")):
+    """A parsed configuration: ``agent`` and ``xapi`` settings, ``gateways`` (name ->
+    Gateway)."""
 
     __slots__ = ()
 
 
 def defaults():
     return Config(path=None, agent=AgentSettings(**{k: o.default for k, o in AGENT_SCHEMA.items()}),
-                  gateways=OrderedDict())
+                  gateways=OrderedDict(),
+                  xapi=XapiSettings(**{k: o.default for k, o in XAPI_SCHEMA.items()}))
 
 
 def load(path):
@@ -127,12 +155,15 @@ def parse(text, path="<string>"):
         raise ConfigError("config %s: %s" % (path, _one_line(exc)), path=path, **where)
 
     agent_values = {k: o.default for k, o in AGENT_SCHEMA.items()}
+    xapi_values = {k: o.default for k, o in XAPI_SCHEMA.items()}
     gateways = OrderedDict()
     bridges = {}
     for section in parser.sections():
         items = parser.items(section)
         if section == "agent":
             agent_values.update(_parse_section(path, section, items, AGENT_SCHEMA))
+        elif section == "xapi":
+            xapi_values.update(_parse_section(path, section, items, XAPI_SCHEMA))
         elif section.startswith(GATEWAY_PREFIX):
             name = section[len(GATEWAY_PREFIX):].strip()
             values = _parse_section(path, section, items, GATEWAY_SCHEMA)
@@ -152,9 +183,10 @@ def parse(text, path="<string>"):
             bridges[values["bridge"]] = name
             gateways[name] = model.Gateway(name=name, source="config", **values)
         else:
-            raise ConfigError("config %s: unknown section [%s]; expected [agent] or "
+            raise ConfigError("config %s: unknown section [%s]; expected [agent], [xapi] or "
                               "[gateway:NAME]" % (path, section), path=path, section=section)
-    return Config(path=path, agent=AgentSettings(**agent_values), gateways=gateways)
+    return Config(path=path, agent=AgentSettings(**agent_values), gateways=gateways,
+                  xapi=XapiSettings(**xapi_values))
 
 
 def _parse_section(path, section, items, schema):
@@ -185,6 +217,10 @@ def reference():
     lines = ["[agent]"]
     for key, opt in AGENT_SCHEMA.items():
         lines.append("%-16s default %-24s %s" % (key, opt.default, opt.help))
+    lines.append("")
+    lines.append("[xapi]")
+    for key, opt in XAPI_SCHEMA.items():
+        lines.append("%-16s default %-24s %s" % (key, opt.default or '""', opt.help))
     lines.append("")
     lines.append("[gateway:NAME]   (one section per gateway)")
     for key, opt in GATEWAY_SCHEMA.items():

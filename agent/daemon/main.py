@@ -114,7 +114,7 @@ class Daemon(object):
         from agent.adapters.systemd import Notifier
         from agent.adapters.udev import UdevEvents
         from agent.daemon.reconciler import Engine, Reconciler
-        from agent.daemon.sources import StaticSource
+        from agent.daemon.sources import MergedSource, StaticSource, XapiSource
 
         settings = self.config.agent
         loop = self.loop
@@ -133,8 +133,15 @@ class Daemon(object):
             view.load(*netlink.dump())
 
         self.source = StaticSource(self.config.gateways)
+        self.xapi = None
+        sources = [self.source]
+        if self.config.xapi.url != "none":
+            from agent.adapters.statefile import JsonCache
+            self.xapi = XapiSource(JsonCache(os.path.join(settings.state_dir,
+                                                          "xapi-networks.json")))
+            sources.append(self.xapi)
         reconciler = Reconciler(
-            source=self.source, view=view, netlink=netlink, iptables=Iptables(),
+            source=MergedSource(*sources), view=view, netlink=netlink, iptables=Iptables(),
             sysctl=Sysctl(), lock=XtablesLock(settings.xtables_lock),
             statefile=StateFile(settings.state_dir))
         self.reconciler = reconciler
@@ -147,6 +154,9 @@ class Daemon(object):
         await loop.run_in_executor(None, monitor.start)
         self.monitor = monitor
         await in_kernel_thread(resync)
+
+        if self.xapi is not None:
+            self._start_xapi_watch()
 
         udev = None
         if settings.udev != "off":
@@ -195,6 +205,33 @@ class Daemon(object):
         log.critical("the reconciler died: %r; exiting so that systemd restarts the daemon",
                      exc, exc_info=exc)
         return EXIT_FAILURE
+
+    def _start_xapi_watch(self):
+        from agent.adapters.xapi import NetworkWatcher
+        xapi, loop = self.config.xapi, self.loop
+
+        def on_networks(networks):
+            loop.call_soon_threadsafe(self._xapi_networks, networks)
+
+        def on_state(connected, reason):
+            loop.call_soon_threadsafe(self._xapi_state, connected, reason)
+        self.watcher = NetworkWatcher(xapi.url, xapi.username, xapi.password,
+                                      on_networks, on_state)
+        self.watcher.start()
+
+    def _xapi_networks(self, networks):
+        self.xapi.update(networks)
+        self.engine.request()
+
+    def _xapi_state(self, connected, reason):
+        if connected != self.xapi.connected:
+            if connected:
+                log.info("connected to XAPI at %s", self.config.xapi.url)
+            else:
+                log.warning("lost XAPI at %s (%s); enforcing the last known gateways",
+                            self.config.xapi.url, reason)
+        self.xapi.connected, self.xapi.reason = connected, reason
+        self._publish_status(None, min_interval=0)
 
     # ---- events ------------------------------------------------------------------------
     def _on_udev(self, udev):
@@ -271,7 +308,10 @@ class Daemon(object):
             "pid": os.getpid(), "version": agent.__version__, "started": self.started,
             "config": self.config.path, "summary": r.summary(), "rounds": r.rounds,
             "writes": r.writes, "iptables_commits": r.iptables.commits,
-            "last_round": None if result is None else dict(result._asdict()),
+            "last_round": None if r.last is None else dict(r.last._asdict()),
+            "xapi": None if self.xapi is None else {"url": self.config.xapi.url,
+                                                    "connected": self.xapi.connected,
+                                                    "reason": self.xapi.reason},
             "gateways": list(r.status.values()),
         }
         path = os.path.join(self.config.agent.runtime_dir, "status.json")

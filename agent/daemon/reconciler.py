@@ -170,6 +170,16 @@ class Reconciler(object):
             }
             if not unchanged:
                 _log_state(name, st.bridge, state, reason, error)
+        for name, (bridge, reason) in sorted(self.source.invalid().items()):
+            old = self.status.get(name)
+            unchanged = old is not None and old["state"] == "invalid" and old["reason"] == reason
+            status[name] = {"name": name, "bridge": bridge, "address": None, "nat": None,
+                            "source": None, "state": "invalid", "reason": reason,
+                            "error": None, "since": old["since"] if unchanged else now,
+                            "since_monotonic": old["since_monotonic"] if unchanged else mono}
+            if not unchanged:
+                log.error("not applied: %s", reason,
+                          extra=fields(gateway=name, bridge=bridge, operation="state"))
         self.status = status
 
     def summary(self):

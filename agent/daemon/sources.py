@@ -19,3 +19,69 @@ class StaticSource(object):
 
     def gateways(self):
         return self._gateways
+
+    def invalid(self):
+        return {}
+
+
+class XapiSource(object):
+    """Gateways from the networks' other_config in XAPI (agent.core.desired).
+
+    Updated by the XAPI watcher; until the first update (XAPI not reachable yet) it
+    serves the last desired state cached on disk, so gateways keep being enforced
+    across daemon restarts while XAPI is away."""
+
+    def __init__(self, cache=None):
+        from agent.core.desired import gateways_from_networks
+        self._derive = gateways_from_networks
+        self._cache = cache
+        self._gateways, self._invalid = {}, {}
+        self.version = 0
+        self.connected = False
+        self.reason = "not connected yet"
+        if cache is not None:
+            networks = cache.load()
+            if networks:
+                self._gateways, self._invalid = self._derive(networks)
+
+    def update(self, networks):
+        self._gateways, self._invalid = self._derive(networks)
+        self.version += 1
+        if self._cache is not None:
+            self._cache.save(networks)
+
+    def gateways(self):
+        return self._gateways
+
+    def invalid(self):
+        return self._invalid
+
+
+class MergedSource(object):
+    """Several sources as one; a name defined twice is kept from the first source and
+    reported invalid from the others."""
+
+    def __init__(self, *sources):
+        self.sources = sources
+
+    @property
+    def version(self):
+        return tuple(s.version for s in self.sources)
+
+    def gateways(self):
+        merged = {}
+        for source in self.sources:
+            for name, gw in source.gateways().items():
+                merged.setdefault(name, gw)
+        return merged
+
+    def invalid(self):
+        merged, seen = {}, {}
+        for source in self.sources:
+            merged.update(source.invalid())
+            for name, gw in source.gateways().items():
+                if name in seen and seen[name] is not gw:
+                    merged[name + "@" + gw.source] = (gw.bridge, "gateway name %s is already "
+                                                      "defined by %s" % (name, seen[name].source))
+                seen.setdefault(name, gw)
+        return merged

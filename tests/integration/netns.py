@@ -149,8 +149,10 @@ class Topology(object):
 class Daemon(object):
     """xapi-gateway-agent running for real inside a namespace, readiness by sd_notify."""
 
-    def __init__(self, ns, workdir, gateways=None, agent_opts=None, extra="", env=None):
+    def __init__(self, ns, workdir, gateways=None, agent_opts=None, extra="", env=None,
+                 xapi_url="none"):
         self.ns = ns
+        self.xapi_url = xapi_url
         self.env = dict(env or {})
         self.workdir = workdir
         self.config_path = os.path.join(workdir, "agent.conf")
@@ -168,6 +170,7 @@ class Daemon(object):
                 "log_level": "debug"}
         opts.update(agent_opts or {})
         lines = ["[agent]"] + ["%s = %s" % kv for kv in sorted(opts.items())] + [""]
+        lines += ["[xapi]", "url = %s" % self.xapi_url, ""]
         for name, gw in gateways.items():
             lines.append("[gateway:%s]" % name)
             lines.extend("%s = %s" % kv for kv in sorted(gw.items()))

@@ -62,7 +62,7 @@ try:
     with open(os.path.join(workdir, "agent.conf"), "w") as f:
         f.write("[agent]\nudev = %s\nstate_dir = %s/state\nruntime_dir = %s/run\n"
                 "xtables_lock = %s/xtables.lock\nlog_level = debug\n"
-                "[gateway:private]\nbridge = xapi7\naddress = 172.16.7.1/24\n"
+                "[xapi]\nurl = none\n[gateway:private]\nbridge = xapi7\naddress = 172.16.7.1/24\n"
                 % (mode, workdir, workdir, workdir))
     log = open(os.path.join(workdir, "agent.log"), "w")
     daemon = subprocess.Popen([sys.executable, "-m", "agent.daemon.main", "-c",

@@ -85,7 +85,7 @@ GW = "[gateway:a]\nbridge = xapi1\naddress = 172.16.1.1/24\n"
 INVALID = [
     # (text, fragments of the message, expected subset of details)
     pytest.param("[gateways:a]\nbridge = xapi1\n", ["unknown section [gateways:a]",
-                                                   "[agent] or [gateway:NAME]"],
+                                                   "[agent], [xapi] or [gateway:NAME]"],
                  dict(section="gateways:a"), id="unknown-section"),
     pytest.param("[Agent]\n", ["unknown section [Agent]"], dict(section="Agent"),
                  id="section-names-case-sensitive"),
@@ -280,3 +280,22 @@ def test_schema_defaults_are_valid_values():
 def test_inline_comments_are_allowed():
     cfg = config.parse(GW + "nat = no  # the blog's 'pxe' network needs no NAT\n")
     assert cfg.gateways["a"].nat is False
+
+
+@pytest.mark.parametrize("url,ok", [
+    ("none", True), ("unix:/var/lib/xcp/xapi", True), ("https://10.0.0.5", True),
+    ("unix:/tmp/my_sock", False), ("ftp://x", False), ("/var/lib/xcp/xapi", False),
+])
+def test_xapi_url(url, ok):
+    text = "[xapi]\nurl = %s\n" % url
+    if ok:
+        assert config.parse(text).xapi.url == url
+    else:
+        with pytest.raises(ConfigError) as info:
+            config.parse(text)
+        assert "[xapi]" in info.value.message and "url" in info.value.message
+
+
+def test_xapi_defaults_to_dom0s_local_socket():
+    assert config.parse("").xapi == config.defaults().xapi
+    assert config.defaults().xapi.url == "unix:/var/lib/xcp/xapi"

@@ -1,0 +1,59 @@
+"""Desired gateways from XAPI network records (pure).
+
+A network's gateway lives in its other_config, so ``xe network-param-set uuid=...
+other-config:xapi-gateway.address=172.16.1.1/24`` is a supported interface:
+
+    xapi-gateway.address   CIDR of the gateway (required to have a gateway)
+    xapi-gateway.nat       true/false (default true)
+
+The bridge comes from the network record, never from the user. A network whose values
+are invalid is reported (name -> reason) and not applied; it does not stop the others.
+"""
+from agent.core import model
+from agent.errors import GatewayInvalid
+
+PREFIX = "xapi-gateway."
+ADDRESS = PREFIX + "address"
+NAT = PREFIX + "nat"
+KNOWN = frozenset([ADDRESS, NAT])
+
+
+def gateways_from_networks(records):
+    """``records``: {ref: network record (as XAPI returns it)}.
+
+    Returns (gateways {name: Gateway}, invalid {name: (bridge, reason)}). A gateway is
+    named after its network's name_label when that is a valid, unique name, otherwise
+    ``network-<first 8 of its uuid>``."""
+    ours = [rec for rec in records.values()
+            if any(k.startswith(PREFIX) for k in rec.get("other_config", {}))]
+    labels = {}
+    for rec in ours:
+        labels[rec.get("name_label", "")] = labels.get(rec.get("name_label", ""), 0) + 1
+    gateways, invalid = {}, {}
+    for rec in sorted(ours, key=lambda r: r.get("uuid", "")):
+        label = rec.get("name_label", "")
+        name = label if labels[label] == 1 and _valid_name(label) else \
+            "network-%s" % rec.get("uuid", "")[:8]
+        config = rec["other_config"]
+        bridge = rec.get("bridge", "")
+        unknown = sorted(k for k in config if k.startswith(PREFIX) and k not in KNOWN)
+        try:
+            if unknown:
+                raise GatewayInvalid("unknown key %s (known: %s)"
+                                     % (", ".join(unknown), ", ".join(sorted(KNOWN))))
+            if ADDRESS not in config:
+                raise GatewayInvalid("%s is missing" % ADDRESS)
+            gateways[name] = model.make_gateway(
+                name, bridge, config[ADDRESS], config.get(NAT, "true"),
+                source="xapi:%s" % rec.get("uuid", ""))
+        except GatewayInvalid as exc:
+            invalid[name] = (bridge, "network %s (%s): %s" % (label, rec.get("uuid", ""), exc))
+    return gateways, invalid
+
+
+def _valid_name(label):
+    try:
+        model.parse_name(label)
+        return True
+    except GatewayInvalid:
+        return False

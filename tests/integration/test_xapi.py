@@ -1,0 +1,91 @@
+"""Desired state in XAPI: the daemon follows networks' other_config through event.from,
+reports bad values, and keeps enforcing while XAPI restarts."""
+import itertools
+import os
+import shutil
+
+import pytest
+import XenAPI
+
+from agent.xapisim import datamodel as dm
+from agent.xapisim import server
+from agent.xapisim.engine import Engine
+from agent.xapisim.seed import seed
+from tests.integration import netns as N
+
+_n = itertools.count()
+
+
+@pytest.fixture
+def xapi():
+    """The simulator on a Unix socket; network namespaces share the filesystem, so the
+    daemon in its namespace reaches it as Dom0's daemon reaches /var/lib/xcp/xapi."""
+    if not os.path.exists(os.path.join(dm.default_directory(), "datamodel.json")):
+        pytest.skip("no XenAPI datamodel at %s" % dm.default_directory())
+    engine = Engine(dm.Datamodel.load())
+    seed(engine)
+    directory = "/tmp/xgwsim-%d-%d" % (os.getpid(), next(_n))
+    os.makedirs(directory)
+    path = os.path.join(directory, "xapi")
+    sim = {"engine": engine, "path": path, "servers": server.serve(engine, unix_path=path)[0]}
+    yield sim
+    server.shutdown(sim["servers"])
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def sdk(path):
+    session = XenAPI.Session("http://%s/" % path.replace("/", "_"), transport=XenAPI.UDSTransport())
+    session.xenapi.login_with_password("root", "", "1.0", "test")
+    return session.xenapi
+
+
+def state(daemon, name):
+    gw = daemon.gateway_state(name)
+    return gw and gw["state"]
+
+
+def test_gateway_from_network_other_config_with_xapi_restart(xapi, workdir, daemons):
+    api = sdk(xapi["path"])
+    net = api.network.create({"name_label": "private", "other_config": {}})
+    bridge = api.network.get_bridge(net)  # chosen by XAPI, never by the user
+    topo = N.Topology(bridge=bridge)
+    try:
+        daemon = daemons(topo.dom0, workdir, {}, xapi_url="unix:" + xapi["path"])
+        N.wait_for(lambda: (daemon.status() or {}).get("xapi", {}).get("connected"),
+                   message="connected to XAPI")
+        # what `xe network-param-set other-config:xapi-gateway.address=...` does
+        api.network.add_to_other_config(net, "xapi-gateway.address", N.Topology.PRIVATE)
+        N.wait_for(lambda: state(daemon, "private") == "absent", timeout=3,
+                   message="the gateway, waiting for its bridge")
+        gw = daemon.gateway_state("private")
+        assert gw["bridge"] == bridge and gw["source"].startswith("xapi:")
+        topo.create_bridge()  # the first VM on the network starts
+        N.wait_for(lambda: state(daemon, "private") == "applied", message="applied")
+        assert N.Topology.PRIVATE in topo.dom0.addresses(bridge)
+        assert topo.vm.run(["ping", "-c", "1", "-W", "2", topo.OUTSIDE]).returncode == 0
+
+        # a bad value on another network is reported and stops nothing
+        bad = api.network.create({"name_label": "broken", "other_config": {
+            "xapi-gateway.address": "172.16.9.0/24"}})
+        N.wait_for(lambda: state(daemon, "broken") == "invalid", timeout=3, message="invalid")
+        assert "host bits all zero" in daemon.gateway_state("broken")["reason"]
+        assert state(daemon, "private") == "applied"
+
+        # XAPI restarts: gateways stay enforced while it is away...
+        server.shutdown(xapi["servers"])
+        N.wait_for(lambda: daemon.status()["xapi"]["connected"] is False, timeout=5,
+                   message="XAPI seen as gone")
+        topo.dom0.run(["ip", "addr", "flush", "dev", bridge])
+        N.wait_for(lambda: N.Topology.PRIVATE in topo.dom0.addresses(bridge), timeout=3,
+                   message="drift repaired without XAPI")
+        # ...a change made meanwhile (in XAPI's database) is applied once it is back
+        engine = xapi["engine"]
+        engine.record("network", bad)["other_config"]["xapi-gateway.address"] = "172.16.9.1/24"
+        xapi["servers"] = server.serve(engine, unix_path=xapi["path"])[0]
+        N.wait_for(lambda: daemon.status()["xapi"]["connected"], timeout=15,
+                   message="reconnected")
+        N.wait_for(lambda: state(daemon, "broken") == "absent", timeout=5,
+                   message="the corrected gateway")
+        assert state(daemon, "private") == "applied"
+    finally:
+        topo.close()
