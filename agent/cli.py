@@ -77,6 +77,11 @@ def _status(path, as_json):
     alive = _alive(status.get("pid"))
     print("daemon pid %s (%s), %s" % (status.get("pid"), "running" if alive else "NOT running",
                                        status.get("summary")))
+    xapi = status.get("xapi")
+    if xapi:
+        print("XAPI %s: %s" % (xapi["url"], "connected" if xapi["connected"] else
+                                "NOT connected (%s); enforcing the last known gateways"
+                                % xapi.get("reason")))
     rows = [("GATEWAY", "BRIDGE", "ADDRESS", "NAT", "STATE", "DETAIL")]
     for g in status.get("gateways", []):
         rows.append((g["name"], g["bridge"], g.get("address") or "-",

@@ -50,6 +50,8 @@ def test_status_without_daemon_says_so(tmp_path, capsys):
 def test_status_table_and_json(tmp_path, capsys):
     path = write(tmp_path, GOOD % tmp_path)
     status = {"pid": os.getpid(), "summary": "2 gateways: 1 applied, 1 refused",
+              "xapi": {"url": "unix:/var/lib/xcp/xapi", "connected": False,
+                       "reason": "ConnectionRefusedError"},
               "gateways": [
                   {"name": "private", "bridge": "xapi1", "address": "172.16.1.1/24",
                    "nat": True, "state": "applied", "reason": None, "error": None},
@@ -61,6 +63,7 @@ def test_status_table_and_json(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "running" in out and "2 gateways: 1 applied, 1 refused" in out
     assert "overlaps gateway private" in out
+    assert "XAPI unix:/var/lib/xcp/xapi: NOT connected (ConnectionRefusedError)" in out
     assert cli.main(["-c", path, "status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["gateways"][1]["state"] == "refused"
 
