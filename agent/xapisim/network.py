@@ -23,6 +23,7 @@ def install(engine):
     engine.handlers["network.destroy"] = network_destroy
     engine.handlers["VLAN.create"] = vlan_create
     engine.handlers["pool.create_VLAN_from_PIF"] = create_vlan_from_pif
+    engine.handlers["VLAN.destroy"] = vlan_destroy
 
 
 def seed(engine, host):
@@ -84,6 +85,16 @@ def vlan_create(engine, session, tagged_pif, tag, network):
 def create_vlan_from_pif(engine, session, pif, network, tag):
     # one host here: the VLAN on the host of ``pif``; returns the set of untagged PIFs
     return [_make_vlan(engine, pif, _tag(tag), network)[1]]
+
+
+def vlan_destroy(engine, session, vlan_ref):
+    """Removes the VLAN and its untagged PIF (unplugged with it)."""
+    vlan = engine.record("VLAN", vlan_ref)
+    untagged = vlan["untagged_PIF"]
+    engine.destroy("VLAN", vlan_ref)
+    if untagged in engine.objects["PIF"]:
+        engine.destroy("PIF", untagged)
+    return ""
 
 
 def _tag(value):

@@ -90,7 +90,7 @@ def serve(engine, host=None, port=0, unix_path=None):
         unix.engine = engine
         servers.append(unix)
     for server in servers:
-        thread = threading.Thread(target=server.serve_forever, name="xapisim")
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="xapisim")
         thread.daemon = True
         thread.start()
     return servers, address

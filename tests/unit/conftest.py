@@ -1,3 +1,4 @@
+"""Fixtures shared by the unit tests: the XAPI simulator, in process and served."""
 import itertools
 import os
 import shutil
