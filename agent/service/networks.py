@@ -1,0 +1,159 @@
+"""Networks: private or VLAN, with an optional gateway kept in the network's other_config.
+
+Every operation validates its input before touching XAPI, and undoes what it created if a
+later step fails; the error then names the failing step and XAPI's error code and
+parameters.
+"""
+import logging
+
+import XenAPI
+
+from agent.core import desired, model
+from agent.errors import GatewayInvalid
+from agent.service.errors import Conflict, InvalidInput, NotFound, XapiCallFailed
+
+log = logging.getLogger(__name__)
+
+
+class Networks(object):
+    def __init__(self, xenapi):
+        self.x = xenapi  # a logged-in session's ``.xenapi``
+
+    # ---- reading -----------------------------------------------------------------------
+    def find(self, key):
+        """(ref, record) of the network whose uuid or name_label is ``key``."""
+        records = self.x.network.get_all_records()
+        for ref, rec in records.items():
+            if rec["uuid"] == key:
+                return ref, rec
+        named = [(ref, rec) for ref, rec in records.items() if rec["name_label"] == key]
+        if len(named) > 1:
+            raise Conflict("%d networks are named %s; use the uuid" % (len(named), key),
+                           name=key, uuids=sorted(rec["uuid"] for _r, rec in named))
+        if not named:
+            raise NotFound("no network with uuid or name %s" % key, network=key)
+        return named[0]
+
+    # ---- changes -----------------------------------------------------------------------
+    def create(self, name, gateway=None, vlan=None, description=""):
+        """Create a private network, or a VLAN one (``vlan={"tag": N, "pif": device}``),
+        with an optional ``gateway={"address": CIDR, "nat": bool}``. Returns the record."""
+        name = _field(model.parse_name, name, "name")
+        config = self._gateway_config(gateway, exclude=None)
+        tag = device = None
+        if vlan is not None:
+            tag, device = _vlan(vlan)
+        records = self.x.network.get_all_records()
+        if any(rec["name_label"] == name for rec in records.values()):
+            raise Conflict("a network named %s exists already" % name, field="name", name=name)
+        pif = self._physical_pif(device) if vlan is not None else None
+
+        created = []
+        try:
+            net = _step("create the network", self.x.network.create, {
+                "name_label": name, "name_description": description, "other_config": config})
+            created.append(("network", net))
+            if vlan is not None:
+                _step("create VLAN %d on %s" % (tag, device),
+                      self.x.pool.create_VLAN_from_PIF, pif, net, str(tag))
+        except XapiCallFailed:
+            self._undo(created)
+            raise
+        return self.x.network.get_record(net)
+
+    def set_gateway(self, key, gateway):
+        """Set (``gateway`` a dict) or remove (None) a network's gateway."""
+        ref, rec = self.find(key)
+        config = self._gateway_config(gateway, exclude=ref)
+        for k in sorted(rec["other_config"]):
+            if k.startswith(desired.PREFIX):
+                _step("remove %s" % k, self.x.network.remove_from_other_config, ref, k)
+        for k, v in sorted(config.items()):
+            _step("set %s" % k, self.x.network.add_to_other_config, ref, k, v)
+        return self.x.network.get_record(ref)
+
+    def delete(self, key):
+        """Delete a network: refused while VIFs use it (naming their VMs); its gateway
+        goes first, then its VLAN, then the network."""
+        ref, rec = self.find(key)
+        if rec["other_config"].get("is_host_internal_management_network") == "true":
+            raise Conflict("%s is the host internal management network; it cannot be "
+                           "deleted" % rec["name_label"], network=rec["uuid"])
+        if rec["VIFs"]:
+            users = sorted(set(self.x.VM.get_name_label(self.x.VIF.get_VM(vif))
+                               for vif in rec["VIFs"]))
+            raise Conflict("network %s is in use by %s" % (rec["name_label"], ", ".join(users)),
+                           network=rec["uuid"], vms=users)
+        self.set_gateway(rec["uuid"], None)
+        for pif in rec["PIFs"]:
+            vlan = self.x.PIF.get_VLAN_master_of(pif)
+            if vlan and vlan != "OpaqueRef:NULL":
+                _step("destroy its VLAN", self.x.VLAN.destroy, vlan)
+        _step("destroy the network", self.x.network.destroy, ref)
+
+    # ---- helpers -----------------------------------------------------------------------
+    def _gateway_config(self, gateway, exclude):
+        if gateway is None:
+            return {}
+        if not isinstance(gateway, dict):
+            raise InvalidInput("gateway must be an object with address and nat",
+                               field="gateway")
+        unknown = sorted(set(gateway) - {"address", "nat"})
+        if unknown:
+            raise InvalidInput("gateway has unknown field(s) %s" % ", ".join(unknown),
+                               field="gateway." + unknown[0])
+        address = _field(model.parse_address, gateway.get("address"), "gateway.address")
+        nat = _field(lambda v, f: model.parse_bool(v, f), gateway.get("nat", True),
+                     "gateway.nat")
+        others, _ = desired.gateways_from_networks(
+            {r: rec for r, rec in self.x.network.get_all_records().items() if r != exclude})
+        for gw in others.values():
+            if gw.network.overlaps(address.network):
+                raise Conflict("subnet %s overlaps the gateway of network %s (%s)"
+                               % (address.network, gw.name, gw.network),
+                               field="gateway.address", network=gw.name)
+        return {desired.ADDRESS: str(address), desired.NAT: "true" if nat else "false"}
+
+    def _physical_pif(self, device):
+        for ref, pif in self.x.PIF.get_all_records().items():
+            if pif["device"] == device and pif["physical"]:
+                return ref
+        raise NotFound("no physical interface %s on this host" % device, field="vlan.pif")
+
+    def _undo(self, created):
+        for kind, ref in reversed(created):
+            try:
+                getattr(self.x, kind).destroy(ref)
+            except XenAPI.Failure as exc:  # report, keep undoing the rest
+                log.error("rollback: could not destroy %s %s: %s", kind, ref, exc.details)
+
+
+def _step(what, call, *args):
+    try:
+        return call(*args)
+    except XenAPI.Failure as exc:
+        details = [str(d) for d in exc.details]
+        raise XapiCallFailed("%s failed: %s" % (what, " ".join(details)), step=what,
+                             xapi_code=details[0] if details else None,
+                             xapi_params=details[1:])
+
+
+def _field(parse, value, field):
+    try:
+        return parse(value, field)
+    except GatewayInvalid as exc:
+        raise InvalidInput(str(exc), field=field)
+
+
+def _vlan(vlan):
+    if not isinstance(vlan, dict):
+        raise InvalidInput("vlan must be an object with tag and pif", field="vlan")
+    tag = vlan.get("tag")
+    if isinstance(tag, bool) or not isinstance(tag, int) or not 0 <= tag <= 4094:
+        raise InvalidInput("vlan.tag must be a whole number from 0 to 4094, not %r" % (tag,),
+                           field="vlan.tag")
+    device = vlan.get("pif", "eth0")
+    if not isinstance(device, str) or not device:
+        raise InvalidInput("vlan.pif must name a physical interface such as eth0",
+                           field="vlan.pif")
+    return tag, device
