@@ -24,6 +24,9 @@ def build_parser():
     status = sub.add_parser("status", help="gateways and their state, as the daemon last saw them")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("check-config", help="validate the agent configuration")
+    doctor = sub.add_parser("doctor", help="is this host ready? XAPI, storage, firewall path, "
+                                           "forwarding (run as root)")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     clean = sub.add_parser("cleanup", help="remove everything the daemon added (stop it first)")
     clean.add_argument("--force", action="store_true",
                        help="clean up even though the daemon looks alive")
@@ -46,6 +49,8 @@ def main(argv=None):
         print("config %s is valid: %d gateway(s)" % (config.path or "(defaults)",
                                                      len(config.gateways)))
         return EXIT_OK
+    if args.command == "doctor":
+        return _doctor(config, args.json)
     status_path = os.path.join(config.agent.runtime_dir, "status.json")
     if args.command == "status":
         return _status(status_path, args.json)
@@ -91,6 +96,37 @@ def _status(path, as_json):
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + str(row[5]))
     return EXIT_OK if alive else EXIT_UNAVAILABLE
+
+
+def _doctor(config, as_json):
+    from agent.service import doctor
+    checks = []
+    if config.xapi.url == "none":
+        checks.append(doctor.Check("xapi", doctor.WARN, "XAPI not configured ([xapi] url = "
+                                                        "none): config-file gateways only"))
+    else:
+        from agent.adapters.xapi import open_session
+        try:
+            session = open_session(config.xapi.url, config.xapi.username, config.xapi.password)
+            checks.extend(doctor.xapi_checks(session.xenapi))
+        except Exception as exc:  # noqa: B902 - any failure to reach XAPI is the finding
+            checks.append(doctor.Check("xapi", doctor.FAIL, "XAPI at %s unreachable: %s"
+                                       % (config.xapi.url, exc)))
+    try:
+        from agent.adapters.iptables import Iptables
+        from agent.adapters.sysctl import Sysctl
+        checks.extend(doctor.kernel_checks(Iptables(), Sysctl()))
+    except (AgentError, OSError, ImportError) as exc:
+        checks.append(doctor.Check("kernel", doctor.FAIL, "cannot read iptables/sysctl "
+                                   "(%s); run as root" % exc))
+    if as_json:
+        print(json.dumps({"result": doctor.worst(checks),
+                          "checks": [c._asdict() for c in checks]}, indent=1))
+    else:
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            print("%-4s  %s  %s" % (c.status.upper(), c.name.ljust(width), c.detail))
+    return EXIT_FAILURE if doctor.worst(checks) == doctor.FAIL else EXIT_OK
 
 
 def _read_status(path):

@@ -311,3 +311,26 @@ def test_each_rule_carries_its_own_bridge_subnet_and_comment(workdir, daemons):
         assert daemon.status()["writes"] == writes
     finally:
         dom0.delete()
+
+
+def test_doctor_sees_the_forward_path_before_and_after_the_daemon(topo, workdir, daemons):
+    import json as _json
+    conf = os.path.join(workdir, "doctor.conf")
+    with open(conf, "w") as f:
+        f.write("[xapi]\nurl = none\n")
+
+    def doctor():
+        out = topo.dom0.run([sys.executable, "-m", "agent.cli", "-c", conf, "doctor", "--json"],
+                            check=False)
+        return out.returncode, {c["name"]: c for c in _json.loads(out.stdout)["checks"]}
+
+    code, checks = doctor()
+    assert code == 1 and checks["forward path"]["status"] == "fail"
+    assert "RH-Firewall-1-INPUT" in checks["forward path"]["detail"]
+    topo.create_bridge()
+    daemons(topo.dom0, workdir, GW)
+    N.wait_for(lambda: gateway_in_kernel(topo.dom0), message="gateway")
+    code, checks = doctor()
+    assert code == 0, checks
+    assert checks["forward path"]["status"] == "ok" and checks["ip_forward"]["status"] == "ok"
+    assert checks["xapi"]["status"] == "warn"

@@ -1,8 +1,10 @@
 """Desired state in XAPI: the daemon follows networks' other_config through event.from,
 reports bad values, and keeps enforcing while XAPI restarts."""
 import itertools
+import json
 import os
 import shutil
+import sys
 
 import pytest
 import XenAPI
@@ -53,6 +55,12 @@ def test_gateway_from_network_other_config_with_xapi_restart(xapi, workdir, daem
         daemon = daemons(topo.dom0, workdir, {}, xapi_url="unix:" + xapi["path"])
         N.wait_for(lambda: (daemon.status() or {}).get("xapi", {}).get("connected"),
                    message="connected to XAPI")
+        # the preflight through the same socket: XAPI and the HIMN are there, no default SR
+        out = topo.dom0.run([sys.executable, "-m", "agent.cli", "-c", daemon.config_path,
+                             "doctor", "--json"], check=False)
+        checks = {c["name"]: c["status"] for c in json.loads(out.stdout)["checks"]}
+        assert (checks["xapi"], checks["himn"], checks["default SR"]) == ("ok", "ok", "fail")
+        assert out.returncode == 1
         # what `xe network-param-set other-config:xapi-gateway.address=...` does
         api.network.add_to_other_config(net, "xapi-gateway.address", N.Topology.PRIVATE)
         N.wait_for(lambda: state(daemon, "private") == "absent", timeout=3,
