@@ -11,6 +11,7 @@ import threading
 
 from agent.xapisim import datamodel as dm
 from agent.xapisim import server
+from agent.xapisim.bridges import Bridges
 from agent.xapisim.engine import Engine
 from agent.xapisim.seed import seed
 
@@ -22,6 +23,10 @@ def main(argv=None):
     parser.add_argument("--unix", metavar="PATH", help="serve on this Unix socket (no '_' in "
                         "it if XenAPI.xapi_local-style URLs must reach it)")
     parser.add_argument("--password", help="require this password for root")
+    parser.add_argument("--bridges", action="store_true",
+                        help="create and remove private networks' bridges for real, in the "
+                             "network namespace this runs in (needs root; run it with "
+                             "ip netns exec NS)")
     parser.add_argument("--datamodel", metavar="DIR", help="directory with datamodel.json "
                         "and errors.json (default: %s)" % dm.default_directory())
     args = parser.parse_args(argv)
@@ -42,7 +47,7 @@ def main(argv=None):
     if args.password is not None:
         check = lambda user, pwd: user == "root" and pwd == args.password  # noqa: E731
     engine = Engine(model, check_password=check)
-    seed(engine)
+    seed(engine, bridges=Bridges(enabled=args.bridges))
     servers, address = server.serve(engine, host=host, port=port or 0, unix_path=args.unix)
     print("xapisim: serving%s%s" % (" http://%s:%d" % address if address else "",
                                      " unix:%s" % args.unix if args.unix else ""), flush=True)

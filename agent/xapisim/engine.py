@@ -55,6 +55,9 @@ class Engine(object):
         self.lock = threading.RLock()
         self.objects = {name: {} for name in model.classes}  # class -> {ref: record}
         self.handlers = {}        # "class.message" -> callable(engine, session, *params)
+        # messages xapi answers but the datamodel hides: "class.message" -> parameter
+        # count without the session (e.g. network.attach(network, host))
+        self.hidden = {}
         # None accepts any credentials (xapi on its Unix socket, as root)
         self.check_password = check_password
         self.handlers["session.logout"] = _logout
@@ -140,6 +143,9 @@ class Engine(object):
             class_name, _, message_name = method.partition("_")
         cls = self.model.class_named(class_name)
         message = cls.messages.get(message_name) if cls else None
+        if message is None and cls is not None and "%s.%s" % (cls.name, message_name) in \
+                self.hidden:
+            return self._call_hidden("%s.%s" % (cls.name, message_name), params)
         if message is None:
             raise XapiFailure("MESSAGE_METHOD_UNKNOWN", method)
         key = "%s.%s" % (cls.name, message.name)
@@ -165,6 +171,15 @@ class Engine(object):
         if message.implicit:
             return self._implicit(cls, message, args)
         raise XapiFailure("MESSAGE_METHOD_UNKNOWN", method)
+
+    def _call_hidden(self, key, params):
+        if not params or params[0] not in self.objects["session"]:
+            raise XapiFailure("SESSION_INVALID", params[0] if params else "")
+        expected = self.hidden[key]
+        if len(params) - 1 != expected:
+            raise XapiFailure("MESSAGE_PARAMETER_COUNT_MISMATCH", key, expected,
+                              len(params) - 1)
+        return self.handlers[key](self, params[0], *params[1:])
 
     def _check_arity(self, key, message, params, with_session):
         declared = message.params[1:] if with_session else message.params

@@ -129,6 +129,10 @@ class Topology(object):
         VM's vif in it."""
         self.dom0.run(["ip", "link", "add", self.bridge, "type", "bridge"])
         self.dom0.run(["ip", "link", "set", self.bridge, "up"])
+        self.plug_vm()
+
+    def plug_vm(self):
+        """The VM's vif into the (existing) bridge, as XAPI plugs a started VM's VIF."""
         self.dom0.run(["ip", "link", "add", "vif1.0", "type", "veth", "peer", "name", "eth0",
                        "netns", self.vm.name])
         self.dom0.run(["ip", "link", "set", "vif1.0", "master", self.bridge])

@@ -1,0 +1,142 @@
+"""VMs as far as the gateway's users need them: the "Other install media" template,
+VM.clone, VIFs (device numbers, generated MACs), power states, and the lazy bridges of
+private networks that follow them."""
+import random
+
+from agent.xapisim.engine import XapiFailure
+
+MIB = 1024 * 1024
+TEMPLATE = "Other install media"
+
+
+def install(engine, bridges):
+    engine.bridges = bridges
+    engine.handlers["VM.clone"] = vm_clone
+    engine.handlers["VM.copy"] = lambda e, s, vm, name, sr: vm_clone(e, s, vm, name)
+    engine.handlers["VM.provision"] = vm_provision
+    engine.handlers["VM.start"] = vm_start
+    for name in ("shutdown", "clean_shutdown", "hard_shutdown"):
+        engine.handlers["VM." + name] = vm_shutdown
+    engine.handlers["VM.destroy"] = vm_destroy
+    engine.handlers["VIF.create"] = vif_create
+    engine.handlers["VIF.destroy"] = vif_destroy
+    engine.handlers["network.attach"] = network_attach
+    engine.hidden["network.attach"] = 2
+
+
+def seed(engine):
+    return engine.create(
+        "VM", name_label=TEMPLATE, is_a_template=True, power_state="Halted",
+        HVM_boot_policy="BIOS order", HVM_boot_params={"order": "dc"},
+        other_config={"install-methods": "cdrom"},
+        memory_static_min=128 * MIB, memory_static_max=256 * MIB,
+        memory_dynamic_min=256 * MIB, memory_dynamic_max=256 * MIB,
+        VCPUs_max=1, VCPUs_at_startup=1)
+
+
+def vm_clone(engine, session, vm, new_name):
+    source = engine.record("VM", vm)
+    if source["power_state"] != "Halted":
+        raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", source["power_state"].lower())
+    copy = {k: v for k, v in source.items() if k not in ("uuid", "VIFs", "VBDs")}
+    copy["name_label"] = new_name
+    return engine.create("VM", **copy)
+
+
+def vm_provision(engine, session, vm):
+    engine.record("VM", vm)  # no "disks" in the templates simulated: nothing to create
+    return ""
+
+
+def vm_start(engine, session, vm, start_paused, force):
+    record = engine.record("VM", vm)
+    if record["is_a_template"]:
+        raise XapiFailure("VM_IS_TEMPLATE", vm)
+    if record["power_state"] != "Halted":
+        raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", record["power_state"].lower())
+    engine.set_field("VM", vm, "power_state", "Paused" if start_paused else "Running")
+    host = next(iter(engine.objects["host"]), "OpaqueRef:NULL")
+    engine.set_field("VM", vm, "resident_on", host)
+    for vif in record["VIFs"]:
+        engine.set_field("VIF", vif, "currently_attached", True)
+    sync_bridges(engine)
+    return ""
+
+
+def vm_shutdown(engine, session, vm):
+    record = engine.record("VM", vm)
+    if record["is_a_template"]:
+        raise XapiFailure("VM_IS_TEMPLATE", vm)
+    if record["power_state"] not in ("Running", "Paused"):
+        raise XapiFailure("VM_BAD_POWER_STATE", vm, "running", record["power_state"].lower())
+    engine.set_field("VM", vm, "power_state", "Halted")
+    engine.set_field("VM", vm, "resident_on", "OpaqueRef:NULL")
+    for vif in record["VIFs"]:
+        engine.set_field("VIF", vif, "currently_attached", False)
+    sync_bridges(engine)
+    return ""
+
+
+def vm_destroy(engine, session, vm):
+    record = engine.record("VM", vm)
+    if record["power_state"] != "Halted":
+        raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", record["power_state"].lower())
+    for vif in list(record["VIFs"]):
+        engine.destroy("VIF", vif)
+    engine.destroy("VM", vm)
+    return ""
+
+
+def vif_create(engine, session, args):
+    cls = engine.model.classes["VIF"]
+    message = cls.messages["create"]
+    if not isinstance(args, dict):
+        raise XapiFailure("FIELD_TYPE_ERROR", "args")
+    for name in message.constructor_required:
+        if name not in args:
+            raise XapiFailure("FIELD_TYPE_ERROR", name)
+    device = args["device"]
+    if not str(device).isdigit():
+        raise XapiFailure("INVALID_VALUE", "device", device)
+    vm = engine.record("VM", args["VM"])
+    engine.record("network", args["network"])
+    for other in vm["VIFs"]:
+        if engine.record("VIF", other)["device"] == device:
+            raise XapiFailure("DEVICE_ALREADY_EXISTS", device)
+    values = dict(args)
+    if not values.get("MAC"):
+        values["MAC"] = "02:%02x:%02x:%02x:%02x:%02x" % tuple(random.randint(0, 255)
+                                                             for _ in range(5))
+    ref = engine._construct(cls, message, values)
+    if vm["power_state"] == "Running":
+        engine.set_field("VIF", ref, "currently_attached", True)
+        sync_bridges(engine)
+    return ref
+
+
+def vif_destroy(engine, session, vif):
+    engine.destroy("VIF", vif)
+    sync_bridges(engine)
+    return ""
+
+
+def network_attach(engine, session, network, host):
+    engine.record("network", network)
+    engine.record("host", host)
+    engine.attached = getattr(engine, "attached", set()) | {network}
+    sync_bridges(engine)
+    return ""
+
+
+def sync_bridges(engine):
+    """The bridges of PIF-less (private) networks that a running VM's VIF uses, or that
+    were attached, exist; the others do not."""
+    wanted = set()
+    for ref, net in engine.objects["network"].items():
+        if net["PIFs"] or net["bridge"] == "xenapi":
+            continue  # VLAN/physical bridges exist with their PIF; the HIMN is xapi's
+        used = any(engine.objects["VM"][engine.objects["VIF"][vif]["VM"]]["power_state"]
+                   in ("Running", "Paused") for vif in net["VIFs"])
+        if used or ref in getattr(engine, "attached", ()):
+            wanted.add(net["bridge"])
+    engine.bridges.sync(wanted)

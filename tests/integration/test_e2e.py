@@ -1,0 +1,68 @@
+"""The whole chain: remote calls -> XAPI -> the bridge appears -> the gateway is applied.
+
+The simulator runs inside the "Dom0" namespace (``--bridges``: it creates and removes the
+private networks' bridges there, as XAPI does); the daemon runs there too and follows
+XAPI over the Unix socket; the test drives XAPI with the real SDK through the service
+layer, like a remote controller."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import XenAPI
+
+from agent.service.networks import Networks
+from agent.xapisim import datamodel as dm
+from tests.integration import netns as N
+
+
+def sdk(path):
+    session = XenAPI.Session("http://%s/" % path.replace("/", "_"),
+                             transport=XenAPI.UDSTransport())
+    session.xenapi.login_with_password("root", "", "1.0", "controller")
+    return session.xenapi
+
+
+def test_network_and_vm_through_xapi_become_a_working_gateway(workdir, daemons):
+    if not os.path.exists(os.path.join(dm.default_directory(), "datamodel.json")):
+        pytest.skip("no XenAPI datamodel at %s" % dm.default_directory())
+    topo = N.Topology(bridge="xapi0")
+    sockdir = "/tmp/xgwsim-%d-e2e" % os.getpid()
+    os.makedirs(sockdir)
+    path = os.path.join(sockdir, "xapi")
+    sim = topo.dom0.popen([sys.executable, "-m", "agent.xapisim", "--unix", path, "--bridges"],
+                          stdout=subprocess.PIPE, universal_newlines=True,
+                          env=dict(os.environ, PYTHONPATH=N.REPO))
+    try:
+        assert sim.stdout.readline().startswith("xapisim: serving")
+        daemon = daemons(topo.dom0, workdir, {}, xapi_url="unix:" + path)
+        x = sdk(path)
+        net = Networks(x).create("private", gateway={"address": N.Topology.PRIVATE})
+        assert net["bridge"] == "xapi0"
+        template = x.VM.get_by_name_label("Other install media")[0]
+        vm = x.VM.clone(template, "Controller")
+        x.VM.provision(vm)
+        x.VM.set_is_a_template(vm, False)
+        x.VIF.create({"device": "0", "network": x.network.get_by_uuid(net["uuid"]), "VM": vm,
+                      "MAC": "", "MTU": "1500", "other_config": {}, "qos_algorithm_type": "",
+                      "qos_algorithm_params": {}})
+        assert not topo.dom0.link_exists("xapi0")  # lazily: no VM runs on it yet
+
+        x.VM.start(vm, False, False)
+        N.wait_for(lambda: topo.dom0.link_exists("xapi0"), message="the bridge")
+        N.wait_for(lambda: (daemon.gateway_state("private") or {}).get("state") == "applied",
+                   message="the gateway applied")
+        topo.plug_vm()
+        assert topo.vm.run(["ping", "-c", "1", "-W", "2", topo.OUTSIDE]).returncode == 0
+
+        x.VM.clean_shutdown(vm)  # the last VM stops: XAPI removes the bridge
+        N.wait_for(lambda: not topo.dom0.link_exists("xapi0"), message="bridge removed")
+        N.wait_for(lambda: daemon.gateway_state("private")["state"] == "absent",
+                   message="gateway absent")
+        assert not any("xgw:" in l for t in ("nat", "filter") for l in topo.dom0.rules(t))
+    finally:
+        sim.terminate()
+        sim.wait(10)
+        topo.close()
+        shutil.rmtree(sockdir, ignore_errors=True)
