@@ -58,6 +58,10 @@ class Engine(object):
         # messages xapi answers but the datamodel hides: "class.message" -> parameter
         # count without the session (e.g. network.attach(network, host))
         self.hidden = {}
+        # tests: "class.message" -> [XapiFailure or None]; each such call takes the first
+        # entry and raises it (None lets that call through): rollback tests inject a
+        # failure at each step of an operation
+        self.fail_next = {}
         # None accepts any credentials (xapi on its Unix socket, as root)
         self.check_password = check_password
         self.handlers["session.logout"] = _logout
@@ -165,6 +169,11 @@ class Engine(object):
             if target is not None and target in self.objects and value != dm.NULL_REF:
                 if value not in self.objects[target]:
                     raise XapiFailure("HANDLE_INVALID", target, value)
+        injected = self.fail_next.get(key)
+        if injected:
+            failure = injected.pop(0)
+            if failure is not None:
+                raise failure
         handler = self.handlers.get(key)
         if handler is not None:
             return handler(self, session, *args)

@@ -14,6 +14,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     engine = None  # set per server class
     protocol_version = "HTTP/1.1"
 
+    def setup(self):
+        # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm
+        # and the client's delayed ACK add ~40 ms to every call (not on Unix sockets).
+        if self.request.family in (socket.AF_INET, socket.AF_INET6):
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        http.server.BaseHTTPRequestHandler.setup(self)
+
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)

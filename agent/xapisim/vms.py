@@ -20,6 +20,10 @@ def install(engine, bridges):
     engine.handlers["VM.destroy"] = vm_destroy
     engine.handlers["VIF.create"] = vif_create
     engine.handlers["VIF.destroy"] = vif_destroy
+    engine.handlers["VM.set_memory_limits"] = vm_set_memory_limits
+    engine.handlers["VM.set_VCPUs_max"] = vm_set_vcpus_max
+    engine.handlers["VM.set_VCPUs_at_startup"] = vm_set_vcpus_at_startup
+    engine.handlers["VIF.plug"] = vif_plug
     engine.handlers["network.attach"] = network_attach
     engine.hidden["network.attach"] = 2
 
@@ -84,6 +88,69 @@ def vm_destroy(engine, session, vm):
     for vif in list(record["VIFs"]):
         engine.destroy("VIF", vif)
     engine.destroy("VM", vm)
+    return ""
+
+
+def _halted(engine, vm):
+    record = engine.record("VM", vm)
+    if record["power_state"] != "Halted":
+        raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", record["power_state"].lower())
+    return record
+
+
+def vm_set_memory_limits(engine, session, vm, static_min, static_max, dynamic_min,
+                         dynamic_max):
+    _halted(engine, vm)
+    try:
+        values = [int(v) for v in (static_min, static_max, dynamic_min, dynamic_max)]
+    except (TypeError, ValueError):
+        raise XapiFailure("FIELD_TYPE_ERROR", "int")
+    smin, smax, dmin, dmax = values
+    if not 0 <= smin <= dmin <= dmax <= smax:
+        raise XapiFailure("MEMORY_CONSTRAINT_VIOLATION",
+                          "Memory limits must satisfy: static_min <= dynamic_min <= "
+                          "dynamic_max <= static_max")
+    for name, value in zip(("memory_static_min", "memory_static_max", "memory_dynamic_min",
+                            "memory_dynamic_max"), values):
+        engine.set_field("VM", vm, name, value)
+    return ""
+
+
+def vm_set_vcpus_max(engine, session, vm, value):
+    _halted(engine, vm)
+    count = _count(value)
+    if count < engine.record("VM", vm)["VCPUs_at_startup"]:
+        raise XapiFailure("INVALID_VALUE", "VCPU values must satisfy: 0 < VCPUs_at_startup "
+                                           "<= VCPUs_max", value)
+    engine.set_field("VM", vm, "VCPUs_max", count)
+    return ""
+
+
+def vm_set_vcpus_at_startup(engine, session, vm, value):
+    count = _count(value)
+    if count > engine.record("VM", vm)["VCPUs_max"]:
+        raise XapiFailure("INVALID_VALUE", "VCPU values must satisfy: 0 < VCPUs_at_startup "
+                                           "<= VCPUs_max", value)
+    engine.set_field("VM", vm, "VCPUs_at_startup", count)
+    return ""
+
+
+def _count(value):
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise XapiFailure("FIELD_TYPE_ERROR", "int")
+    if count < 1:
+        raise XapiFailure("INVALID_VALUE", "VCPUs", value)
+    return count
+
+
+def vif_plug(engine, session, vif):
+    record = engine.record("VIF", vif)
+    if engine.record("VM", record["VM"])["power_state"] != "Running":
+        raise XapiFailure("VM_BAD_POWER_STATE", record["VM"], "running", "halted")
+    engine.set_field("VIF", vif, "currently_attached", True)
+    sync_bridges(engine)
     return ""
 
 

@@ -18,19 +18,19 @@ def test_event_from_sees_other_config_changes_within_its_timeout(served):
     token = first["token"]
 
     net = writer.xenapi.network.create({"name_label": "private", "other_config": {}})
-    done = threading.Event()
 
     def change_later():
         time.sleep(0.3)
         writer.xenapi.network.add_to_other_config(net, "xapi-gateway.address", "172.16.1.1/24")
-        done.set()
     batch = watcher.xenapi.event_from(["network"], token, 5.0)
     assert [(e["operation"], e["ref"]) for e in batch["events"]] == [("add", net)]
-    threading.Thread(target=change_later).start()
+    writer_thread = threading.Thread(target=change_later)
+    writer_thread.start()
     started = time.monotonic()
     batch = watcher.xenapi.event_from(["network"], batch["token"], 5.0)
     waited = time.monotonic() - started
-    assert done.is_set() and 0.2 < waited < 4.0  # it blocked, then woke on the change
+    writer_thread.join()
+    assert 0.2 < waited < 4.0  # it blocked until the change, then woke at once
     event = batch["events"][-1]
     assert (event["operation"], event["ref"]) == ("mod", net)
     assert event["snapshot"]["other_config"] == {"xapi-gateway.address": "172.16.1.1/24"}
