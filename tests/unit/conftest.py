@@ -40,3 +40,14 @@ def served(engine):
     yield engine, "http://%s:%d" % (host, port), "http://%s/" % path.replace("/", "_")
     server.shutdown(servers)
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def call(engine):
+    """call("class.message", *args) on the engine, in a logged-in session; returns xapi's
+    reply struct (see tests/unit/xapisim/replies.py for ok() and error())."""
+    session = engine.call("session.login_with_password", ["root", ""])["Value"]
+
+    def call(method, *args):
+        return engine.call(method, [session] + list(args))
+    return call

@@ -1,24 +1,5 @@
 """VMs from the template, VIFs, power states and the lazy bridges that follow them."""
-import pytest
-
-
-@pytest.fixture
-def call(engine):
-    session = engine.call("session.login_with_password", ["root", ""])["Value"]
-
-    def call(method, *args):
-        return engine.call(method, [session] + list(args))
-    return call
-
-
-def ok(reply):
-    assert reply["Status"] == "Success", reply
-    return reply["Value"]
-
-
-def error(reply):
-    assert reply["Status"] == "Failure", reply
-    return reply["ErrorDescription"]
+from tests.unit.xapisim.replies import error, ok
 
 
 def vif(call, vm, net, device, mac=""):
