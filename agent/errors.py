@@ -35,12 +35,6 @@ class GatewayInvalid(AgentError):
     code = "gateway_invalid"
 
 
-class GatewayConflict(AgentError):
-    """A valid gateway that cannot be applied: its subnet or bridge is already in use."""
-
-    code = "gateway_conflict"
-
-
 class KernelError(AgentError):
     """A netlink, iptables or sysctl operation failed."""
 

@@ -13,7 +13,6 @@ import XenAPI
 
 log = logging.getLogger(__name__)
 
-LOCAL_SOCKET = "/var/lib/xcp/xapi"
 WAIT = 30.0           # seconds one event.from call may wait for a change
 BACKOFF = (0.5, 10.0)  # first and largest pause between reconnection attempts
 

@@ -231,7 +231,7 @@ class Daemon(object):
                 log.warning("lost XAPI at %s (%s); enforcing the last known gateways",
                             self.config.xapi.url, reason)
         self.xapi.connected, self.xapi.reason = connected, reason
-        self._publish_status(None, min_interval=0)
+        self._publish_status(min_interval=0)
 
     # ---- events ------------------------------------------------------------------------
     def _on_udev(self, udev):
@@ -291,9 +291,9 @@ class Daemon(object):
         if text != self._status_text:
             self._status_text = text
             self.notifier.notify(status=text)
-        self._publish_status(result)
+        self._publish_status()
 
-    def _publish_status(self, result, min_interval=1.0):
+    def _publish_status(self, min_interval=1.0):
         """Write status.json when a gateway's state changed, else at most once a second
         (the counters change every round; rewriting 250 KB each round is waste)."""
         from agent.adapters.statefile import write_atomic

@@ -64,13 +64,15 @@ class Networks(object):
     def set_gateway(self, key, gateway):
         """Set (``gateway`` a dict) or remove (None) a network's gateway."""
         ref, rec = self.find(key)
-        config = self._gateway_config(gateway, exclude=ref)
+        self._replace_gateway(ref, rec, self._gateway_config(gateway, exclude=ref))
+        return self.x.network.get_record(ref)
+
+    def _replace_gateway(self, ref, rec, config):
         for k in sorted(rec["other_config"]):
             if k.startswith(desired.PREFIX):
                 _step("remove %s" % k, self.x.network.remove_from_other_config, ref, k)
         for k, v in sorted(config.items()):
             _step("set %s" % k, self.x.network.add_to_other_config, ref, k, v)
-        return self.x.network.get_record(ref)
 
     def delete(self, key):
         """Delete a network: refused while VIFs use it (naming their VMs); its gateway
@@ -84,7 +86,7 @@ class Networks(object):
                                for vif in rec["VIFs"]))
             raise Conflict("network %s is in use by %s" % (rec["name_label"], ", ".join(users)),
                            network=rec["uuid"], vms=users)
-        self.set_gateway(rec["uuid"], None)
+        self._replace_gateway(ref, rec, {})
         for pif in rec["PIFs"]:
             vlan = self.x.PIF.get_VLAN_master_of(pif)
             if vlan and vlan != "OpaqueRef:NULL":

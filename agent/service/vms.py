@@ -11,9 +11,8 @@ import re
 import XenAPI
 
 from agent.core import model
-from agent.errors import GatewayInvalid
 from agent.service.errors import InvalidInput, NotFound, XapiCallFailed
-from agent.service.networks import Networks, _step
+from agent.service.networks import Networks, _field, _step
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +127,6 @@ class Vms(object):
 def _vif(vm, network, device):
     return {"device": str(device), "network": network, "VM": vm, "MAC": "", "MTU": "1500",
             "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {}}
-
-
-def _field(parse, value, field):
-    try:
-        return parse(value, field)
-    except GatewayInvalid as exc:
-        raise InvalidInput(str(exc), field=field)
 
 
 def _whole(value, field, low, high):

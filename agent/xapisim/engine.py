@@ -129,10 +129,6 @@ class Engine(object):
                 continue
             self.touched(target, record.get(field), "mod")
 
-    def find(self, class_name, **match):
-        return [ref for ref, rec in self.objects[class_name].items()
-                if all(rec.get(k) == v for k, v in match.items())]
-
     # ---- calls -------------------------------------------------------------------------
     def call(self, method, params):
         with self.lock:
@@ -235,39 +231,42 @@ class Engine(object):
                                ("add_", self._add), ("remove_", self._remove)):
             field = cls.fields.get(name[len(prefix):]) if name.startswith(prefix) else None
             if field is not None:
-                result = action(cls, field, self.record(cls.name, args[0]), *args[1:])
+                self.record(cls.name, args[0])
+                result = action(cls, field, args[0], *args[1:])
                 if prefix not in ("get_", "set_"):  # set_ goes through set_field
                     self.touched(cls.name, args[0], "mod")
                 return result
         raise XapiFailure("MESSAGE_METHOD_UNKNOWN", "%s.%s" % (cls.name, name))
 
-    def _get(self, cls, field, record):
-        return _wire(field.type, record[field.name])
+    def _get(self, cls, field, ref):
+        return _wire(field.type, self.objects[cls.name][ref][field.name])
 
-    def _set(self, cls, field, record, value):
-        ref = next(r for r, rec in self.objects[cls.name].items() if rec is record)
+    def _set(self, cls, field, ref, value):
         self.set_field(cls.name, ref, field.name, _from_wire(field.type, value))
         return ""
 
-    def _add_to(self, cls, field, record, key, value):
+    def _add_to(self, cls, field, ref, key, value):
+        record = self.objects[cls.name][ref]
         if key in record[field.name]:
             raise XapiFailure("MAP_DUPLICATE_KEY", cls.name, field.name, record.get("uuid", ""),
                               key)
         record[field.name][key] = value
         return ""
 
-    def _remove_from(self, cls, field, record, key):
-        record[field.name].pop(key, None)
+    def _remove_from(self, cls, field, ref, key):
+        self.objects[cls.name][ref][field.name].pop(key, None)
         return ""
 
-    def _add(self, cls, field, record, value):
-        if value not in record[field.name]:
-            record[field.name].append(value)
+    def _add(self, cls, field, ref, value):
+        values = self.objects[cls.name][ref][field.name]
+        if value not in values:
+            values.append(value)
         return ""
 
-    def _remove(self, cls, field, record, value):
-        if value in record[field.name]:
-            record[field.name].remove(value)
+    def _remove(self, cls, field, ref, value):
+        values = self.objects[cls.name][ref][field.name]
+        if value in values:
+            values.remove(value)
         return ""
 
     def _construct(self, cls, message, args):

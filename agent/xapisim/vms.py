@@ -38,10 +38,27 @@ def seed(engine):
         VCPUs_max=1, VCPUs_at_startup=1)
 
 
+def _require(engine, vm, states, expected, vm_only=False):
+    """The VM's record, if its power state is one of ``states``; VM_IS_TEMPLATE for a
+    template where ``vm_only``, VM_BAD_POWER_STATE [vm, expected, actual] otherwise."""
+    record = engine.record("VM", vm)
+    if vm_only and record["is_a_template"]:
+        raise XapiFailure("VM_IS_TEMPLATE", vm)
+    if record["power_state"] not in states:
+        raise XapiFailure("VM_BAD_POWER_STATE", vm, expected, record["power_state"].lower())
+    return record
+
+
+def _power(engine, vm, record, state, host):
+    engine.set_field("VM", vm, "power_state", state)
+    engine.set_field("VM", vm, "resident_on", host)
+    for vif in record["VIFs"]:
+        engine.set_field("VIF", vif, "currently_attached", state != "Halted")
+    sync_bridges(engine)
+
+
 def vm_clone(engine, session, vm, new_name):
-    source = engine.record("VM", vm)
-    if source["power_state"] != "Halted":
-        raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", source["power_state"].lower())
+    source = _require(engine, vm, ("Halted",), "halted")
     copy = {k: v for k, v in source.items() if k not in ("uuid", "VIFs", "VBDs")}
     copy["name_label"] = new_name
     return engine.create("VM", **copy)
@@ -53,54 +70,29 @@ def vm_provision(engine, session, vm):
 
 
 def vm_start(engine, session, vm, start_paused, force):
-    record = engine.record("VM", vm)
-    if record["is_a_template"]:
-        raise XapiFailure("VM_IS_TEMPLATE", vm)
-    if record["power_state"] != "Halted":
-        raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", record["power_state"].lower())
-    engine.set_field("VM", vm, "power_state", "Paused" if start_paused else "Running")
+    record = _require(engine, vm, ("Halted",), "halted", vm_only=True)
     host = next(iter(engine.objects["host"]), "OpaqueRef:NULL")
-    engine.set_field("VM", vm, "resident_on", host)
-    for vif in record["VIFs"]:
-        engine.set_field("VIF", vif, "currently_attached", True)
-    sync_bridges(engine)
+    _power(engine, vm, record, "Paused" if start_paused else "Running", host)
     return ""
 
 
 def vm_shutdown(engine, session, vm):
-    record = engine.record("VM", vm)
-    if record["is_a_template"]:
-        raise XapiFailure("VM_IS_TEMPLATE", vm)
-    if record["power_state"] not in ("Running", "Paused"):
-        raise XapiFailure("VM_BAD_POWER_STATE", vm, "running", record["power_state"].lower())
-    engine.set_field("VM", vm, "power_state", "Halted")
-    engine.set_field("VM", vm, "resident_on", "OpaqueRef:NULL")
-    for vif in record["VIFs"]:
-        engine.set_field("VIF", vif, "currently_attached", False)
-    sync_bridges(engine)
+    record = _require(engine, vm, ("Running", "Paused"), "running", vm_only=True)
+    _power(engine, vm, record, "Halted", "OpaqueRef:NULL")
     return ""
 
 
 def vm_destroy(engine, session, vm):
-    record = engine.record("VM", vm)
-    if record["power_state"] != "Halted":
-        raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", record["power_state"].lower())
+    record = _require(engine, vm, ("Halted",), "halted")
     for vif in list(record["VIFs"]):
         engine.destroy("VIF", vif)
     engine.destroy("VM", vm)
     return ""
 
 
-def _halted(engine, vm):
-    record = engine.record("VM", vm)
-    if record["power_state"] != "Halted":
-        raise XapiFailure("VM_BAD_POWER_STATE", vm, "halted", record["power_state"].lower())
-    return record
-
-
 def vm_set_memory_limits(engine, session, vm, static_min, static_max, dynamic_min,
                          dynamic_max):
-    _halted(engine, vm)
+    _require(engine, vm, ("Halted",), "halted")
     try:
         values = [int(v) for v in (static_min, static_max, dynamic_min, dynamic_max)]
     except (TypeError, ValueError):
@@ -117,7 +109,7 @@ def vm_set_memory_limits(engine, session, vm, static_min, static_max, dynamic_mi
 
 
 def vm_set_vcpus_max(engine, session, vm, value):
-    _halted(engine, vm)
+    _require(engine, vm, ("Halted",), "halted")
     count = _count(value)
     if count < engine.record("VM", vm)["VCPUs_at_startup"]:
         raise XapiFailure("INVALID_VALUE", "VCPU values must satisfy: 0 < VCPUs_at_startup "
@@ -146,9 +138,7 @@ def _count(value):
 
 
 def vif_plug(engine, session, vif):
-    record = engine.record("VIF", vif)
-    if engine.record("VM", record["VM"])["power_state"] != "Running":
-        raise XapiFailure("VM_BAD_POWER_STATE", record["VM"], "running", "halted")
+    _require(engine, engine.record("VIF", vif)["VM"], ("Running",), "running")
     engine.set_field("VIF", vif, "currently_attached", True)
     sync_bridges(engine)
     return ""
