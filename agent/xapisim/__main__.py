@@ -10,7 +10,7 @@ import sys
 import threading
 
 from agent.xapisim import datamodel as dm
-from agent.xapisim import server
+from agent.xapisim import server, storage
 from agent.xapisim.bridges import Bridges
 from agent.xapisim.engine import Engine
 from agent.xapisim.seed import seed
@@ -27,6 +27,9 @@ def main(argv=None):
                         help="create and remove private networks' bridges for real, in the "
                              "network namespace this runs in (needs root; run it with "
                              "ip netns exec NS)")
+    parser.add_argument("--iso", action="append", metavar="NAME",
+                        help="an ISO in the ISO library (repeat for more; default: %s)"
+                        % ", ".join(storage.DEFAULT_ISOS))
     parser.add_argument("--datamodel", metavar="DIR", help="directory with datamodel.json "
                         "and errors.json (default: %s)" % dm.default_directory())
     args = parser.parse_args(argv)
@@ -47,7 +50,7 @@ def main(argv=None):
     if args.password is not None:
         check = lambda user, pwd: user == "root" and pwd == args.password  # noqa: E731
     engine = Engine(model, check_password=check)
-    seed(engine, bridges=Bridges(enabled=args.bridges))
+    seed(engine, bridges=Bridges(enabled=args.bridges), isos=args.iso)
     servers, address = server.serve(engine, host=host, port=port or 0, unix_path=args.unix)
     print("xapisim: serving%s%s" % (" http://%s:%d" % address if address else "",
                                      " unix:%s" % args.unix if args.unix else ""), flush=True)

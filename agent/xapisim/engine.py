@@ -269,12 +269,16 @@ class Engine(object):
             values.remove(value)
         return ""
 
-    def _construct(self, cls, message, args):
+    def check_constructor(self, message, args):
+        """FIELD_TYPE_ERROR unless ``args`` is a struct with every required field."""
         if not isinstance(args, dict):
             raise XapiFailure("FIELD_TYPE_ERROR", "args")
         for name in message.constructor_required or ():
             if name not in args:
                 raise XapiFailure("FIELD_TYPE_ERROR", name)
+
+    def _construct(self, cls, message, args):
+        self.check_constructor(message, args)
         values = {}
         for name in message.constructor_args or ():
             if name in args:

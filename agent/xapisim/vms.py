@@ -1,5 +1,5 @@
 """VMs as far as the gateway's users need them: the "Other install media" template,
-VM.clone, VIFs (device numbers, generated MACs), power states, and the lazy bridges of
+VM.clone (of templates without disks: the seeded one has none), VIFs (device numbers, generated MACs), power states, and the lazy bridges of
 private networks that follow them."""
 import random
 
@@ -52,8 +52,9 @@ def _require(engine, vm, states, expected, vm_only=False):
 def _power(engine, vm, record, state, host):
     engine.set_field("VM", vm, "power_state", state)
     engine.set_field("VM", vm, "resident_on", host)
-    for vif in record["VIFs"]:
-        engine.set_field("VIF", vif, "currently_attached", state != "Halted")
+    for kind in ("VIF", "VBD"):
+        for device in record[kind + "s"]:
+            engine.set_field(kind, device, "currently_attached", state != "Halted")
     sync_bridges(engine)
 
 
@@ -84,8 +85,9 @@ def vm_shutdown(engine, session, vm):
 
 def vm_destroy(engine, session, vm):
     record = _require(engine, vm, ("Halted",), "halted")
-    for vif in list(record["VIFs"]):
-        engine.destroy("VIF", vif)
+    for kind in ("VIF", "VBD"):  # xapi keeps the VDIs: disks outlive their VM
+        for device in list(record[kind + "s"]):
+            engine.destroy(kind, device)
     engine.destroy("VM", vm)
     return ""
 
@@ -147,11 +149,7 @@ def vif_plug(engine, session, vif):
 def vif_create(engine, session, args):
     cls = engine.model.classes["VIF"]
     message = cls.messages["create"]
-    if not isinstance(args, dict):
-        raise XapiFailure("FIELD_TYPE_ERROR", "args")
-    for name in message.constructor_required:
-        if name not in args:
-            raise XapiFailure("FIELD_TYPE_ERROR", name)
+    engine.check_constructor(message, args)
     device = args["device"]
     if not str(device).isdigit():
         raise XapiFailure("INVALID_VALUE", "device", device)
