@@ -1,9 +1,13 @@
-"""VMs as the blog's lab needs them: from a template, with memory, vCPUs, NICs on named
-networks in the given order, a boot order, the host internal management network, and an
-optional start. All or nothing: a failure at any step undoes what was created, and the
-error names the step and XAPI's code.
+"""VMs as the blog's lab needs them: from a template, with memory, vCPUs, disks, NICs on
+named networks in the given order, an ISO in the CD drive, a boot order, the host internal
+management network, and an optional start; then start, shut down and destroy (with the
+disks). All or nothing: a failure at any step of a creation undoes what was created, and
+the error names the step and XAPI's code.
 
-(Disks, the ISO in the CD drive and the SR checks come with the storage simulation.)
+Disks go on a named SR or the pool's default. ``sr_check`` says what to do where that SR
+is not ``ext`` (thin VHD files; lvm allocates every disk in full): "warn" (the default:
+the creation goes on and the result carries a warning), "refuse" (nothing is created) or
+"off".
 """
 import logging
 import re
@@ -11,15 +15,21 @@ import re
 import XenAPI
 
 from agent.core import model
-from agent.service.errors import InvalidInput, NotFound, XapiCallFailed
+from agent.service.errors import Conflict, InvalidInput, NotFound, XapiCallFailed
 from agent.service.networks import Networks, _field, _step
 
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+GIB = 1024 * MIB
+NULL = "OpaqueRef:NULL"
 DEFAULT_TEMPLATE = "Other install media"
 HIMN_DEVICE = "9"            # the XenCenter HIMN plug-in's VIF device
 HIMN_MAC_KEY = "vm-data/himn_mac"
+CD_DEVICE = "3"              # xapi's (and XenCenter's) CD drive position on HVM guests
+MAX_DISKS = 15               # userdevices 0..15 without the CD's
+MAX_DISK_GIB = 2040          # the VHD format's limit
+SR_CHECKS = ("warn", "refuse", "off")
 _BOOT = re.compile(r"^[cdn]{1,3}$")
 
 
@@ -28,10 +38,60 @@ class Vms(object):
         self.x = xenapi
         self.networks = Networks(xenapi)
 
-    def create(self, name, memory_mib=256, vcpus=1, nics=(), boot="dc", himn=False,
-               start=False, template=DEFAULT_TEMPLATE, progress=None):
-        """Returns the new VM's record. ``nics``: network names or uuids, device 0, 1, ...
-        ``boot``: HVM boot order letters (c disk, d CD, n network), e.g. "ncd"."""
+    # ---- reading -----------------------------------------------------------------------
+    def list(self):
+        """Views of every VM (no templates, no control domain), by name."""
+        records = self.x.VM.get_all_records()
+        refs = [r for r, rec in records.items()
+                if not rec["is_a_template"] and not rec.get("is_control_domain")]
+        return sorted((self.view(r) for r in refs), key=lambda v: (v["name"], v["uuid"]))
+
+    def get(self, key):
+        return self.view(self._find(key))
+
+    def view(self, vm):
+        """A VM as a person or a controller wants to see it: sizes in MiB/GiB, NICs and
+        disks in device order with their networks and SRs by name."""
+        rec = self.x.VM.get_record(vm)
+        nics, himn = [], False
+        for vif in rec["VIFs"]:
+            v = self.x.VIF.get_record(vif)
+            net = self.x.network.get_record(v["network"])
+            is_himn = net["other_config"].get("is_host_internal_management_network") == "true"
+            himn = himn or is_himn
+            nics.append({"device": int(v["device"]), "network": net["name_label"],
+                         "network_uuid": net["uuid"], "mac": v["MAC"], "himn": is_himn,
+                         "attached": v["currently_attached"]})
+        disks, iso = [], None
+        for vbd in rec["VBDs"]:
+            b = self.x.VBD.get_record(vbd)
+            if b["type"] == "CD":
+                if not b["empty"]:
+                    iso = self.x.VDI.get_name_label(b["VDI"])
+                continue
+            d = self.x.VDI.get_record(b["VDI"])
+            disks.append({"device": int(b["userdevice"]), "size_gib": _gib(d["virtual_size"]),
+                          "sr": self.x.SR.get_name_label(d["SR"]), "vdi_uuid": d["uuid"]})
+        return {
+            "uuid": rec["uuid"], "name": rec["name_label"], "power_state": rec["power_state"],
+            "memory_mib": int(rec["memory_static_max"]) // MIB,
+            "vcpus": int(rec["VCPUs_at_startup"]),
+            "boot": rec["HVM_boot_params"].get("order", ""),
+            "nics": sorted(nics, key=lambda n: n["device"]),
+            "disks": sorted(disks, key=lambda d: d["device"]),
+            "iso": iso, "himn": himn,
+        }
+
+    # ---- changes -----------------------------------------------------------------------
+    def create(self, name, memory_mib=256, vcpus=1, nics=(), disks=(), iso=None, boot="dc",
+               himn=False, start=False, template=DEFAULT_TEMPLATE, sr_check="warn",
+               progress=None):
+        """Returns the new VM's view, with ``warnings`` (a list of sentences).
+        ``nics``: network names or uuids, device 0, 1, ... ``disks``: [{"size_gib": N,
+        "sr": name or uuid (default: the pool's default SR)}], device 0, 1, 2, 4, ...
+        ``iso``: an ISO's name or uuid, in the CD drive (device 3; the drive is there,
+        empty, without one). ``boot``: HVM boot order letters (c disk, d CD, n network),
+        e.g. "ncd"."""
         progress = progress or (lambda step: None)
         name = _field(model.parse_name, name, "name")
         memory = _whole(memory_mib, "memory_mib", 128, 1024 * 1024) * MIB
@@ -39,21 +99,30 @@ class Vms(object):
         if not isinstance(boot, str) or not _BOOT.match(boot) or len(set(boot)) != len(boot):
             raise InvalidInput("boot %r: give boot devices in order as letters c (disk), "
                                "d (CD) and n (network), e.g. ncd" % (boot,), field="boot")
+        if sr_check not in SR_CHECKS:
+            raise InvalidInput("sr_check must be one of %s" % ", ".join(SR_CHECKS),
+                               field="sr_check")
         if not isinstance(nics, (list, tuple)):
             raise InvalidInput("nics must be a list of network names or uuids", field="nics")
+        if any(not rec["is_a_template"] and rec["name_label"] == name
+               for rec in self.x.VM.get_all_records().values()):
+            raise Conflict("a VM named %s exists already" % name, field="name", name=name)
         networks = []
         for i, key in enumerate(nics):
             try:
                 networks.append(self.networks.find(key)[0])
             except NotFound:
                 raise NotFound("nics[%d]: no network %s" % (i, key), field="nics[%d]" % i)
+        warnings = []
+        disk_plan = self._disks(disks, sr_check, warnings)
+        iso_ref = self._iso(iso) if iso is not None else None
         himn_ref = self._himn() if himn else None
         templates = [r for r in self.x.VM.get_by_name_label(template)
                      if self.x.VM.get_is_a_template(r)]
         if not templates:
             raise NotFound("no template named %s" % template, field="template")
 
-        vm, started = None, False
+        vm, vdis, started = None, [], False
         try:
             progress("clone %s" % template)
             vm = _step("clone the template", self.x.VM.clone, templates[0], name)
@@ -65,6 +134,13 @@ class Vms(object):
             _step("set vCPUs", self.x.VM.set_VCPUs_max, vm, str(vcpus))
             _step("set vCPUs at startup", self.x.VM.set_VCPUs_at_startup, vm, str(vcpus))
             _step("set the boot order", self.x.VM.set_HVM_boot_params, vm, {"order": boot})
+            for i, (device, size, sr, sr_name) in enumerate(disk_plan):
+                progress("disk %d: %d GiB on %s" % (i, size // GIB, sr_name))
+                vdi = _step("create disk %d" % i, self.x.VDI.create, _vdi(name, i, size, sr))
+                vdis.append(vdi)
+                _step("attach disk %d" % i, self.x.VBD.create, _vbd(vm, vdi, device, i == 0))
+            progress("CD drive" + (" with %s" % iso if iso_ref else ""))
+            _step("create the CD drive", self.x.VBD.create, _cd(vm, iso_ref))
             for device, net in enumerate(networks):
                 progress("NIC %d" % device)
                 _step("create NIC %d" % device, self.x.VIF.create, _vif(vm, net, device))
@@ -76,30 +152,110 @@ class Vms(object):
                 _step("start", self.x.VM.start, vm, False, False)
                 started = True
         except XapiCallFailed:
-            if vm is not None:
-                self._undo(vm, started)
+            self._undo(vm, vdis, started)
             raise
-        return self.x.VM.get_record(vm)
+        result = self.view(vm)
+        result["warnings"] = warnings
+        return result
+
+    def start(self, key):
+        vm = self._find(key)
+        state = self.x.VM.get_power_state(vm)
+        if state == "Halted":
+            _step("start", self.x.VM.start, vm, False, False)
+        elif state != "Running":
+            raise Conflict("VM %s is %s; it can be started only when halted"
+                           % (key, state.lower()), vm=key, power_state=state)
+        return self.view(vm)
+
+    def shutdown(self, key, force=False):
+        """A clean shutdown (the guest's own), or a hard one (power off) with ``force``."""
+        vm = self._find(key)
+        if self.x.VM.get_power_state(vm) != "Halted":
+            if force:
+                _step("power off", self.x.VM.hard_shutdown, vm)
+            else:
+                _step("shut down", self.x.VM.clean_shutdown, vm)
+        return self.view(vm)
+
+    def destroy(self, key, force=False):
+        """Destroy a VM and its disks. A running VM is refused unless ``force`` (then it
+        is powered off first). Disks another VM also uses, and ISOs, are kept. Returns
+        {"uuid", "disks_destroyed": [vdi uuid], "disks_kept": [vdi uuid]}."""
+        vm = self._find(key)
+        rec = self.x.VM.get_record(vm)
+        if rec["power_state"] != "Halted":
+            if not force:
+                raise Conflict("VM %s is %s; shut it down first (or force)"
+                               % (rec["name_label"], rec["power_state"].lower()),
+                               vm=rec["uuid"], power_state=rec["power_state"])
+            _step("power off", self.x.VM.hard_shutdown, vm)
+        mine, kept = [], []
+        for vbd in rec["VBDs"]:
+            b = self.x.VBD.get_record(vbd)
+            if b["type"] == "CD" or b["empty"]:
+                continue
+            d = self.x.VDI.get_record(b["VDI"])
+            shared = any(self.x.VBD.get_VM(other) != vm for other in d["VBDs"])
+            (kept if shared or d["read_only"] else mine).append((b["VDI"], d["uuid"]))
+        _step("destroy the VM", self.x.VM.destroy, vm)
+        destroyed = []
+        for vdi, uuid in mine:
+            try:
+                self.x.VDI.destroy(vdi)
+                destroyed.append(uuid)
+            except XenAPI.Failure as exc:
+                details = [str(d) for d in exc.details]
+                raise XapiCallFailed(
+                    "the VM is gone but disk %s could not be destroyed: %s; remove it with "
+                    "xe vdi-destroy uuid=%s" % (uuid, " ".join(details), uuid),
+                    step="destroy disk %s" % uuid, xapi_code=details[0] if details else None,
+                    xapi_params=details[1:], disks_destroyed=destroyed,
+                    disks_left=[u for _v, u in mine if u not in destroyed])
+        return {"uuid": rec["uuid"], "disks_destroyed": destroyed,
+                "disks_kept": [u for _v, u in kept]}
 
     def attach_himn(self, key):
         """Give an existing VM the HIMN as the XenCenter plug-in does: its own VIF
-        (device 9), the MAC in xenstore_data vm-data/himn_mac, plugged if running."""
+        (device 9), the MAC in xenstore_data vm-data/himn_mac, plugged at once if the VM
+        runs (a halted VM gets it when it starts)."""
         vm = self._find(key)
-        vif = self._attach_himn(vm, self._himn())
+        himn = self._himn()
+        if any(self.x.VIF.get_network(v) == himn for v in self.x.VM.get_VIFs(vm)):
+            raise Conflict("VM %s has the host internal management network already" % key,
+                           vm=key)
+        vif = self._attach_himn(vm, himn)
         if self.x.VM.get_power_state(vm) == "Running":
-            _step("plug the HIMN VIF", self.x.VIF.plug, vif)
-        return self.x.VM.get_record(vm)
+            try:
+                _step("plug the HIMN VIF", self.x.VIF.plug, vif)
+            except XapiCallFailed:
+                self._undo_himn(vm, vif)
+                raise
+        return self.view(vm)
 
     # ---- helpers -----------------------------------------------------------------------
     def _attach_himn(self, vm, himn):
         vif = _step("create the HIMN VIF", self.x.VIF.create, _vif(vm, himn, HIMN_DEVICE))
-        mac = self.x.VIF.get_MAC(vif)
-        data = self.x.VM.get_xenstore_data(vm)
-        if HIMN_MAC_KEY in data:
-            _step("clear %s" % HIMN_MAC_KEY, self.x.VM.remove_from_xenstore_data, vm,
-                  HIMN_MAC_KEY)
-        _step("record the HIMN MAC", self.x.VM.add_to_xenstore_data, vm, HIMN_MAC_KEY, mac)
+        try:
+            mac = _step("read the HIMN MAC", self.x.VIF.get_MAC, vif)
+            if HIMN_MAC_KEY in self.x.VM.get_xenstore_data(vm):
+                _step("clear %s" % HIMN_MAC_KEY, self.x.VM.remove_from_xenstore_data, vm,
+                      HIMN_MAC_KEY)
+            _step("record the HIMN MAC", self.x.VM.add_to_xenstore_data, vm, HIMN_MAC_KEY,
+                  mac)
+        except XapiCallFailed:
+            self._undo_himn(vm, vif)
+            raise
         return vif
+
+    def _undo_himn(self, vm, vif):
+        for what, call, args in (("destroy the HIMN VIF", self.x.VIF.destroy, (vif,)),
+                                 ("clear " + HIMN_MAC_KEY, self.x.VM.remove_from_xenstore_data,
+                                  (vm, HIMN_MAC_KEY))):
+            try:
+                call(*args)
+            except XenAPI.Failure as exc:
+                log.error("rollback: %s failed: %s", what, exc.details)
 
     def _himn(self):
         for ref, rec in self.x.network.get_all_records().items():
@@ -107,26 +263,116 @@ class Vms(object):
                 return ref
         raise NotFound("this host has no host internal management network", field="himn")
 
-    def _find(self, key):
-        for ref, rec in self.x.VM.get_all_records().items():
-            if not rec["is_a_template"] and key in (rec["uuid"], rec["name_label"]):
-                return ref
-        raise NotFound("no VM with uuid or name %s" % key, vm=key)
+    def _disks(self, disks, sr_check, warnings):
+        """[(userdevice, bytes, SR ref, SR name)] for ``disks``, checked before any
+        change; the SR type check adds to ``warnings`` or refuses."""
+        if not isinstance(disks, (list, tuple)) or len(disks) > MAX_DISKS:
+            raise InvalidInput("disks must be a list of at most %d objects with size_gib "
+                               "(and sr)" % MAX_DISKS, field="disks")
+        devices = [str(n) for n in range(MAX_DISKS + 1) if str(n) != CD_DEVICE]
+        srs = self.x.SR.get_all_records()
+        plan = []
+        for i, disk in enumerate(disks):
+            field = "disks[%d]" % i
+            if not isinstance(disk, dict):
+                raise InvalidInput("%s must be an object with size_gib (and sr)" % field,
+                                   field=field)
+            unknown = sorted(set(disk) - {"size_gib", "sr"})
+            if unknown:
+                raise InvalidInput("%s has unknown field(s) %s" % (field, ", ".join(unknown)),
+                                   field="%s.%s" % (field, unknown[0]))
+            size = _whole(disk.get("size_gib"), field + ".size_gib", 1, MAX_DISK_GIB)
+            sr = self._sr(disk.get("sr"), srs, field + ".sr")
+            kind, sr_name = srs[sr]["type"], srs[sr]["name_label"]
+            if kind != "ext" and sr_check != "off":
+                sentence = ("%s: SR %s is %s, not ext: the %d GiB disk is allocated in "
+                            "full there" % (field, sr_name, kind, size))
+                if sr_check == "refuse":
+                    raise Conflict(sentence + " (sr_check=refuse)", field=field + ".sr",
+                                   sr=sr_name, sr_type=kind)
+                warnings.append(sentence)
+            plan.append((devices[i], size * GIB, sr, sr_name))
+        return plan
 
-    def _undo(self, vm, started):
-        try:
+    def _sr(self, key, srs, field):
+        if key is None:
+            pool = self.x.pool.get_all()[0]
+            sr = self.x.pool.get_default_SR(pool)
+            if sr not in srs:
+                raise NotFound("%s: no SR given and the pool has no default SR (xe "
+                               "pool-param-set default-SR=...)" % field, field=field)
+            return sr
+        found = [r for r, rec in srs.items() if key in (rec["uuid"], rec["name_label"])
+                 and rec["content_type"] != "iso"]
+        if len(found) != 1:
+            raise (NotFound("%s: no disk SR with uuid or name %s" % (field, key), field=field)
+                   if not found else
+                   Conflict("%s: %d SRs are named %s; use the uuid" % (field, len(found), key),
+                            field=field))
+        return found[0]
+
+    def _iso(self, key):
+        for sr, rec in self.x.SR.get_all_records().items():
+            if rec["content_type"] != "iso":
+                continue
+            for vdi in rec["VDIs"]:
+                d = self.x.VDI.get_record(vdi)
+                if key in (d["uuid"], d["name_label"]):
+                    return vdi
+        raise NotFound("no ISO with uuid or name %s in the ISO SRs" % key, field="iso")
+
+    def _find(self, key):
+        found = [ref for ref, rec in self.x.VM.get_all_records().items()
+                 if not rec["is_a_template"] and not rec.get("is_control_domain")
+                 and key in (rec["uuid"], rec["name_label"])]
+        if len(found) > 1:
+            raise Conflict("%d VMs are named %s; use the uuid" % (len(found), key), vm=key)
+        if not found:
+            raise NotFound("no VM with uuid or name %s" % key, vm=key)
+        return found[0]
+
+    def _undo(self, vm, vdis, started):
+        """Undo a creation: power off, destroy the VM (its VIFs and VBDs go with it),
+        then the disks created for it. Every step is tried; failures are logged."""
+        steps = []
+        if vm is not None:
             if started:
-                self.x.VM.hard_shutdown(vm)
-            for vif in self.x.VM.get_VIFs(vm):
-                self.x.VIF.destroy(vif)
-            self.x.VM.destroy(vm)
-        except XenAPI.Failure as exc:
-            log.error("rollback of VM %s incomplete: %s", vm, exc.details)
+                steps.append(("power off", self.x.VM.hard_shutdown, vm))
+            steps.append(("destroy the VM", self.x.VM.destroy, vm))
+        steps.extend(("destroy disk %s" % v, self.x.VDI.destroy, v) for v in vdis)
+        for what, call, ref in steps:
+            try:
+                call(ref)
+            except XenAPI.Failure as exc:
+                log.error("rollback: %s %s failed: %s", what, ref, exc.details)
 
 
 def _vif(vm, network, device):
     return {"device": str(device), "network": network, "VM": vm, "MAC": "", "MTU": "1500",
             "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {}}
+
+
+def _vdi(vm_name, index, size, sr):
+    return {"name_label": "%s disk %d" % (vm_name, index), "name_description": "",
+            "SR": sr, "virtual_size": str(size), "type": "user", "sharable": False,
+            "read_only": False, "other_config": {}, "xenstore_data": {}, "sm_config": {},
+            "tags": []}
+
+
+def _vbd(vm, vdi, device, bootable):
+    return {"VM": vm, "VDI": vdi, "userdevice": device, "bootable": bootable, "mode": "RW",
+            "type": "Disk", "empty": False, "unpluggable": False, "other_config": {},
+            "qos_algorithm_type": "", "qos_algorithm_params": {}}
+
+
+def _cd(vm, iso):
+    return {"VM": vm, "VDI": iso or NULL, "userdevice": CD_DEVICE, "bootable": False,
+            "mode": "RO", "type": "CD", "empty": iso is None, "unpluggable": True,
+            "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {}}
+
+
+def _gib(size):
+    return int(size) // GIB
 
 
 def _whole(value, field, low, high):

@@ -13,6 +13,7 @@ import pytest
 import XenAPI
 
 from agent.service.networks import Networks
+from agent.service.vms import Vms
 from agent.xapisim import datamodel as dm
 from tests.integration import netns as N
 
@@ -40,27 +41,25 @@ def test_network_and_vm_through_xapi_become_a_working_gateway(workdir, daemons):
         x = sdk(path)
         net = Networks(x).create("private", gateway={"address": N.Topology.PRIVATE})
         assert net["bridge"] == "xapi0"
-        template = x.VM.get_by_name_label("Other install media")[0]
-        vm = x.VM.clone(template, "Controller")
-        x.VM.provision(vm)
-        x.VM.set_is_a_template(vm, False)
-        x.VIF.create({"device": "0", "network": x.network.get_by_uuid(net["uuid"]), "VM": vm,
-                      "MAC": "", "MTU": "1500", "other_config": {}, "qos_algorithm_type": "",
-                      "qos_algorithm_params": {}})
+        vms = Vms(x)
+        vms.create("Controller", memory_mib=4096, vcpus=2, nics=["private"],
+                   disks=[{"size_gib": 50}], boot="ncd", himn=True)
         assert not topo.dom0.link_exists("xapi0")  # lazily: no VM runs on it yet
 
-        x.VM.start(vm, False, False)
+        assert vms.start("Controller")["power_state"] == "Running"
         N.wait_for(lambda: topo.dom0.link_exists("xapi0"), message="the bridge")
         N.wait_for(lambda: (daemon.gateway_state("private") or {}).get("state") == "applied",
                    message="the gateway applied")
         topo.plug_vm()
         assert topo.vm.run(["ping", "-c", "1", "-W", "2", topo.OUTSIDE]).returncode == 0
 
-        x.VM.clean_shutdown(vm)  # the last VM stops: XAPI removes the bridge
+        vms.shutdown("Controller")  # the last VM stops: XAPI removes the bridge
         N.wait_for(lambda: not topo.dom0.link_exists("xapi0"), message="bridge removed")
         N.wait_for(lambda: daemon.gateway_state("private")["state"] == "absent",
                    message="gateway absent")
         assert not any("xgw:" in l for t in ("nat", "filter") for l in topo.dom0.rules(t))
+        assert len(vms.destroy("Controller")["disks_destroyed"]) == 1
+        assert x.VM.get_by_name_label("Controller") == []
     finally:
         sim.terminate()
         sim.wait(10)
