@@ -1,8 +1,12 @@
-"""XML-RPC transports for the simulator: HTTP on a TCP port, and a Unix socket (as xapi's
-/var/lib/xcp/xapi, which ``XenAPI.xapi_local()`` uses). POST to ``/`` or ``/RPC2``; the
-reply is always HTTP 200 with xapi's status struct, except for malformed requests (500).
+"""Transports for the simulator: HTTP on a TCP port, and a Unix socket (as xapi's
+/var/lib/xcp/xapi, which ``XenAPI.xapi_local()`` uses). XML-RPC: POST to ``/`` or
+``/RPC2``; the reply is always HTTP 200 with xapi's status struct, except for malformed
+requests (500). JSON-RPC 1.0 and 2.0: POST to ``/jsonrpc``; a XenAPI failure is, as xapi
+sends it, ``"error": [CODE, params...]`` in 1.0 and ``"error": {"code": 1, "message":
+CODE, "data": [params...]}`` in 2.0.
 """
 import http.server
+import json
 import os
 import socket
 import socketserver
@@ -24,6 +28,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
+        if self.path == "/jsonrpc":
+            self._jsonrpc(body)
+            return
         try:
             params, method = xmlrpc.client.loads(body, use_builtin_types=False)
         except Exception:  # malformed XML: xapi answers 500 too
@@ -34,8 +41,36 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         reply = self.server.engine.call(method, params)
         data = xmlrpc.client.dumps((reply,), methodresponse=True, allow_none=False).encode()
+        self._send(data, "text/xml")
+
+    def _jsonrpc(self, body):
+        try:
+            request = json.loads(body.decode("utf-8"))
+            method, params = request["method"], request.get("params", [])
+            if not isinstance(method, str) or not isinstance(params, list):
+                raise ValueError("method must be a string and params a list")
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            self.send_error(500, "not a JSON-RPC call")
+            return
+        reply = self.server.engine.call(method, params)
+        v2 = request.get("jsonrpc") == "2.0"
+        out = {"id": request.get("id")}
+        if reply["Status"] == "Success":
+            out["result"] = reply["Value"]
+            if not v2:
+                out["error"] = None
+        elif v2:
+            code = reply["ErrorDescription"]
+            out["error"] = {"code": 1, "message": code[0], "data": code[1:]}
+        else:
+            out.update(result=None, error=reply["ErrorDescription"])
+        if v2:
+            out["jsonrpc"] = "2.0"
+        self._send(json.dumps(out).encode("utf-8"), "application/json")
+
+    def _send(self, data, content_type):
         self.send_response(200)
-        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -1,4 +1,8 @@
-"""The real XenAPI SDK against the simulator, over HTTP and over a Unix socket."""
+"""The real XenAPI SDK against the simulator, over HTTP and over a Unix socket (and
+JSON-RPC, which the SDK does not speak, by hand)."""
+import json
+import urllib.request
+
 import XenAPI
 import pytest
 
@@ -89,3 +93,27 @@ def test_wrong_password_when_credentials_are_checked(model):
     assert engine.call("session.login_with_password", ["root", "pw"])["Status"] == "Success"
     reply = engine.call("session.login_with_password", ["root", "nope"])
     assert reply["ErrorDescription"][0] == "SESSION_AUTHENTICATION_FAILED"
+
+
+def jsonrpc(url, method, params, version="2.0"):
+    body = {"method": method, "params": params, "id": 7}
+    if version:
+        body["jsonrpc"] = version
+    request = urllib.request.Request(url + "/jsonrpc", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        return json.loads(reply.read().decode())
+
+
+def test_jsonrpc_2_and_1(served):
+    _engine, url, _unix = served
+    login = jsonrpc(url, "session.login_with_password", ["root", ""])
+    assert login["jsonrpc"] == "2.0" and login["id"] == 7
+    session = login["result"]
+    assert session.startswith("OpaqueRef:")
+    assert jsonrpc(url, "VM.get_record", [session, "OpaqueRef:x"])["error"] == {
+        "code": 1, "message": "HANDLE_INVALID", "data": ["VM", "OpaqueRef:x"]}
+    old = jsonrpc(url, "network.get_all", [session], version=None)
+    assert old["error"] is None and len(old["result"]) == 2
+    assert jsonrpc(url, "nope.nothing", [session], version=None)["error"] == [
+        "MESSAGE_METHOD_UNKNOWN", "nope.nothing"]
