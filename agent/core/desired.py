@@ -16,6 +16,9 @@ PREFIX = "xapi-gateway."
 ADDRESS = PREFIX + "address"
 NAT = PREFIX + "nat"
 KNOWN = frozenset([ADDRESS, NAT])
+# Marks what a declarative topology manages (value: the topology's name), on networks and
+# VMs. Deliberately outside PREFIX: a mark alone does not make a network a gateway.
+TOPOLOGY_MARK = "xapi-gateway-topology"
 
 
 def gateways_from_networks(records):

@@ -35,11 +35,13 @@ class Networks(object):
         return named[0]
 
     # ---- changes -----------------------------------------------------------------------
-    def create(self, name, gateway=None, vlan=None, description=""):
+    def create(self, name, gateway=None, vlan=None, description="", marks=None):
         """Create a private network, or a VLAN one (``vlan={"tag": N, "pif": device}``),
-        with an optional ``gateway={"address": CIDR, "nat": bool}``. Returns the record."""
+        with an optional ``gateway={"address": CIDR, "nat": bool}``. ``marks``: extra
+        other_config keys (a topology marks what it manages). Returns the record."""
         name = _field(model.parse_name, name, "name")
         config = self._gateway_config(gateway, exclude=None)
+        config.update(marks or {})
         tag = device = None
         if vlan is not None:
             tag, device = _vlan(vlan)

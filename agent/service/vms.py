@@ -14,7 +14,7 @@ import re
 
 import XenAPI
 
-from agent.core import model
+from agent.core import desired, model
 from agent.service.errors import Conflict, InvalidInput, NotFound, XapiCallFailed
 from agent.service.networks import Networks, _field, _step
 
@@ -80,18 +80,20 @@ class Vms(object):
             "nics": sorted(nics, key=lambda n: n["device"]),
             "disks": sorted(disks, key=lambda d: d["device"]),
             "iso": iso, "himn": himn,
+            "topology": rec["other_config"].get(desired.TOPOLOGY_MARK),
         }
 
     # ---- changes -----------------------------------------------------------------------
     def create(self, name, memory_mib=256, vcpus=1, nics=(), disks=(), iso=None, boot="dc",
                himn=False, start=False, template=DEFAULT_TEMPLATE, sr_check="warn",
-               progress=None):
+               progress=None, marks=None):
         """Returns the new VM's view, with ``warnings`` (a list of sentences).
         ``nics``: network names or uuids, device 0, 1, ... ``disks``: [{"size_gib": N,
         "sr": name or uuid (default: the pool's default SR)}], device 0, 1, 2, 4, ...
         ``iso``: an ISO's name or uuid, in the CD drive (device 3; the drive is there,
         empty, without one). ``boot``: HVM boot order letters (c disk, d CD, n network),
-        e.g. "ncd"."""
+        e.g. "ncd". ``marks``: other_config keys for the VM (a topology marks what it
+        manages)."""
         progress = progress or (lambda step: None)
         name = _field(model.parse_name, name, "name")
         memory = _whole(memory_mib, "memory_mib", 128, 1024 * 1024) * MIB
@@ -134,6 +136,8 @@ class Vms(object):
             _step("set vCPUs", self.x.VM.set_VCPUs_max, vm, str(vcpus))
             _step("set vCPUs at startup", self.x.VM.set_VCPUs_at_startup, vm, str(vcpus))
             _step("set the boot order", self.x.VM.set_HVM_boot_params, vm, {"order": boot})
+            for key, value in sorted((marks or {}).items()):
+                _step("mark it %s" % key, self.x.VM.add_to_other_config, vm, key, value)
             for i, (device, size, sr, sr_name) in enumerate(disk_plan):
                 progress("disk %d: %d GiB on %s" % (i, size // GIB, sr_name))
                 vdi = _step("create disk %d" % i, self.x.VDI.create, _vdi(name, i, size, sr))

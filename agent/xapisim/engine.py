@@ -173,7 +173,9 @@ class Engine(object):
         handler = self.handlers.get(key)
         if handler is not None:
             return handler(self, session, *args)
-        if message.implicit:
+        if message.implicit or _accessor(cls, message.name):
+            # xapi hand-writes a few accessors (VM.add_to_other_config checks its keys):
+            # served generically, they do what the generated ones do
             return self._implicit(cls, message, args)
         raise XapiFailure("MESSAGE_METHOD_UNKNOWN", method)
 
@@ -288,6 +290,14 @@ class Engine(object):
     def _wire_record(self, cls, record):
         return {name: _wire(cls.fields[name].type, value) for name, value in record.items()
                 if name in cls.fields}
+
+
+def _accessor(cls, name):
+    """Whether ``name`` reads or edits one of ``cls``'s fields (get_x, add_to_x, ...)."""
+    for prefix in ("get_", "set_", "add_to_", "remove_from_", "add_", "remove_"):
+        if name.startswith(prefix) and name[len(prefix):] in cls.fields:
+            return True
+    return False
 
 
 def _event_from(engine, session, classes, token, timeout):

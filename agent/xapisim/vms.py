@@ -3,7 +3,7 @@ VM.clone (of templates without disks: the seeded one has none), VIFs (device num
 private networks that follow them."""
 import random
 
-from agent.xapisim.engine import XapiFailure
+from agent.xapisim.engine import XapiFailure, _copy
 
 MIB = 1024 * 1024
 TEMPLATE = "Other install media"
@@ -60,7 +60,8 @@ def _power(engine, vm, record, state, host):
 
 def vm_clone(engine, session, vm, new_name):
     source = _require(engine, vm, ("Halted",), "halted")
-    copy = {k: v for k, v in source.items() if k not in ("uuid", "VIFs", "VBDs")}
+    # each map and set copied: the clone must not share them with its template
+    copy = {k: _copy(v) for k, v in source.items() if k not in ("uuid", "VIFs", "VBDs")}
     copy["name_label"] = new_name
     return engine.create("VM", **copy)
 

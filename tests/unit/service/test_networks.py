@@ -86,6 +86,16 @@ def test_update_and_remove_the_gateway(networks):
     assert not any(k.startswith("xapi-gateway.") for k in rec["other_config"])
 
 
+def test_a_topology_mark_survives_gateway_changes_and_is_no_gateway(networks, xenapi):
+    from agent.core import desired
+    networks.create("pxe", marks={desired.TOPOLOGY_MARK: "lab"})
+    networks.set_gateway("pxe", {"address": "10.20.0.1/24"})
+    rec = networks.set_gateway("pxe", None)
+    assert rec["other_config"] == {desired.TOPOLOGY_MARK: "lab"}
+    gateways, invalid = desired.gateways_from_networks(xenapi.network.get_all_records())
+    assert gateways == {} and invalid == {}
+
+
 def test_delete_refuses_while_vms_use_it_and_names_them(networks, engine):
     rec = networks.create("private", gateway={"address": "172.16.0.1/24"})
     net = networks.find("private")[0]

@@ -247,3 +247,10 @@ def test_memory_constraints_are_xapis(xenapi, engine):
     reply = engine.call("VM.set_memory_limits", [next(iter(engine.objects["session"])), vm,
                                                  "0", "100", "200", "300"])
     assert reply["ErrorDescription"][0] == "MEMORY_CONSTRAINT_VIOLATION"
+
+
+def test_a_topology_mark_is_kept_in_other_config(lab, xenapi):
+    view = lab.create("Fuel", marks={"xapi-gateway-topology": "lab"})
+    assert view["topology"] == "lab"
+    assert record(xenapi, view)["other_config"]["xapi-gateway-topology"] == "lab"
+    assert lab.create("Other")["topology"] is None
