@@ -101,6 +101,67 @@ XAPI_SCHEMA = OrderedDict([
                                             "file root-only when set.")),
 ])
 
+INSECURE_WORDS = "plain-http-without-tokens-anyone-who-reaches-the-port-controls-this-host"
+
+
+def _listen(value, field):
+    value = value.strip()
+    if not value:
+        return ""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise GatewayInvalid("%s %r: write HOST:PORT, e.g. 0.0.0.0:8443" % (field, value),
+                             field=field)
+    return "%s:%s" % (host.strip("[]"), port)
+
+
+def _optional_path(value, field):
+    return _abspath(value, field) if value.strip() else ""
+
+
+def _insecure(value, field):
+    value = value.strip()
+    if value in ("no", INSECURE_WORDS):
+        return value == INSECURE_WORDS
+    raise GatewayInvalid("%s: the API on TCP needs TLS and tokens; to serve plain HTTP "
+                         "with no tokens anyway, write exactly: insecure = %s"
+                         % (field, INSECURE_WORDS), field=field)
+
+
+def _int_range(lo, hi):
+    def parse(value, field):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = None
+        if number is None or not lo <= number <= hi:
+            raise GatewayInvalid("%s %r must be a whole number from %d to %d"
+                                 % (field, value, lo, hi), field=field)
+        return number
+    return parse
+
+
+API_SCHEMA = OrderedDict([
+    ("socket", Option(_abspath, "/run/xapi-gateway/api.sock",
+                      "The API's Unix socket: root only, no token needed (xgw uses it).")),
+    ("listen", Option(_listen, "", "HOST:PORT to serve the API on TCP as well, e.g. "
+                                   "0.0.0.0:8443 (empty: Unix socket only). Needs tls_cert, "
+                                   "tls_key and a token file.")),
+    ("tls_cert", Option(_optional_path, "", "PEM certificate for TCP, e.g. the host's XAPI "
+                                            "certificate /etc/xensource/xapi-ssl.pem.")),
+    ("tls_key", Option(_optional_path, "", "PEM private key for TCP (may be the same file "
+                                           "as tls_cert).")),
+    ("tokens", Option(_abspath, "/etc/xapi-gateway/tokens",
+                      "Root-only token file: lines '<read|admin> <token> [label]'.")),
+    ("insecure", Option(_insecure, False, "'no', or the words %s to serve TCP without TLS "
+                                          "and tokens (a lab behind its own firewall only)."
+                                          % INSECURE_WORDS)),
+    ("max_body", Option(_int_range(1024, 64 << 20), 1 << 20,
+                        "Largest request body, in bytes.")),
+    ("body_timeout", Option(_float_range(1, 600), 30.0,
+                            "Seconds a client may take to send its request body.")),
+])
+
 GATEWAY_SCHEMA = OrderedDict([
     ("bridge", Option(model.parse_bridge, None, "Dom0 bridge of the network, e.g. xapi1.")),
     ("address", Option(model.parse_address, None,
@@ -117,9 +178,13 @@ class XapiSettings(namedtuple("XapiSettings", list(XAPI_SCHEMA))):
     __slots__ = ()
 
 
-class Config(namedtuple("Config", "path agent gateways xapi")):
-    """A parsed configuration: ``agent`` and ``xapi`` settings, ``gateways`` (name ->
-    Gateway)."""
+class ApiSettings(namedtuple("ApiSettings", list(API_SCHEMA))):
+    __slots__ = ()
+
+
+class Config(namedtuple("Config", "path agent gateways xapi api")):
+    """A parsed configuration: ``agent``, ``xapi`` and ``api`` settings, ``gateways``
+    (name -> Gateway)."""
 
     __slots__ = ()
 
@@ -127,7 +192,8 @@ class Config(namedtuple("Config", "path agent gateways xapi")):
 def defaults():
     return Config(path=None, agent=AgentSettings(**{k: o.default for k, o in AGENT_SCHEMA.items()}),
                   gateways=OrderedDict(),
-                  xapi=XapiSettings(**{k: o.default for k, o in XAPI_SCHEMA.items()}))
+                  xapi=XapiSettings(**{k: o.default for k, o in XAPI_SCHEMA.items()}),
+                  api=ApiSettings(**{k: o.default for k, o in API_SCHEMA.items()}))
 
 
 def load(path):
@@ -156,6 +222,7 @@ def parse(text, path="<string>"):
 
     agent_values = {k: o.default for k, o in AGENT_SCHEMA.items()}
     xapi_values = {k: o.default for k, o in XAPI_SCHEMA.items()}
+    api_values = {k: o.default for k, o in API_SCHEMA.items()}
     gateways = OrderedDict()
     bridges = {}
     for section in parser.sections():
@@ -164,6 +231,8 @@ def parse(text, path="<string>"):
             agent_values.update(_parse_section(path, section, items, AGENT_SCHEMA))
         elif section == "xapi":
             xapi_values.update(_parse_section(path, section, items, XAPI_SCHEMA))
+        elif section == "api":
+            api_values.update(_parse_section(path, section, items, API_SCHEMA))
         elif section.startswith(GATEWAY_PREFIX):
             name = section[len(GATEWAY_PREFIX):].strip()
             values = _parse_section(path, section, items, GATEWAY_SCHEMA)
@@ -183,10 +252,17 @@ def parse(text, path="<string>"):
             bridges[values["bridge"]] = name
             gateways[name] = model.Gateway(name=name, source="config", **values)
         else:
-            raise ConfigError("config %s: unknown section [%s]; expected [agent], [xapi] or "
-                              "[gateway:NAME]" % (path, section), path=path, section=section)
+            raise ConfigError("config %s: unknown section [%s]; expected [agent], [xapi], "
+                              "[api] or [gateway:NAME]" % (path, section), path=path,
+                              section=section)
+    if api_values["listen"] and not api_values["insecure"] and not (
+            api_values["tls_cert"] and api_values["tls_key"]):
+        raise ConfigError("config %s [api]: listen = %s needs tls_cert and tls_key (the "
+                          "host's XAPI certificate /etc/xensource/xapi-ssl.pem holds both)"
+                          % (path, api_values["listen"]), path=path, section="api",
+                          key="listen")
     return Config(path=path, agent=AgentSettings(**agent_values), gateways=gateways,
-                  xapi=XapiSettings(**xapi_values))
+                  xapi=XapiSettings(**xapi_values), api=ApiSettings(**api_values))
 
 
 def _parse_section(path, section, items, schema):
@@ -221,6 +297,11 @@ def reference():
     lines.append("[xapi]")
     for key, opt in XAPI_SCHEMA.items():
         lines.append("%-16s default %-24s %s" % (key, opt.default or '""', opt.help))
+    lines.append("")
+    lines.append("[api]")
+    for key, opt in API_SCHEMA.items():
+        default = "no" if opt.default is False else (opt.default or '""')
+        lines.append("%-16s default %-24s %s" % (key, default, opt.help))
     lines.append("")
     lines.append("[gateway:NAME]   (one section per gateway)")
     for key, opt in GATEWAY_SCHEMA.items():

@@ -85,7 +85,7 @@ GW = "[gateway:a]\nbridge = xapi1\naddress = 172.16.1.1/24\n"
 INVALID = [
     # (text, fragments of the message, expected subset of details)
     pytest.param("[gateways:a]\nbridge = xapi1\n", ["unknown section [gateways:a]",
-                                                   "[agent], [xapi] or [gateway:NAME]"],
+                                                   "[agent], [xapi], [api] or [gateway:NAME]"],
                  dict(section="gateways:a"), id="unknown-section"),
     pytest.param("[Agent]\n", ["unknown section [Agent]"], dict(section="Agent"),
                  id="section-names-case-sensitive"),
@@ -261,12 +261,14 @@ def test_reference_mentions_every_key():
     lines = text.splitlines()
     assert lines[0] == "[agent]"
     assert any(line.startswith("[gateway:NAME]") for line in lines)
-    for schema in (config.AGENT_SCHEMA, config.GATEWAY_SCHEMA):
+    for schema in (config.AGENT_SCHEMA, config.GATEWAY_SCHEMA, config.XAPI_SCHEMA,
+                   config.API_SCHEMA):
         for key, option in schema.items():
             line = [l for l in lines if l.split() and l.split()[0] == key]
             assert len(line) == 1, key
             assert option.help in line[0]
-            default = "(required)" if option.default is None else str(option.default)
+            default = "(required)" if option.default is None else \
+                "no" if option.default is False else str(option.default)
             assert default in line[0]
 
 
@@ -299,3 +301,31 @@ def test_xapi_url(url, ok):
 def test_xapi_defaults_to_dom0s_local_socket():
     assert config.parse("").xapi == config.defaults().xapi
     assert config.defaults().xapi.url == "unix:/var/lib/xcp/xapi"
+
+
+# ---- [api] -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,fragment", [
+    ("[api]\nlisten = 0.0.0.0:8443\n", "needs tls_cert and tls_key"),
+    ("[api]\nlisten = 8443\n", "HOST:PORT"),
+    ("[api]\nlisten = 0.0.0.0:70000\n", "HOST:PORT"),
+    ("[api]\ninsecure = yes\n", config.INSECURE_WORDS),
+    ("[api]\nmax_body = 10\n", "from 1024"),
+    ("[api]\ntokens = relative/path\n", "tokens"),
+    ("[api]\nport = 1\n", "unknown key 'port'"),
+])
+def test_api_invalid(text, fragment):
+    with pytest.raises(ConfigError) as info:
+        config.parse(text)
+    assert fragment in info.value.message and "[api]" in info.value.message
+
+
+def test_api_defaults_and_tcp():
+    assert config.parse("").api == config.defaults().api
+    assert config.defaults().api.listen == "" and config.defaults().api.insecure is False
+    api = config.parse("[api]\nlisten = 0.0.0.0:8443\ntls_cert = /etc/xensource/xapi-ssl.pem"
+                       "\ntls_key = /etc/xensource/xapi-ssl.pem\n").api
+    assert api.listen == "0.0.0.0:8443" and api.tls_key == "/etc/xensource/xapi-ssl.pem"
+    api = config.parse("[api]\nlisten = 127.0.0.1:8080\ninsecure = %s\n"
+                       % config.INSECURE_WORDS).api
+    assert api.insecure is True
