@@ -14,6 +14,7 @@ it. A file with any error is refused whole: the daemon keeps its last good confi
 """
 import configparser
 import io
+import os
 from collections import OrderedDict, namedtuple
 
 from agent.core import model
@@ -142,8 +143,9 @@ def _int_range(lo, hi):
 
 
 API_SCHEMA = OrderedDict([
-    ("socket", Option(_abspath, "/run/xapi-gateway/api.sock",
-                      "The API's Unix socket: root only, no token needed (xgw uses it).")),
+    ("socket", Option(_optional_path, "", "The API's Unix socket: root only, no token "
+                                          "needed (xgw uses it). Empty: "
+                                          "RUNTIME_DIR/api.sock.")),
     ("listen", Option(_listen, "", "HOST:PORT to serve the API on TCP as well, e.g. "
                                    "0.0.0.0:8443 (empty: Unix socket only). Needs tls_cert, "
                                    "tls_key and a token file.")),
@@ -187,6 +189,11 @@ class Config(namedtuple("Config", "path agent gateways xapi api")):
     (name -> Gateway)."""
 
     __slots__ = ()
+
+
+def api_socket(config):
+    """Where the API's Unix socket is: [api] socket, else in the runtime directory."""
+    return config.api.socket or os.path.join(config.agent.runtime_dir, "api.sock")
 
 
 def defaults():

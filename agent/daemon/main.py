@@ -69,10 +69,17 @@ def main(argv=None):
         return EXIT_CONFIG
     logs.setup(args.log_level or config.agent.log_level)
     if args.check_config:
+        problem = _check_api(config)
+        if problem:
+            print("xapi-gateway-agent: %s" % problem, file=sys.stderr)
+            return EXIT_CONFIG
         print("config %s is valid: %d gateway(s)" % (config.path or "(defaults)",
                                                      len(config.gateways)))
         for gw in config.gateways.values():
             print("  %s" % gw.describe())
+        print("API on unix:%s%s" % (configmod.api_socket(config), (
+            " and %s://%s" % ("http" if config.api.insecure else "https", config.api.listen))
+            if config.api.listen else ""))
         return EXIT_OK
     if args.cleanup:
         from agent.daemon.cleanup import cleanup, describe
@@ -85,6 +92,48 @@ def main(argv=None):
     return Daemon(args, config).run()
 
 
+def _check_api(config):
+    """What would stop the API's TCP listener (token file, TLS files), or None."""
+    if not config.api.listen or config.api.insecure:
+        return None
+    from agent.api import server, tokens
+    try:
+        if not tokens.load(config.api.tokens):
+            return "the token file %s has no token" % config.api.tokens
+        server.tls_context(config.api.tls_cert, config.api.tls_key)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+class DaemonState(object):
+    """What the API reads from the running daemon."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    def gateways(self):
+        return list(self.daemon.reconciler.status.values())
+
+    def xapi(self):
+        source = self.daemon.xapi
+        if source is None:
+            return {"configured": False, "connected": False, "reason": None}
+        return {"configured": True, "connected": bool(source.connected),
+                "reason": source.reason}
+
+    def metrics(self):
+        xapi = self.xapi()
+        return self.daemon.metrics.lines(self.daemon.reconciler.status, xapi["configured"],
+                                         xapi["connected"])
+
+    def kernel_checks(self):
+        from agent.adapters.iptables import Iptables
+        from agent.adapters.sysctl import Sysctl
+        from agent.service import doctor
+        return doctor.kernel_checks(Iptables(), Sysctl())
+
+
 class Daemon(object):
     def __init__(self, args, config):
         self.args = args
@@ -95,6 +144,9 @@ class Daemon(object):
         self._stop = None
         self._status_text = None
         self._published = (None, 0.0)  # (gateway statuses, monotonic time) last written
+        from agent.daemon.metrics import Metrics
+        self.metrics = Metrics()
+        self.api_runner = None
 
     def run(self):
         loop = asyncio.new_event_loop()
@@ -181,6 +233,7 @@ class Daemon(object):
             log.info("first reconcile done: %s; ready", reconciler.summary())
             self.notifier.notify(ready=1, status=reconciler.summary())
 
+        await self._start_api()
         tasks = [asyncio.ensure_future(self._periodic(settings.check_interval,
                                                       lambda: engine.request())),
                  asyncio.ensure_future(self._periodic(settings.resync_interval,
@@ -192,6 +245,8 @@ class Daemon(object):
         if core in done:
             return self._core_died(core)
         self.notifier.notify(stopping=1, status="stopping; gateways left in place")
+        if self.api_runner is not None:
+            await self.api_runner.cleanup()
         core.cancel()
         if udev is not None:
             loop.remove_reader(udev.fileno())
@@ -199,6 +254,20 @@ class Daemon(object):
         await loop.run_in_executor(None, executor.shutdown, True)
         log.info("stopped; %s left in place", reconciler.summary())
         return self.exit_code
+
+    async def _start_api(self):
+        """Serve the API; a problem with it is logged and leaves the gateways running."""
+        from agent.api import server
+        config = self.config
+        path = configmod.api_socket(config)
+        try:
+            api = server.build(config, DaemonState(self))
+            context = None
+            if config.api.listen and not config.api.insecure:
+                context = server.tls_context(config.api.tls_cert, config.api.tls_key)
+            self.api_runner = await server.start(api, path, config.api.listen, context)
+        except (ConfigError, OSError) as exc:
+            log.error("the API is not served: %s (gateways are enforced all the same)", exc)
 
     def _core_died(self, core):
         exc = core.exception() if not core.cancelled() else None
@@ -287,6 +356,7 @@ class Daemon(object):
                 self.notifier.notify(watchdog=1)
 
     def _after_round(self, result):
+        self.metrics.observe_round(result, self.reconciler.status)
         text = self.reconciler.summary()
         if text != self._status_text:
             self._status_text = text
