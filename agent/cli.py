@@ -1,7 +1,8 @@
 """xgw: the command line of xapi-gateway.
 
-For now it reads the daemon's published status and runs the local clean-up; the HTTP API
-commands (networks, vms, apply...) come with the API.
+Local commands (status, doctor, check-config, cleanup) read the daemon's files and the
+kernel directly, so they work while the daemon is down; networks, vms and gateways go
+through the daemon's API (agent/cli_remote.py), locally or on a remote host.
 """
 import argparse
 import json
@@ -9,6 +10,7 @@ import os
 import sys
 
 import agent
+from agent import cli_remote
 from agent.core import config as configmod
 from agent.errors import AgentError, ConfigError
 
@@ -20,6 +22,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version="%(prog)s " + agent.__version__)
     parser.add_argument("-c", "--config", default=configmod.DEFAULT_PATH,
                         help="agent configuration (default: %(default)s)")
+    cli_remote.add_arguments(parser)
     sub = parser.add_subparsers(dest="command")
     status = sub.add_parser("status", help="gateways and their state, as the daemon last saw them")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -30,6 +33,7 @@ def build_parser():
     clean = sub.add_parser("cleanup", help="remove everything the daemon added (stop it first)")
     clean.add_argument("--force", action="store_true",
                        help="clean up even though the daemon looks alive")
+    cli_remote.add_commands(sub)
     return parser
 
 
@@ -51,6 +55,8 @@ def main(argv=None):
         return EXIT_OK
     if args.command == "doctor":
         return _doctor(config, args.json)
+    if args.command in cli_remote.COMMANDS:
+        return cli_remote.run(args, config)
     status_path = os.path.join(config.agent.runtime_dir, "status.json")
     if args.command == "status":
         return _status(status_path, args.json)

@@ -1,0 +1,317 @@
+"""``xgw`` commands that go through the daemon's HTTP API: networks, vms, gateways.
+
+By default they use the local Unix socket (root, no token). ``--url https://HOST:PORT``
+(or $XGW_URL) reaches a remote host, with the token from ``--token-file`` or $XGW_TOKEN
+(or $XGW_TOKEN_FILE) and the server certificate checked against ``--cafile`` ($XGW_CAFILE)
+or the system's CAs.
+
+Exit codes a script can rely on: 0 done; 1 failed (XAPI refused, see the message);
+2 usage or invalid input; 3 the API or XAPI is unreachable; 4 not found; 5 conflict
+(name taken, in use, overlap); 6 not authorised (no token, wrong token, read-only token).
+"""
+import json
+import os
+import re
+import sys
+
+from agent.api.client import ApiError, Client
+from agent.core import config as configmod
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_AUTH = 4, 5, 6
+_BY_STATUS = {400: EXIT_USAGE, 401: EXIT_AUTH, 403: EXIT_AUTH, 404: EXIT_NOT_FOUND,
+              409: EXIT_CONFLICT, 413: EXIT_USAGE, 415: EXIT_USAGE, 0: EXIT_UNAVAILABLE,
+              503: EXIT_UNAVAILABLE}
+_FORWARD = re.compile(r"^(tcp|udp):(\d{1,5})=([0-9.]+):(\d{1,5})$")
+COMMANDS = ("networks", "vms", "gateways")
+
+
+def add_arguments(parser):
+    parser.add_argument("--url", default=os.environ.get("XGW_URL"),
+                        help="the API of a remote host, https://HOST:PORT (default: the "
+                             "local Unix socket; env XGW_URL)")
+    parser.add_argument("--token-file", default=os.environ.get("XGW_TOKEN_FILE"),
+                        help="file holding the bearer token for --url (env XGW_TOKEN_FILE, "
+                             "or the token itself in XGW_TOKEN)")
+    parser.add_argument("--cafile", default=os.environ.get("XGW_CAFILE"),
+                        help="CA or self-signed certificate to check the host against "
+                             "(env XGW_CAFILE), e.g. a copy of the host's "
+                             "/etc/xensource/xapi-ssl.pem certificate part")
+
+
+def add_commands(sub):
+    json_flag = {"action": "store_true", "help": "machine-readable output"}
+
+    nets = sub.add_parser("networks", help="list, show, create, delete networks and their "
+                                           "gateways (through the API)")
+    nets.add_argument("--json", **json_flag)
+    ns = nets.add_subparsers(dest="action")
+    ns.add_parser("list", help="all networks (the default)")
+    show = ns.add_parser("show", help="one network")
+    show.add_argument("key", help="name or uuid")
+    create = ns.add_parser("create", help="a private network, or a VLAN one with --vlan")
+    create.add_argument("name")
+    create.add_argument("--description", default="")
+    _gateway_flags(create, required=False)
+    create.add_argument("--vlan", type=int, metavar="TAG", help="VLAN tag 0..4094")
+    create.add_argument("--pif", default="eth0", help="physical interface of the VLAN")
+    delete = ns.add_parser("delete", help="delete a network (refused while VMs use it)")
+    delete.add_argument("key")
+    setgw = ns.add_parser("set-gateway", help="set or replace a network's gateway")
+    setgw.add_argument("key")
+    _gateway_flags(setgw, required=True)
+    rmgw = ns.add_parser("remove-gateway", help="remove a network's gateway")
+    rmgw.add_argument("key")
+
+    vms = sub.add_parser("vms", help="list, show, create, start, shut down, delete VMs "
+                                     "(through the API)")
+    vms.add_argument("--json", **json_flag)
+    vs = vms.add_subparsers(dest="action")
+    vs.add_parser("list", help="all VMs (the default)")
+    for name, text in (("show", "one VM"), ("start", "start a VM"),
+                       ("attach-himn", "give a VM the host internal management network")):
+        p = vs.add_parser(name, help=text)
+        p.add_argument("key", help="name or uuid")
+    stop = vs.add_parser("shutdown", help="shut a VM down")
+    stop.add_argument("key")
+    stop.add_argument("--force", action="store_true", help="power off")
+    rm = vs.add_parser("delete", help="destroy a VM with its disks")
+    rm.add_argument("key")
+    rm.add_argument("--force", action="store_true", help="power it off first if it runs")
+    make = vs.add_parser("create", help="create a VM, all or nothing")
+    make.add_argument("name")
+    make.add_argument("--template", help='default "Other install media"')
+    make.add_argument("--memory", type=int, metavar="MIB", help="memory in MiB (default 256)")
+    make.add_argument("--vcpus", type=int)
+    make.add_argument("--nic", action="append", default=[], metavar="NETWORK",
+                      help="a NIC on NETWORK; repeat, in device order")
+    make.add_argument("--disk", action="append", default=[], metavar="GIB[@SR]",
+                      help="a disk of GIB GiB (on SR, default the pool's); repeat")
+    make.add_argument("--iso", help="ISO in the CD drive")
+    make.add_argument("--boot", help="boot order: c disk, d CD, n network, e.g. ncd")
+    make.add_argument("--himn", action="store_true", help="add the host internal "
+                                                          "management network (device 9)")
+    make.add_argument("--start", action="store_true")
+    make.add_argument("--sr-check", choices=("warn", "refuse", "off"),
+                      help="a disk on an SR that is not ext: warn (default), refuse, off")
+
+    gws = sub.add_parser("gateways", help="live state of the gateways (through the API)")
+    gws.add_argument("--json", **json_flag)
+
+
+def _gateway_flags(parser, required):
+    parser.add_argument("--gateway", required=required, metavar="CIDR",
+                        help="gateway address with prefix, e.g. 172.16.0.1/24")
+    parser.add_argument("--no-nat", action="store_true", help="route only, no masquerade")
+    parser.add_argument("--forward", action="append", default=[],
+                        metavar="PROTO:PORT=ADDRESS:PORT",
+                        help="publish a VM's port on the host, e.g. tcp:8080=172.16.0.3:80")
+
+
+def client(args, config):
+    token = os.environ.get("XGW_TOKEN")
+    if args.token_file:
+        try:
+            with open(args.token_file) as f:
+                words = f.read().split()
+        except (IOError, OSError) as exc:
+            raise ApiError("cannot read the token file %s: %s" % (args.token_file, exc),
+                           status=400)
+        # a bare token, or a line of the daemon's own token file: "<scope> <token> ..."
+        token = words[1] if len(words) > 1 and words[0] in ("read", "admin") else \
+            (words[0] if words else None)
+    return Client(socket_path=configmod.api_socket(config), url=args.url, token=token,
+                  cafile=args.cafile)
+
+
+def run(args, config):
+    try:
+        api = client(args, config)
+        return _COMMANDS[args.command](api, args)
+    except ApiError as exc:
+        print("xgw: %s" % _explain(exc, args), file=sys.stderr)
+        if exc.status == 502:
+            return EXIT_FAILED
+        return _BY_STATUS.get(exc.status, EXIT_FAILED)
+
+
+def _explain(exc, args):
+    message = exc.message
+    if exc.details.get("field") and exc.details["field"] not in message:
+        message += " (field %s)" % exc.details["field"]
+    if exc.status == 401:
+        message += "; pass --token-file or set XGW_TOKEN"
+    if exc.status == 502 and exc.details.get("step"):
+        message += "; nothing was left behind"
+    return message
+
+
+# ---- commands ------------------------------------------------------------------------------
+def _networks(api, args):
+    action = args.action or "list"
+    if action == "list":
+        return _out(args, api.request("GET", "/v1/networks"), _network_table)
+    if action == "show":
+        return _out(args, api.request("GET", "/v1/networks/%s" % _q(args.key)), _network_card)
+    if action == "create":
+        body = {"name": args.name, "description": args.description}
+        if args.gateway:
+            body["gateway"] = _gateway_body(args)
+        if args.vlan is not None:
+            body["vlan"] = {"tag": args.vlan, "pif": args.pif}
+        return _out(args, api.request("POST", "/v1/networks", body), _network_card)
+    if action == "delete":
+        api.request("DELETE", "/v1/networks/%s" % _q(args.key))
+        return _out(args, {"deleted": args.key},
+                    lambda r: print("network %s deleted" % r["deleted"]))
+    if action == "set-gateway":
+        return _out(args, api.request("PUT", "/v1/networks/%s/gateway" % _q(args.key),
+                                      _gateway_body(args)), _network_card)
+    if action == "remove-gateway":
+        return _out(args, api.request("DELETE", "/v1/networks/%s/gateway" % _q(args.key)),
+                    _network_card)
+    return EXIT_USAGE
+
+
+def _vms(api, args):
+    action = args.action or "list"
+    key = _q(getattr(args, "key", "") or "")
+    if action == "list":
+        return _out(args, api.request("GET", "/v1/vms"), _vm_table)
+    if action == "show":
+        return _out(args, api.request("GET", "/v1/vms/%s" % key), _vm_card)
+    if action == "start":
+        return _out(args, api.request("POST", "/v1/vms/%s/start" % key), _vm_card)
+    if action == "shutdown":
+        return _out(args, api.request("POST", "/v1/vms/%s/shutdown" % key,
+                                      {"force": args.force}), _vm_card)
+    if action == "attach-himn":
+        return _out(args, api.request("POST", "/v1/vms/%s/himn" % key), _vm_card)
+    if action == "delete":
+        result = api.request("DELETE", "/v1/vms/%s%s" % (key, "?force=true" if args.force
+                                                          else ""))
+        return _out(args, result, lambda r: print(
+            "VM %s destroyed; disks destroyed: %d%s" % (
+                args.key, len(r["disks_destroyed"]), "; kept (used elsewhere): %s"
+                % ", ".join(r["disks_kept"]) if r["disks_kept"] else "")))
+    if action == "create":
+        body = {"name": args.name, "nics": args.nic, "disks": [_disk(d) for d in args.disk]}
+        for flag, field in (("template", "template"), ("memory", "memory_mib"),
+                            ("vcpus", "vcpus"), ("iso", "iso"), ("boot", "boot"),
+                            ("sr_check", "sr_check")):
+            if getattr(args, flag) is not None:
+                body[field] = getattr(args, flag)
+        body.update(himn=args.himn, start=args.start)
+        if not args.json:
+            print("creating VM %s (clone, disks, NICs%s)..." % (
+                args.name, ", start" if args.start else ""), file=sys.stderr)
+        result = api.request("POST", "/v1/vms", body)
+        for warning in result.get("warnings", []):
+            print("xgw: warning: %s" % warning, file=sys.stderr)
+        return _out(args, result, _vm_card)
+    return EXIT_USAGE
+
+
+def _gateways(api, args):
+    return _out(args, api.request("GET", "/v1/gateways"), _gateway_table)
+
+
+_COMMANDS = {"networks": _networks, "vms": _vms, "gateways": _gateways}
+
+
+# ---- input ---------------------------------------------------------------------------------
+def _gateway_body(args):
+    body = {"address": args.gateway, "nat": not args.no_nat}
+    if args.forward:
+        body["forwards"] = [_forward(text) for text in args.forward]
+    return body
+
+
+def _forward(text):
+    match = _FORWARD.match(text)
+    if not match:
+        raise ApiError("--forward %s: write PROTO:PORT=ADDRESS:PORT, e.g. "
+                       "tcp:8080=172.16.0.3:80" % text, status=400)
+    proto, port, address, to_port = match.groups()
+    return {"proto": proto, "port": int(port), "to": "%s:%s" % (address, to_port)}
+
+
+def _disk(text):
+    size, _, sr = text.partition("@")
+    if not size.isdigit():
+        raise ApiError("--disk %s: write GIB or GIB@SR, e.g. 50 or 50@Local storage" % text,
+                       status=400)
+    disk = {"size_gib": int(size)}
+    if sr:
+        disk["sr"] = sr
+    return disk
+
+
+def _q(text):
+    from urllib.parse import quote
+    return quote(text, safe="")
+
+
+# ---- output --------------------------------------------------------------------------------
+def _out(args, data, human):
+    if args.json:
+        print(json.dumps(data, indent=1))
+    else:
+        human(data)
+    return EXIT_OK
+
+
+def table(rows):
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _gw_text(gw):
+    if not gw:
+        return "-"
+    text = gw["address"] + (" NAT" if gw["nat"] else "")
+    for f in gw.get("forwards", []):
+        text += " %s:%d->%s" % (f["proto"], f["port"], f["to"])
+    return text
+
+
+def _network_table(nets):
+    rows = [("NAME", "BRIDGE", "VLAN", "GATEWAY", "VMS")]
+    for n in nets:
+        rows.append((n["name"], n["bridge"], "-" if n["vlan"] is None else n["vlan"],
+                     _gw_text(n["gateway"]), ", ".join(n["vms"]) or "-"))
+    table(rows)
+
+
+def _network_card(n):
+    table([("network", n["name"]), ("uuid", n["uuid"]), ("bridge", n["bridge"]),
+           ("vlan", "-" if n["vlan"] is None else n["vlan"]),
+           ("gateway", _gw_text(n["gateway"])), ("vms", ", ".join(n["vms"]) or "-")])
+
+
+def _vm_table(vms):
+    rows = [("NAME", "STATE", "MEMORY", "VCPUS", "NICS", "DISKS")]
+    for v in vms:
+        rows.append((v["name"], v["power_state"], "%d MiB" % v["memory_mib"], v["vcpus"],
+                     ", ".join("%d:%s" % (n["device"], n["network"]) for n in v["nics"]) or "-",
+                     ", ".join("%d GiB" % d["size_gib"] for d in v["disks"]) or "-"))
+    table(rows)
+
+
+def _vm_card(v):
+    table([("vm", v["name"]), ("uuid", v["uuid"]), ("state", v["power_state"]),
+           ("memory", "%d MiB" % v["memory_mib"]), ("vcpus", v["vcpus"]),
+           ("boot", v["boot"]), ("iso", v["iso"] or "-")] +
+          [("nic %d" % n["device"], "%s %s" % (n["network"], n["mac"])) for n in v["nics"]] +
+          [("disk %d" % d["device"], "%d GiB on %s" % (d["size_gib"], d["sr"]))
+           for d in v["disks"]])
+
+
+def _gateway_table(gateways):
+    rows = [("GATEWAY", "BRIDGE", "ADDRESS", "NAT", "STATE", "DETAIL")]
+    for g in gateways:
+        rows.append((g["name"], g["bridge"], g.get("address") or "-",
+                     "yes" if g.get("nat") else "no", g["state"],
+                     g.get("error") or g.get("reason") or ""))
+    table(rows)

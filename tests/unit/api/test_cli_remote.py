@@ -1,0 +1,90 @@
+"""xgw's API commands against the served API: output, and exit codes a script relies on."""
+import json
+
+import pytest
+
+from agent import cli
+from tests.unit.api.conftest import ADMIN, READ
+
+
+@pytest.fixture
+def xgw(api, tmp_path, capsys):
+    conf = tmp_path / "agent.conf"
+    conf.write_text("[xapi]\nurl = none\n[api]\nsocket = %s\n" % api.socket)
+
+    def run(*argv):
+        code = cli.main(["-c", str(conf)] + list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+def test_networks_create_list_show_delete(xgw):
+    code, out, _ = xgw("networks", "create", "private", "--gateway", "172.16.0.1/24",
+                       "--description", "OpenStack management")
+    assert code == 0 and "172.16.0.1/24 NAT" in out
+    code, out, _ = xgw("networks", "--json", "list")
+    names = [n["name"] for n in json.loads(out)]
+    assert code == 0 and "private" in names
+    code, out, _ = xgw("networks", "list")
+    assert out.splitlines()[0].split() == ["NAME", "BRIDGE", "VLAN", "GATEWAY", "VMS"]
+    code, out, _ = xgw("networks", "--json", "show", "private")
+    assert json.loads(out)["gateway"]["address"] == "172.16.0.1/24"
+    assert xgw("networks", "remove-gateway", "private")[0] == 0
+    assert xgw("networks", "delete", "private")[0] == 0
+
+
+def test_exit_codes(xgw, api, tmp_path):
+    xgw("networks", "create", "pxe")
+    code, _, err = xgw("networks", "create", "pxe")
+    assert code == 5 and "exists already" in err
+    code, _, err = xgw("networks", "show", "nope")
+    assert code == 4 and "no network" in err
+    code, _, err = xgw("networks", "create", "x", "--gateway", "10.0.0.1/24",
+                       "--forward", "tcp:80")
+    assert code == 2 and "PROTO:PORT=ADDRESS:PORT" in err
+    code, _, err = xgw("networks", "create", "bad name")
+    assert code == 2 and "name" in err
+    code, _, err = xgw("--url", api.url, "--cafile", api.cafile, "networks", "list")
+    assert code == 6 and "XGW_TOKEN" in err
+    token = tmp_path / "token"
+    token.write_text("read %s reader\n" % READ)
+    assert xgw("--url", api.url, "--cafile", api.cafile, "--token-file", str(token),
+               "networks", "list")[0] == 0
+    code, _, err = xgw("--url", api.url, "--cafile", api.cafile, "--token-file", str(token),
+                       "networks", "create", "y")
+    assert code == 6 and "read-only" in err
+    token.write_text(ADMIN)
+    assert xgw("--url", api.url, "--cafile", api.cafile, "--token-file", str(token),
+               "networks", "create", "y")[0] == 0
+
+
+def test_unreachable_api_exits_3(tmp_path, capsys):
+    conf = tmp_path / "agent.conf"
+    conf.write_text("[api]\nsocket = %s\n" % (tmp_path / "none.sock"))
+    assert cli.main(["-c", str(conf), "gateways"]) == 3
+    assert "is the daemon running" in capsys.readouterr().err
+
+
+def test_vms_create_start_delete(xgw):
+    xgw("networks", "create", "pxe")
+    code, out, err = xgw("vms", "create", "Compute", "--memory", "4096", "--vcpus", "2",
+                         "--nic", "pxe", "--disk", "50", "--disk", "10@Local storage",
+                         "--boot", "ncd", "--himn", "--start")
+    assert code == 0, err
+    assert "creating VM Compute" in err and "Running" in out and "disk 1" in out
+    code, out, _ = xgw("vms", "--json", "show", "Compute")
+    vm = json.loads(out)
+    assert [d["size_gib"] for d in vm["disks"]] == [50, 10] and vm["himn"]
+    code, _, err = xgw("vms", "delete", "Compute")
+    assert code == 5 and "shut it down first" in err
+    assert xgw("vms", "shutdown", "Compute", "--force")[0] == 0
+    code, out, _ = xgw("vms", "delete", "Compute")
+    assert code == 0 and "disks destroyed: 2" in out
+    code, out, _ = xgw("vms", "list")
+    assert out.splitlines() == ["NAME  STATE  MEMORY  VCPUS  NICS  DISKS"]
+
+
+def test_gateways(xgw):
+    code, out, _ = xgw("gateways")
+    assert code == 0 and "applied" in out and "xapi1" in out
