@@ -4,6 +4,7 @@ The simulator runs inside the "Dom0" namespace (``--bridges``: it creates and re
 private networks' bridges there, as XAPI does); the daemon runs there too and follows
 XAPI over the Unix socket; the test drives XAPI with the real SDK through the service
 layer, like a remote controller."""
+import json
 import os
 import shutil
 import subprocess
@@ -52,6 +53,15 @@ def test_network_and_vm_through_xapi_become_a_working_gateway(workdir, daemons):
                    message="the gateway applied")
         topo.plug_vm()
         assert topo.vm.run(["ping", "-c", "1", "-W", "2", topo.OUTSIDE]).returncode == 0
+        # the daemon's own API (its Unix socket) says so too, and sees the VM through XAPI
+        out = topo.dom0.run([sys.executable, "-m", "agent.cli", "-c", daemon.config_path,
+                             "gateways", "--json"], check=False)
+        assert out.returncode == 0, out.stderr
+        assert [g["state"] for g in json.loads(out.stdout) if g["name"] == "private"] == [
+            "applied"]
+        out = topo.dom0.run([sys.executable, "-m", "agent.cli", "-c", daemon.config_path,
+                             "networks", "--json", "show", "private"], check=False)
+        assert json.loads(out.stdout)["vms"] == ["Controller"], out.stderr
 
         vms.shutdown("Controller")  # the last VM stops: XAPI removes the bridge
         N.wait_for(lambda: not topo.dom0.link_exists("xapi0"), message="bridge removed")
