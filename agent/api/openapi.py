@@ -53,12 +53,13 @@ SCHEMAS = {
     "Forward": _obj({
         "proto": {"type": "string", "enum": ["tcp", "udp"]},
         "port": _int(1, 65535, "port on the host's own addresses"),
-        "to": {"type": "string", "maxLength": 21,
+        "to": {"type": "string", "maxLength": 21, "pattern": r"^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$",
                "description": "ADDRESS:PORT inside the gateway's subnet"}},
         required=("proto", "port", "to"),
         description="A port forward (DNAT) from the host to a VM on the private network"),
     "GatewaySpec": _obj({
         "address": {"type": "string", "maxLength": 18,
+                    "pattern": r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$",
                     "description": "gateway address with prefix, e.g. 172.16.0.1/24"},
         "nat": _BOOL,
         "forwards": {"type": "array", "maxItems": 256, "items": _ref("Forward")}},
@@ -290,6 +291,9 @@ class Invalid(Exception):
         self.field = field
 
 
+# what XML 1.0 (XAPI's XML-RPC) cannot carry: C0 controls but tab/newline/return,
+# surrogates (unpaired, once decoded from JSON), U+FFFE/U+FFFF
+_NOT_XML = re.compile(u"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
 
 
@@ -315,6 +319,9 @@ def validate(schema, value, field="body"):
         raise Invalid(field, "%s must be one of %s" % (field, ", ".join(
             str(e) for e in schema["enum"])))
     if kind == "string":
+        if _NOT_XML.search(value):
+            raise Invalid(field, "%s contains control characters or unpaired surrogates, "
+                                 "which XAPI cannot store" % field)
         if len(value) < schema.get("minLength", 0):
             raise Invalid(field, "%s must not be empty" % field)
         if len(value) > schema.get("maxLength", len(value)):

@@ -12,9 +12,12 @@ import xmlrpc.client
 
 from agent.adapters.xapi import open_session
 from agent.errors import AgentError
+from agent.service.errors import XapiCallFailed
 
-TRANSPORT_ERRORS = (OSError, socket.error, http.client.HTTPException,
-                    xmlrpc.client.ProtocolError, xmlrpc.client.Fault)
+TRANSPORT_ERRORS = (OSError, socket.error, http.client.HTTPException)
+# XAPI answered, but not with a XenAPI reply: HTTP 500 for a request it could not parse
+PROTOCOL_ERRORS = (xmlrpc.client.ProtocolError, xmlrpc.client.Fault,
+                   xmlrpc.client.ResponseError)
 
 
 class XapiUnavailable(AgentError):
@@ -41,6 +44,10 @@ class Sessions(object):
                 session = open_session(self.url, self.username, self.password)
                 self._local.session = session
             return operation(session.xenapi)
+        except PROTOCOL_ERRORS as exc:
+            raise XapiCallFailed("XAPI rejected a request at the protocol level (%s)"
+                                 % exc.__class__.__name__,
+                                 step="call XAPI", xapi_code=None, xapi_params=[])
         except TRANSPORT_ERRORS as exc:
             self._local.session = None
             raise XapiUnavailable("XAPI at %s is unreachable (%s); retry when it is back "

@@ -4,7 +4,9 @@ Every operation validates its input before touching XAPI, and undoes what it cre
 later step fails; the error then names the failing step and XAPI's error code and
 parameters.
 """
+import http.client
 import logging
+import xmlrpc.client
 
 import XenAPI
 
@@ -37,8 +39,9 @@ class Networks(object):
     # ---- changes -----------------------------------------------------------------------
     def create(self, name, gateway=None, vlan=None, description="", marks=None):
         """Create a private network, or a VLAN one (``vlan={"tag": N, "pif": device}``),
-        with an optional ``gateway={"address": CIDR, "nat": bool}``. ``marks``: extra
-        other_config keys (a topology marks what it manages). Returns the record."""
+        with an optional ``gateway={"address": CIDR, "nat": bool, "forwards": [{"proto":
+        "tcp"|"udp", "port": N, "to": "ADDRESS:PORT"}]}``. ``marks``: extra other_config
+        keys (a topology marks what it manages). Returns the record."""
         name = _field(model.parse_name, name, "name")
         config = self._gateway_config(gateway, exclude=None)
         config.update(marks or {})
@@ -97,26 +100,42 @@ class Networks(object):
 
     # ---- helpers -----------------------------------------------------------------------
     def _gateway_config(self, gateway, exclude):
+        """The other_config keys of ``gateway``, validated (InvalidInput) and checked
+        against the gateways of the other networks (Conflict) before any change."""
         if gateway is None:
             return {}
         if not isinstance(gateway, dict):
-            raise InvalidInput("gateway must be an object with address and nat",
+            raise InvalidInput("gateway must be an object with address, nat and forwards",
                                field="gateway")
-        unknown = sorted(set(gateway) - {"address", "nat"})
+        unknown = sorted(set(gateway) - {"address", "nat", "forwards"})
         if unknown:
             raise InvalidInput("gateway has unknown field(s) %s" % ", ".join(unknown),
                                field="gateway." + unknown[0])
         address = _field(model.parse_address, gateway.get("address"), "gateway.address")
         nat = _field(lambda v, f: model.parse_bool(v, f), gateway.get("nat", True),
                      "gateway.nat")
+        forwards = _forwards(gateway.get("forwards", []), address)
         others, _ = desired.gateways_from_networks(
             {r: rec for r, rec in self.x.network.get_all_records().items() if r != exclude})
+        published = {}
         for gw in others.values():
             if gw.network.overlaps(address.network):
                 raise Conflict("subnet %s overlaps the gateway of network %s (%s)"
                                % (address.network, gw.name, gw.network),
                                field="gateway.address", network=gw.name)
-        return {desired.ADDRESS: str(address), desired.NAT: "true" if nat else "false"}
+            for fwd in gw.forwards:
+                published[(fwd.proto, fwd.port)] = (gw, fwd)
+        for index, fwd in forwards:
+            taken = published.get((fwd.proto, fwd.port))
+            if taken is not None:
+                raise Conflict("%s port %d is already forwarded by the gateway of network %s "
+                               "(to %s)" % (fwd.proto, fwd.port, taken[0].name, taken[1].to),
+                               field="gateway.forwards[%d].port" % index,
+                               network=taken[0].name)
+        config = {desired.ADDRESS: str(address), desired.NAT: "true" if nat else "false"}
+        if forwards:
+            config[desired.FORWARDS] = model.format_forwards(f for _i, f in forwards)
+        return config
 
     def _physical_pif(self, device):
         for ref, pif in self.x.PIF.get_all_records().items():
@@ -140,6 +159,12 @@ def _step(what, call, *args):
         raise XapiCallFailed("%s failed: %s" % (what, " ".join(details)), step=what,
                              xapi_code=details[0] if details else None,
                              xapi_params=details[1:])
+    except (xmlrpc.client.Error, OSError, http.client.HTTPException) as exc:
+        # not a XenAPI answer (connection lost, a reply that is not XML-RPC): the caller
+        # must still roll back what earlier steps created
+        raise XapiCallFailed("%s failed: no XenAPI answer (%s: %s)"
+                             % (what, exc.__class__.__name__, exc), step=what,
+                             xapi_code=None, xapi_params=[])
 
 
 def _field(parse, value, field):
@@ -147,6 +172,43 @@ def _field(parse, value, field):
         return parse(value, field)
     except GatewayInvalid as exc:
         raise InvalidInput(str(exc), field=field)
+
+
+def _forwards(value, address):
+    """[(index in the request, Forward)] of a gateway's ``forwards`` list; errors name the
+    item and its field, e.g. ``gateway.forwards[1].to`` (indexes count from 0)."""
+    if not isinstance(value, list):
+        raise InvalidInput("gateway.forwards must be a list of objects with proto, port "
+                           "and to", field="gateway.forwards")
+    forwards = []
+    for index, item in enumerate(value):
+        field = "gateway.forwards[%d]" % index
+        if not isinstance(item, dict):
+            raise InvalidInput("%s must be an object with proto, port and to, like "
+                               '{"proto": "tcp", "port": 8080, "to": "172.16.1.10:80"}'
+                               % field, field=field)
+        unknown = sorted(set(item) - {"proto", "port", "to"})
+        missing = [k for k in ("proto", "port", "to") if k not in item]
+        if unknown or missing:
+            name = (unknown or missing)[0]
+            raise InvalidInput("%s has %s field %s" % (field, "an unknown" if unknown else
+                                                       "no", name),
+                               field="%s.%s" % (field, name))
+        port = item["port"]
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise InvalidInput("%s.port must be a whole number from 1 to 65535, not %r"
+                               % (field, port), field=field + ".port")
+        try:
+            forwards.append(model.parse_forward(item["proto"], port, item["to"], field))
+        except GatewayInvalid as exc:
+            raise InvalidInput(str(exc), field=exc.details.get("field", field))
+    try:
+        checked = model.check_forwards([f for f in forwards], address,
+                                       item_field="gateway.forwards[%d]")
+    except GatewayInvalid as exc:
+        raise InvalidInput(str(exc), field=exc.details.get("field", "gateway.forwards"))
+    index_of = {(f.proto, f.port): i for i, f in enumerate(forwards)}
+    return [(index_of[(f.proto, f.port)], f) for f in checked]
 
 
 def _vlan(vlan):

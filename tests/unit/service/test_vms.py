@@ -254,3 +254,33 @@ def test_a_topology_mark_is_kept_in_other_config(lab, xenapi):
     assert view["topology"] == "lab"
     assert record(xenapi, view)["other_config"]["xapi-gateway-topology"] == "lab"
     assert lab.create("Other")["topology"] is None
+
+
+class _Breaking(object):
+    """The SDK proxy, but one method's calls die with a lost connection."""
+
+    def __init__(self, real, method):
+        self.real, self.method = real, method
+
+    def __getattr__(self, cls):
+        real, method = getattr(self.real, cls), self.method
+
+        class Cls(object):
+            def __getattr__(self, name):
+                if "%s.%s" % (cls, name) == method:
+                    def broken(*args):
+                        raise ConnectionResetError("connection reset by peer")
+                    return broken
+                return getattr(real, name)
+        return Cls()
+
+
+def test_a_lost_connection_mid_creation_is_rolled_back_too(xenapi, engine):
+    Networks(xenapi).create("pxe")
+    before = counts(engine)
+    with pytest.raises(XapiCallFailed) as info:
+        Vms(_Breaking(xenapi, "VIF.create")).create("Compute", nics=["pxe"],
+                                                    disks=[{"size_gib": 5}])
+    assert info.value.details["step"] == "create NIC 0"
+    assert "ConnectionResetError" in str(info.value)
+    assert counts(engine) == before
