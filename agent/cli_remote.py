@@ -203,9 +203,9 @@ def _vms(api, args):
                 body[field] = getattr(args, flag)
         body.update(himn=args.himn, start=args.start)
         if not args.json:
-            print("creating VM %s (clone, disks, NICs%s)..." % (
-                args.name, ", start" if args.start else ""), file=sys.stderr)
-        result = api.request("POST", "/v1/vms", body)
+            print("creating VM %s" % args.name, file=sys.stderr)
+        result = api.stream("POST", "/v1/vms", body, progress=None if args.json else (
+            lambda step: print("  %s" % step, file=sys.stderr)))
         for warning in result.get("warnings", []):
             print("xgw: warning: %s" % warning, file=sys.stderr)
         return _out(args, result, _vm_card)

@@ -275,11 +275,49 @@ class Api(object):
         body = await self._body(request, "VmCreate")
         self._claim("vm", body["name"])
         try:
+            if _wants_stream(request):
+                return await self._stream(request, lambda x, progress: Vms(x).create(
+                    progress=progress, **body), created=True)
             view = await self._xapi(lambda x: Vms(x).create(**body))
         finally:
             self._busy.discard(("vm", body["name"]))
         log.info("VM %s created (%s)", view["name"], view["uuid"])
         return _json(view, status=201)
+
+    async def _stream(self, request, operation, created=False):
+        """Run ``operation(xenapi, progress)`` and answer with NDJSON: one
+        {"progress": sentence} line per step as it happens, then one last line with the
+        status the plain request would have had: {"status": 201, "result": ...} or
+        {"status": 409, "error": {...}}."""
+        loop = asyncio.get_event_loop()
+        queue = asyncio.Queue()
+        future = loop.run_in_executor(self.executor, self.sessions.run, lambda x: operation(
+            x, lambda text: loop.call_soon_threadsafe(queue.put_nowait, text)))
+        response = web.StreamResponse(status=200, headers={
+            "Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait([getter, future],
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            await response.write(_line({"progress": getter.result()}))
+        while not queue.empty():
+            await response.write(_line({"progress": queue.get_nowait()}))
+        try:
+            final = {"status": 201 if created else 200, "result": future.result()}
+        except AgentError as exc:
+            final = {"status": STATUS.get(type(exc), 400), "error": exc.to_dict()}
+        except Exception:  # noqa: B902 - never a traceback to the client
+            log.exception("%s %s failed", request.method, request.path)
+            final = {"status": 500, "error": {"code": "internal_error", "message":
+                                              "internal error; see the daemon's log",
+                                              "details": {}}}
+        await response.write(_line(final))
+        await response.write_eof()
+        return response
 
     async def delete_vm(self, request):
         key = request.match_info["key"]
@@ -343,6 +381,14 @@ class _Fail(Exception):
     def __init__(self, status, code, message):
         super(_Fail, self).__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+def _wants_stream(request):
+    return "application/x-ndjson" in request.headers.get("Accept", "")
+
+
+def _line(data):
+    return (json.dumps(data) + "\n").encode("utf-8")
 
 
 def _json(data, status=200):

@@ -89,6 +89,46 @@ class Client(object):
             payload = raw.decode("utf-8", "replace")
         return response.status, payload
 
+    def stream(self, method, path, body=None, progress=None):
+        """Like request(), asking for NDJSON progress: ``progress(sentence)`` is called for
+        each step as the API reports it; returns the result or raises ApiError."""
+        connection, prefix = self._connection()
+        headers = {"Accept": "application/x-ndjson", "Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = "Bearer %s" % self.token
+        final = None
+        try:
+            connection.request(method, prefix + path, body=json.dumps(body).encode("utf-8"),
+                               headers=headers)
+            response = connection.getresponse()
+            if not response.getheader("Content-Type", "").startswith("application/x-ndjson"):
+                raw = response.read()
+                payload = json.loads(raw.decode("utf-8")) if raw else None
+                final = {"status": response.status}
+                final["result" if response.status < 300 else "error"] = (
+                    payload.get("error", {}) if response.status >= 300 and
+                    isinstance(payload, dict) else payload)
+            else:
+                for raw in response:
+                    line = json.loads(raw.decode("utf-8"))
+                    if "progress" in line:
+                        if progress is not None:
+                            progress(line["progress"])
+                    else:
+                        final = line
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise ApiError("lost the xapi-gateway API at %s: %s" % (self.where(), exc))
+        finally:
+            connection.close()
+        if final is None:
+            raise ApiError("the API at %s ended its answer without a result" % self.where())
+        if final["status"] < 300:
+            return final.get("result")
+        error = final.get("error") or {}
+        raise ApiError(error.get("message") or "HTTP %d" % final["status"],
+                       status=final["status"], code=error.get("code"),
+                       **(error.get("details") or {}))
+
     def request(self, method, path, body=None):
         """The decoded answer of a 2xx; ApiError (with the API's code, message and
         details) otherwise."""

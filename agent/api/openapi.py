@@ -170,6 +170,11 @@ def _op(summary, scope, responses, body=None, params=(), op_id=None):
     return op
 
 
+_STREAM = {"description": "With Accept: application/x-ndjson: one line per step, "
+                      "{\"progress\": sentence}, then {\"status\": N, \"result\": ...} "
+                      "or {\"status\": N, \"error\": ...} with the status the plain "
+                      "request would have had",
+           "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}
 _KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"},
         "description": "the uuid or the name"}
 _FORCE = {"name": "force", "in": "query", "required": False,
@@ -238,6 +243,7 @@ PATHS = {
         "post": _op("Create a VM: template, memory, vCPUs, disks, NICs in order, ISO, boot "
                     "order, HIMN, start; all or nothing", "admin",
                     _with({"201": _json(_ref("Vm"), "Created"),
+                           "200": _STREAM,
                            "404": _error("no such network, SR, ISO or template"),
                            "409": _error("name taken, or the SR check refused")}, _XAPI),
                     body=_ref("VmCreate"), op_id="createVm")},

@@ -296,3 +296,22 @@ def test_insecure_tcp_needs_no_token(served, tls_files):
         assert Http(Client(url=s.url))("POST", "/v1/networks", {"name": "pxe"})[0] == 201
     finally:
         s.close()
+
+
+def test_vm_creation_streams_its_progress(api, admin):
+    from agent.api.client import ApiError
+    admin("POST", "/v1/networks", {"name": "pxe"})
+    client = Client(url=api.url, token=ADMIN, cafile=api.cafile)
+    steps = []
+    vm = client.stream("POST", "/v1/vms", {"name": "Fuel", "nics": ["pxe"],
+                                           "disks": [{"size_gib": 50}], "start": True},
+                       progress=steps.append)
+    assert vm["power_state"] == "Running"
+    assert steps[0] == "clone Other install media" and steps[-1] == "start"
+    assert "disk 0: 50 GiB on Local storage" in steps
+    with pytest.raises(ApiError) as info:
+        client.stream("POST", "/v1/vms", {"name": "Fuel"}, progress=steps.append)
+    assert info.value.status == 409
+    with pytest.raises(ApiError) as info:  # refused before streaming: a plain 400
+        client.stream("POST", "/v1/vms", {"name": "bad name"})
+    assert info.value.status == 400 and info.value.details["field"] == "name"
