@@ -28,6 +28,7 @@ setup(
         "pyroute2>=0.7.11",
         "python-iptables>=1.0.1",
         "pyudev>=0.23.2",
+        "PyYAML>=6.0.1",  # topology files (agent/topology); JSON ones need nothing
     ],
     extras_require={
         "journal": ["systemd-python>=235"],

@@ -41,7 +41,8 @@ def test_fuzz_the_api_against_its_document(api, engine, tmp_path):
          "--phases", "examples,coverage,fuzzing", "--request-timeout", "30",
          "--report", "junit", "--report-junit-path", str(report)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-        timeout=900, env=dict(os.environ, NO_COLOR="1", SCHEMATHESIS_TELEMETRY="false"))
+        timeout=900, cwd=str(tmp_path),  # st keeps its cache in the working directory
+        env=dict(os.environ, NO_COLOR="1", SCHEMATHESIS_TELEMETRY="false"))
     tail = "\n".join(result.stdout.splitlines()[-60:])
     assert result.returncode == 0, tail
     assert "passed" in result.stdout.lower(), tail
