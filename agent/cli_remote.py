@@ -23,7 +23,7 @@ _BY_STATUS = {400: EXIT_USAGE, 401: EXIT_AUTH, 403: EXIT_AUTH, 404: EXIT_NOT_FOU
               409: EXIT_CONFLICT, 413: EXIT_USAGE, 415: EXIT_USAGE, 0: EXIT_UNAVAILABLE,
               503: EXIT_UNAVAILABLE}
 _FORWARD = re.compile(r"^(tcp|udp):(\d{1,5})=([0-9.]+):(\d{1,5})$")
-COMMANDS = ("networks", "vms", "gateways")
+COMMANDS = ("networks", "vms", "gateways", "plan", "apply", "destroy", "diagram")
 
 
 def add_arguments(parser):
@@ -97,6 +97,23 @@ def add_commands(sub):
 
     gws = sub.add_parser("gateways", help="live state of the gateways (through the API)")
     gws.add_argument("--json", **json_flag)
+
+    for name, text in (("plan", "show what applying a topology file would change"),
+                       ("apply", "make the host match a topology file, step by step"),
+                       ("destroy", "remove what a topology file made, and nothing else")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("file", help="topology file, YAML or JSON (see examples/)")
+        p.add_argument("--json", **json_flag)
+        if name != "destroy":
+            p.add_argument("--prune", action="store_true", help="also delete what the "
+                           "topology made but the file no longer has")
+        if name == "apply":
+            p.add_argument("--sr-check", choices=("warn", "refuse", "off"), default="warn",
+                           help="disks on an SR that is not ext: warn (default), refuse, off")
+    dia = sub.add_parser("diagram", help="the host's networks and VMs as Mermaid or "
+                                         "Graphviz text")
+    dia.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    dia.add_argument("--topology", metavar="NAME", help="only what this topology made")
 
 
 def _gateway_flags(parser, required):
@@ -216,7 +233,70 @@ def _gateways(api, args):
     return _out(args, api.request("GET", "/v1/gateways"), _gateway_table)
 
 
-_COMMANDS = {"networks": _networks, "vms": _vms, "gateways": _gateways}
+def _read_topology(path):
+    """The file's document, checked locally first (the same model the API uses), so a
+    typo is reported with its path before anything is sent."""
+    import io
+    from agent.errors import AgentError
+    from agent.topology import model
+    try:
+        with io.open(path, encoding="utf-8") as f:
+            text = f.read()
+        fmt = "json" if path.endswith(".json") else "yaml" if path.endswith(
+            (".yaml", ".yml")) else None
+        document = model.loads(text, source=path, fmt=fmt)
+        model.parse(document)
+    except (IOError, OSError, UnicodeDecodeError) as exc:
+        raise ApiError("cannot read the topology file %s: %s" % (path, exc), status=400)
+    except AgentError as exc:
+        raise ApiError("%s: %s" % (path, exc.message), status=400, **exc.details)
+    return document
+
+
+def _query(args, *names):
+    parts = ["%s=%s" % (n, _q(str(getattr(args, n)).lower() if isinstance(
+        getattr(args, n), bool) else getattr(args, n))) for n in names
+        if getattr(args, n, None) not in (None, False)]
+    return "?" + "&".join(parts) if parts else ""
+
+
+def _plan(api, args):
+    document = _read_topology(args.file)
+    result = api.request("POST", "/v1/topology/plan" + _query(args, "prune"), document)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print("topology %s: %s" % (result["topology"], result["summary"]))
+        for action in result["actions"]:
+            print("  %s" % action["detail"])
+    if any(a["kind"] == "conflict" for a in result["actions"]):
+        return EXIT_CONFLICT
+    return EXIT_OK
+
+
+def _apply_or_destroy(api, args):
+    document = _read_topology(args.file)
+    path = "/v1/topology/%s%s" % (args.command, _query(args, "prune", "sr_check")
+                                  if args.command == "apply" else "")
+    result = api.stream("POST", path, document, progress=None if args.json else (
+        lambda step: print(step, file=sys.stderr)))
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print("topology %s: %d change%s (%s)" % (
+            result["topology"], result["changed"], "" if result["changed"] == 1 else "s",
+            result.get("summary", "")))
+    return EXIT_OK
+
+
+def _diagram(api, args):
+    print(api.request("GET", "/v1/diagram" + _query(args, "format", "topology")), end="")
+    return EXIT_OK
+
+
+_COMMANDS = {"networks": _networks, "vms": _vms, "gateways": _gateways, "plan": _plan,
+             "apply": _apply_or_destroy, "destroy": _apply_or_destroy,
+             "diagram": _diagram}
 
 
 # ---- input ---------------------------------------------------------------------------------

@@ -92,6 +92,10 @@ class Api(object):
         r.add_post("/v1/vms/{key}/start", self.start_vm)
         r.add_post("/v1/vms/{key}/shutdown", self.shutdown_vm)
         r.add_post("/v1/vms/{key}/himn", self.attach_himn)
+        r.add_post("/v1/topology/plan", self.topology_plan)
+        r.add_post("/v1/topology/apply", self.topology_apply)
+        r.add_post("/v1/topology/destroy", self.topology_destroy)
+        r.add_get("/v1/diagram", self.diagram)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
@@ -339,6 +343,56 @@ class Api(object):
     async def attach_himn(self, request):
         key = request.match_info["key"]
         return _json(await self._xapi(lambda x: Vms(x).attach_himn(key)))
+
+
+    # ---- handlers: topologies ----------------------------------------------------------
+    async def _topology(self, request):
+        """The request's topology document, parsed and validated by agent.topology.model
+        (the document's own, stricter schema: field paths like vms[2].nics[1])."""
+        from agent.topology import model as topomodel
+        body = await self._body(request, "Topology")
+        return topomodel.parse(body)
+
+    async def topology_plan(self, request):
+        from agent.topology import plan as planner
+        topology = await self._topology(request)
+        prune = _query_bool(request, "prune")
+        actions = await self._xapi(lambda x: planner.plan(x, topology, prune=prune))
+        return _json({"topology": topology.name, "summary": planner.summary(actions),
+                      "changes": any(a.changes() for a in actions),
+                      "actions": [a.to_dict() for a in actions]})
+
+    async def topology_apply(self, request):
+        from agent.topology import apply as applier
+        topology = await self._topology(request)
+        prune = _query_bool(request, "prune")
+        sr_check = request.query.get("sr_check", "warn")
+        if sr_check not in ("warn", "refuse", "off"):
+            raise InvalidInput("sr_check must be warn, refuse or off", field="sr_check")
+        return await self._run_topology(request, topology, lambda x, progress: applier.apply(
+            x, topology, progress=progress, prune=prune, sr_check=sr_check))
+
+    async def topology_destroy(self, request):
+        from agent.topology import apply as applier
+        topology = await self._topology(request)
+        return await self._run_topology(request, topology, lambda x, progress: (
+            applier.destroy(x, topology, progress=progress)))
+
+    async def _run_topology(self, request, topology, operation):
+        self._claim("topology", topology.name)
+        try:
+            if _wants_stream(request):
+                return await self._stream(request, operation)
+            return _json(await self._xapi(lambda x: operation(x, None)))
+        finally:
+            self._busy.discard(("topology", topology.name))
+
+    async def diagram(self, request):
+        from agent.topology import diagram
+        fmt = request.query.get("format", "mermaid")
+        topology = request.query.get("topology")
+        text = await self._xapi(lambda x: diagram.render(x, fmt, topology))
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
 # ---- views -----------------------------------------------------------------------------

@@ -114,6 +114,24 @@ SCHEMAS = {
                        "disks_kept": {"type": "array", "items": _STR}},
                       required=("uuid", "disks_destroyed", "disks_kept")),
     "Shutdown": _obj({"force": _BOOL}),
+    "Topology": {"type": "object", "required": ["name"], "description":
+                 "A declarative topology (examples/blog-lab.yaml as JSON): name, networks, "
+                 "vms. Its fields are validated by agent/topology/model.py, which names "
+                 "the offending path (e.g. vms[2].nics[1])"},
+    "TopologyPlan": _obj({
+        "topology": _STR, "summary": _STR, "changes": _BOOL,
+        "actions": {"type": "array", "items": _ref("TopologyAction")}},
+        required=("topology", "summary", "changes", "actions")),
+    "TopologyAction": _obj({
+        "kind": {"type": "string", "enum": ["create", "update", "start", "delete", "noop",
+                                            "drift", "conflict"]},
+        "object": {"type": "string", "enum": ["network", "vm"]}, "name": _STR,
+        "detail": _STR, "status": _STR}, required=("kind", "object", "name", "detail")),
+    "TopologyResult": _obj({
+        "topology": _STR, "summary": _STR, "changed": {"type": "integer"},
+        "warnings": {"type": "array", "items": _STR},
+        "steps": {"type": "array", "items": _ref("TopologyAction")}},
+        required=("topology", "steps", "changed")),
     "GatewayStatus": {"type": "object", "required": ["name", "bridge", "state"],
                       "properties": {
                           "name": _STR, "bridge": _STR,
@@ -147,6 +165,13 @@ def _json(schema, description="OK"):
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _json_or_stream(schema):
+    response = _json(schema)
+    response["description"] = "OK; with Accept: application/x-ndjson, progress lines first"
+    response["content"]["application/x-ndjson"] = {"schema": {"type": "string"}}
+    return response
+
+
 def _op(summary, scope, responses, body=None, params=(), op_id=None):
     op = {"summary": summary, "operationId": op_id, "x-scope": scope, "responses": {}}
     if scope is not None:
@@ -175,6 +200,11 @@ _STREAM = {"description": "With Accept: application/x-ndjson: one line per step,
                       "or {\"status\": N, \"error\": ...} with the status the plain "
                       "request would have had",
            "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}
+_PRUNE = {"name": "prune", "in": "query", "required": False,
+          "schema": {"type": "string", "enum": ["true", "false"]},
+          "description": "also delete what carries the topology's mark but left the file"}
+_SR_CHECK = {"name": "sr_check", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": ["warn", "refuse", "off"]}}
 _KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"},
         "description": "the uuid or the name"}
 _FORCE = {"name": "force", "in": "query", "required": False,
@@ -274,6 +304,35 @@ PATHS = {
         "admin", _with({"200": _json(_ref("Vm")), "404": _error("no such VM"),
                         "409": _error("the VM has the HIMN already")}, _XAPI),
         params=[_KEY], op_id="attachHimn")},
+    "/v1/topology/plan": {"post": _op(
+        "What applying this topology would change (nothing is changed)", "read", _with(
+            {"200": _json(_ref("TopologyPlan"))}, {"503": _XAPI["503"]}),
+        body=_ref("Topology"), params=[_PRUNE], op_id="planTopology")},
+    "/v1/topology/apply": {"post": _op(
+        "Make the host match the topology, step by step; refused before any change on a "
+        "conflict", "admin", _with({"200": _json_or_stream(_ref("TopologyResult")),
+                                    "404": _error("a network, SR, ISO or template the "
+                                                  "topology names does not exist"),
+                                    "409": _error("a conflict (an unmarked object of the "
+                                                  "same name, an overlap), or a step "
+                                                  "failed")}, _XAPI),
+        body=_ref("Topology"), params=[_PRUNE, _SR_CHECK], op_id="applyTopology")},
+    "/v1/topology/destroy": {"post": _op(
+        "Remove what the topology made (what carries its mark), and nothing else", "admin",
+        _with({"200": _json_or_stream(_ref("TopologyResult")),
+               "409": _error("a marked network is used by a VM the topology does not "
+                             "manage")}, _XAPI),
+        body=_ref("Topology"), op_id="destroyTopology")},
+    "/v1/diagram": {"get": _op("The host's networks and VMs as Mermaid or Graphviz text",
+                               "read", _with({"200": {"description": "OK", "content": {
+                                   "text/plain": {"schema": _STR}}}},
+                                   {"503": _XAPI["503"]}),
+                               params=[{"name": "format", "in": "query", "required": False,
+                                        "schema": {"type": "string",
+                                                   "enum": ["mermaid", "dot"]}},
+                                       {"name": "topology", "in": "query", "required": False,
+                                        "schema": {"type": "string"}}],
+                               op_id="diagram")},
 }
 
 
