@@ -230,10 +230,9 @@ class Daemon(object):
         if core in done:
             return self._core_died(core)
         if engine.first_round.done():
+            await self._start_api()  # READY=1 means: gateways applied and API answering
             log.info("first reconcile done: %s; ready", reconciler.summary())
             self.notifier.notify(ready=1, status=reconciler.summary())
-
-        await self._start_api()
         tasks = [asyncio.ensure_future(self._periodic(settings.check_interval,
                                                       lambda: engine.request())),
                  asyncio.ensure_future(self._periodic(settings.resync_interval,
