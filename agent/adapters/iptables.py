@@ -1,10 +1,15 @@
 """iptables through libiptc (python-iptables): legacy x_tables, as in Dom0.
 
 Observation is cheap: instead of python-iptables' Rule objects (about 70 us per rule to
-decode), we walk the table's raw entries and read only each rule's target and its
-``comment`` match, the daemon's rule identity (see core.rules). Writes build python-iptables
-Rule objects and go into one commit per table, under the xtables lock that the iptables
-binaries also take, so concurrent ``iptables`` runs cannot interleave with us.
+decode), we walk the table's raw entries and read only each rule's target, its
+``comment`` match (the daemon's rule identity, see core.rules) and the few fields our rules
+set (core.rules.match_of: addresses, interfaces, protocol, the tcp/udp destination port,
+the addrtype destination type and a DNAT target's destination), so that a rule of ours
+altered in place is seen as different. Every revision of the addrtype match and of the
+DNAT target reads back the same, whichever one python-iptables or an ``iptables-restore``
+of saved rules chose. Writes build python-iptables Rule objects and go into one commit
+per table, under the xtables lock that the iptables binaries also take, so concurrent
+``iptables`` runs cannot interleave with us.
 """
 import ctypes
 import errno
@@ -28,8 +33,29 @@ _ENTRY_SIZE = ctypes.sizeof(iptc.ip4tc.ipt_entry)
 # outiface_mask[16], proto, flags, invflags
 _IPT_IP = struct.Struct("=4s4s4s4s16s16s16s16sHBB")
 IPT_INV_VIA_IN, IPT_INV_VIA_OUT, IPT_INV_SRCIP, IPT_INV_DSTIP = 0x01, 0x02, 0x08, 0x10
+IPT_INV_PROTO = 0x40
+_PROTOCOLS = {6: "tcp", 17: "udp"}
 _MATCH_HEADER = 32            # struct xt_entry_match: u16 size, char name[29], u8 revision
+_TARGET_HEADER = 32           # struct xt_entry_target: the same layout
 _COMMENT = b"comment"
+# struct xt_tcp / xt_udp: u16 spts[2], u16 dpts[2] (host order), then for tcp option,
+# flg_mask, flg_cmp, invflags, for udp invflags; XT_{TCP,UDP}_INV_DSTPT = 0x02.
+_PORTS = struct.Struct("=HHHH")
+_INVFLAGS_AT = {b"tcp": 11, b"udp": 8}
+_INV_DSTPT = 0x02
+# addrtype: revision 0 struct ipt_addrtype_info (u16 source, u16 dest, u32 invert_source,
+# u32 invert_dest), revision 1 struct xt_addrtype_info_v1 (u16 source, u16 dest, u32
+# flags with XT_ADDRTYPE_INVERT_DEST = 0x2). Type bits, lowest first:
+_ADDRTYPES = ("UNSPEC", "UNICAST", "LOCAL", "BROADCAST", "ANYCAST", "MULTICAST",
+              "BLACKHOLE", "UNREACHABLE", "PROHIBIT", "THROW", "NAT", "XRESOLVE")
+# DNAT: revision 0 struct nf_nat_ipv4_multi_range_compat (u32 rangesize, then u32 flags,
+# be32 min_ip, be32 max_ip, be16 min port, be16 max port), revisions 1 and 2 struct
+# nf_nat_range(2) (u32 flags, 16-byte min and max addresses, be16 min and max port).
+_NAT_V0 = struct.Struct("=4xI4s4s")
+_NAT_V0_PORTS = struct.Struct("!HH")
+_NAT_V1 = struct.Struct("=I16s16s")
+_NAT_V1_PORTS = struct.Struct("!HH")
+NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PROTO_SPECIFIED = 0x1, 0x2
 _libc = ctypes.CDLL(None, use_errno=True)
 _errno_location = _libc.__errno_location
 _errno_location.restype = ctypes.POINTER(ctypes.c_int)
@@ -83,7 +109,8 @@ class Iptables(object):
 
     # ---- observation -------------------------------------------------------------------
     def observe(self, table_name):
-        """{chain: [RuleView]} for the built-in chain and our chain of ``table_name``.
+        """{chain: [RuleView]} for our chains of ``table_name`` (those that exist) and
+        the built-in chains that jump to them.
 
         Refreshes the table from the kernel first; call under the xtables lock when the
         observation is going to be followed by ``apply``.
@@ -113,15 +140,18 @@ class Iptables(object):
         return views
 
     def _decode(self, entry):
-        """(comment, (src, dst, in_iface, out_iface)) of a raw entry, cached by its bytes
-        up to the target (addresses, interfaces, matches; not the counters)."""
-        raw = ctypes.string_at(ctypes.addressof(entry), entry.target_offset)
-        head = raw[:_IPT_IP.size] + raw[_ENTRY_SIZE:]
+        """(comment, core.rules.match_of tuple) of a raw entry, cached by its bytes:
+        addresses, interfaces, matches and an extension target's data, not the counters
+        (nor a standard target's verdict, a jump offset that moves with the table)."""
+        target_offset = entry.target_offset
+        raw = ctypes.string_at(ctypes.addressof(entry), entry.next_offset)
+        standard = raw[target_offset + 2:target_offset + 3] in (b"", b"\0")
+        head = (raw[:_IPT_IP.size] + raw[_ENTRY_SIZE:target_offset if standard else None])
         decoded = self._decoded.get(head)
         if decoded is None:
             if len(self._decoded) > 50000:
                 self._decoded.clear()
-            decoded = self._decoded[head] = (_comment_of(raw), _match_of(raw))
+            decoded = self._decoded[head] = decode_entry(raw, target_offset)
         return decoded
 
     # ---- changes -----------------------------------------------------------------------
@@ -150,6 +180,11 @@ class Iptables(object):
                     self._delete_num(table, op.chain, op.position)
                 elif isinstance(op, P.AddRule):
                     iptc.Chain(table, op.chain).append_rule(build_rule(op.spec))
+                elif isinstance(op, P.RemoveChain):
+                    for position in op.delete:
+                        self._delete_num(table, op.builtin, position)
+                    table.flush_entries(op.chain)
+                    table.delete_chain(op.chain)
                 else:
                     raise TypeError("not an iptables operation: %r" % (op,))
         except iptc.IPTCError as exc:
@@ -226,21 +261,116 @@ def build_rule(spec):
         rule.in_interface = spec.in_iface
     if spec.out_iface:
         rule.out_interface = spec.out_iface
+    if spec.proto:
+        rule.protocol = spec.proto  # before the tcp/udp match and DNAT's port check
+    if spec.dst_type:
+        match = rule.create_match("addrtype")
+        match.dst_type = spec.dst_type
+    if spec.dport is not None:
+        match = rule.create_match(spec.proto)
+        match.dport = str(spec.dport)
     if spec.ctstate:
         match = rule.create_match("conntrack")
         match.ctstate = spec.ctstate
     match = rule.create_match("comment")
     match.comment = spec.key
-    rule.target = iptc.Target(rule, spec.target)
+    target = iptc.Target(rule, spec.target)
+    if spec.to_destination:
+        target.to_destination = spec.to_destination
+    rule.target = target
     return rule
 
 
-def _match_of(raw):
-    """(src, dst, in_iface, out_iface) of a raw ipt_entry, in RuleSpec's notation."""
-    src, dst, smsk, dmsk, iniface, outiface, _im, _om, _proto, _flags, inv = \
+def decode_entry(raw, target_offset):
+    """(comment, match) of a raw ipt_entry (its bytes up to next_offset): the comment
+    text or None, and core.rules.match_of's tuple (src, dst, in_iface, out_iface, proto,
+    dport, dst_type, to_destination) in RuleSpec's notation."""
+    src, dst, smsk, dmsk, iniface, outiface, _im, _om, proto, _flags, inv = \
         _IPT_IP.unpack_from(raw)
-    return (_cidr(src, smsk, inv & IPT_INV_SRCIP), _cidr(dst, dmsk, inv & IPT_INV_DSTIP),
-            _iface(iniface, inv & IPT_INV_VIA_IN), _iface(outiface, inv & IPT_INV_VIA_OUT))
+    comment = dport = dst_type = None
+    for name, revision, data in _matches(raw, target_offset):
+        if name == _COMMENT and comment is None:
+            comment = data.split(b"\0", 1)[0].decode("utf-8", "replace")
+        elif name in _INVFLAGS_AT and dport is None:
+            dport = _dport(data, data[_INVFLAGS_AT[name]] & _INV_DSTPT)
+        elif name == b"addrtype" and dst_type is None:
+            dst_type = _addrtype(data, revision)
+    return comment, (
+        _cidr(src, smsk, inv & IPT_INV_SRCIP), _cidr(dst, dmsk, inv & IPT_INV_DSTIP),
+        _iface(iniface, inv & IPT_INV_VIA_IN), _iface(outiface, inv & IPT_INV_VIA_OUT),
+        _proto(proto, inv & IPT_INV_PROTO), dport, dst_type, _dnat(raw[target_offset:]))
+
+
+def _matches(raw, target_offset):
+    """(name, revision, data) of each match of a raw ipt_entry."""
+    offset = _ENTRY_SIZE
+    while offset + _MATCH_HEADER <= target_offset:
+        size = struct.unpack_from("=H", raw, offset)[0]
+        if size < _MATCH_HEADER:
+            return  # malformed; never loop forever
+        yield (raw[offset + 2:offset + 31].split(b"\0", 1)[0], raw[offset + 31],
+               raw[offset + _MATCH_HEADER:offset + size])
+        offset += size
+
+
+def _proto(number, inverted):
+    if number == 0 and not inverted:
+        return None
+    return ("!" if inverted else "") + _PROTOCOLS.get(number, str(number))
+
+
+def _dport(data, inverted):
+    """The destination port of a tcp/udp match: an int, "LO:HI" for a range, None for
+    any port; "!" in front when inverted."""
+    if len(data) < _PORTS.size:
+        return "?"
+    lo, hi = _PORTS.unpack_from(data)[2:]
+    if (lo, hi) == (0, 0xFFFF) and not inverted:
+        return None
+    text = lo if lo == hi else "%d:%d" % (lo, hi)
+    return "!%s" % text if inverted else text
+
+
+def _addrtype(data, revision):
+    """The destination types of an addrtype match, "!"-prefixed when inverted."""
+    if len(data) < 8:
+        return "?"
+    dest = struct.unpack_from("=H", data, 2)[0]
+    if revision == 0:
+        inverted = len(data) >= 12 and struct.unpack_from("=I", data, 8)[0] != 0
+    else:
+        inverted = bool(struct.unpack_from("=I", data, 4)[0] & 0x2)
+    if not dest:
+        return None
+    names = ",".join(n for bit, n in enumerate(_ADDRTYPES) if dest & (1 << bit))
+    return ("!" if inverted else "") + names
+
+
+def _dnat(target):
+    """"ADDRESS:PORT" (or ranges) of a DNAT target, None for any other target."""
+    if len(target) < _TARGET_HEADER:
+        return None
+    if target[2:31].split(b"\0", 1)[0] != b"DNAT":
+        return None
+    revision, data = target[31], target[_TARGET_HEADER:]
+    if revision == 0 and len(data) >= _NAT_V0.size + _NAT_V0_PORTS.size:
+        flags, lo_ip, hi_ip = _NAT_V0.unpack_from(data)
+        lo_port, hi_port = _NAT_V0_PORTS.unpack_from(data, _NAT_V0.size)
+    elif revision in (1, 2) and len(data) >= _NAT_V1.size + _NAT_V1_PORTS.size:
+        flags, lo_ip, hi_ip = _NAT_V1.unpack_from(data)
+        lo_ip, hi_ip = lo_ip[:4], hi_ip[:4]
+        lo_port, hi_port = _NAT_V1_PORTS.unpack_from(data, _NAT_V1.size)
+    else:
+        return "?"  # a layout we do not know: never equal to what we want
+    text = ""
+    if flags & NF_NAT_RANGE_MAP_IPS:
+        text = socket.inet_ntoa(lo_ip)
+        if hi_ip != lo_ip:
+            text += "-" + socket.inet_ntoa(hi_ip)
+    if flags & NF_NAT_RANGE_PROTO_SPECIFIED:
+        text += ":%d" % lo_port + ("-%d" % hi_port if hi_port != lo_port else "")
+    others = flags & ~(NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED)
+    return text + (" flags=0x%x" % others if others else "")
 
 
 def _cidr(address, mask, inverted):
@@ -255,20 +385,3 @@ def _iface(name, inverted):
     if not name:
         return None
     return ("!" if inverted else "") + name
-
-
-def _comment_of(raw):
-    """The text of the first ``comment`` match of a raw ipt_entry (its bytes up to the
-    target), or None."""
-    target_offset = len(raw)
-    offset = _ENTRY_SIZE
-    while offset + _MATCH_HEADER <= target_offset:
-        size = struct.unpack_from("=H", raw, offset)[0]
-        if size < _MATCH_HEADER:
-            return None  # malformed; never loop forever
-        name = raw[offset + 2:offset + 31].split(b"\0", 1)[0]
-        if name == _COMMENT:
-            text = raw[offset + _MATCH_HEADER:offset + size].split(b"\0", 1)[0]
-            return text.decode("utf-8", "replace")
-        offset += size
-    return None

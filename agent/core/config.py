@@ -11,6 +11,7 @@ it. A file with any error is refused whole: the daemon keeps its last good confi
     bridge = xapi1
     address = 172.16.1.1/24
     nat = yes
+    forwards = tcp:8080=172.16.1.10:80
 """
 import configparser
 import io
@@ -169,6 +170,11 @@ GATEWAY_SCHEMA = OrderedDict([
     ("address", Option(model.parse_address, None,
                        "Gateway address with prefix, e.g. 172.16.1.1/24; the subnet is derived.")),
     ("nat", Option(_bool, True, "Masquerade traffic from the subnet going elsewhere.")),
+    ("forwards", Option(model.parse_forwards, (),
+                        "Port forwards from the host's own addresses to hosts of the subnet: "
+                        "PROTO:PORT=ADDRESS:PORT[,...], e.g. tcp:8080=172.16.1.10:80,"
+                        "udp:5353=172.16.1.11:53 (tcp or udp; not tcp 22, 80 or 443, "
+                        "Dom0's own). A (proto, port) belongs to one gateway.")),
 ])
 
 
@@ -256,6 +262,12 @@ def parse(text, path="<string>"):
                                   % (path, section, values["bridge"], GATEWAY_PREFIX,
                                      bridges[values["bridge"]]),
                                   path=path, section=section, key="bridge")
+            try:  # the destinations must be in this gateway's subnet
+                values["forwards"] = model.check_forwards(values["forwards"],
+                                                          values["address"])
+            except GatewayInvalid as exc:
+                raise ConfigError("config %s [%s]: %s" % (path, section, exc), path=path,
+                                  section=section, key="forwards")
             bridges[values["bridge"]] = name
             gateways[name] = model.Gateway(name=name, source="config", **values)
         else:
@@ -312,7 +324,8 @@ def reference():
     lines.append("")
     lines.append("[gateway:NAME]   (one section per gateway)")
     for key, opt in GATEWAY_SCHEMA.items():
-        default = "(required)" if opt.default is None else opt.default
+        default = "(required)" if opt.default is None else (
+            "(none)" if opt.default == () else opt.default)
         lines.append("%-16s default %-24s %s" % (key, default, opt.help))
     return "\n".join(lines)
 

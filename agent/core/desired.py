@@ -5,6 +5,16 @@ other-config:xapi-gateway.address=172.16.1.1/24`` is a supported interface:
 
     xapi-gateway.address   CIDR of the gateway (required to have a gateway)
     xapi-gateway.nat       true/false (default true)
+    xapi-gateway.forwards  port forwards (DNAT) from the host to hosts of the subnet, as
+                           comma-separated PROTO:PORT=ADDRESS:PORT entries (default none)
+
+    xe network-param-set uuid=<network uuid>          (one command, wrapped here)
+       other-config:xapi-gateway.forwards=tcp:8080=172.16.1.10:80,udp:5353=172.16.1.11:53
+
+PROTO is tcp or udp, the first PORT the one on the host's own addresses, ADDRESS:PORT the
+destination inside the subnet (":PORT" may be left out when it is the same); see
+agent.core.model for the whole format. The service layer writes it canonically: lower
+case, sorted by protocol and port, every destination port written.
 
 The bridge comes from the network record, never from the user. A network whose values
 are invalid is reported (name -> reason) and not applied; it does not stop the others.
@@ -15,7 +25,8 @@ from agent.errors import GatewayInvalid
 PREFIX = "xapi-gateway."
 ADDRESS = PREFIX + "address"
 NAT = PREFIX + "nat"
-KNOWN = frozenset([ADDRESS, NAT])
+FORWARDS = PREFIX + "forwards"
+KNOWN = frozenset([ADDRESS, NAT, FORWARDS])
 # Marks what a declarative topology manages (value: the topology's name), on networks and
 # VMs. Deliberately outside PREFIX: a mark alone does not make a network a gateway.
 TOPOLOGY_MARK = "xapi-gateway-topology"
@@ -48,7 +59,7 @@ def gateways_from_networks(records):
                 raise GatewayInvalid("%s is missing" % ADDRESS)
             gateways[name] = model.make_gateway(
                 name, bridge, config[ADDRESS], config.get(NAT, "true"),
-                source="xapi:%s" % rec.get("uuid", ""))
+                source="xapi:%s" % rec.get("uuid", ""), forwards=config.get(FORWARDS, ""))
         except GatewayInvalid as exc:
             invalid[name] = (bridge, "network %s (%s): %s" % (label, rec.get("uuid", ""), exc))
     return gateways, invalid

@@ -2,6 +2,18 @@
 
 Pure: no I/O. Every parser raises GatewayInvalid naming the field and saying what would
 be accepted instead, so config files, ``xe`` values and API bodies get the same messages.
+
+Port forwards have one text form, shared by the config file and XAPI's other_config
+(where ``xe network-param-set`` must be able to write it, so no spaces or quotes are
+needed; xe splits ``key=value`` at the first '=' only):
+
+    PROTO:PORT=ADDRESS[:TO_PORT][,PROTO:PORT=ADDRESS[:TO_PORT]...]
+    tcp:8080=172.16.1.10:80,udp:5353=172.16.1.11:53
+
+PROTO is tcp or udp (any case), PORT the port on the host's own addresses, ADDRESS a host
+of the gateway's subnet and TO_PORT its port (default: PORT). Blanks around entries are
+ignored; an empty text means no forwards. ``format_forwards`` writes the canonical form:
+lower case, sorted by protocol and port, TO_PORT always written.
 """
 import ipaddress
 import re
@@ -19,12 +31,35 @@ MIN_PREFIX = 8
 MAX_PREFIX = 30
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
+PROTOCOLS = ("tcp", "udp")
+# Ports Dom0 serves itself. A forward takes a port on every address of the host (and for
+# Dom0's own processes too), so one of these would cut the host off from its
+# administrators (SSH) or from XenCenter and the rest of the pool (XAPI).
+RESERVED_PORTS = {("tcp", 22): "SSH", ("tcp", 80): "XAPI (HTTP)", ("tcp", 443): "XAPI (HTTPS)"}
+_PORT_RE = re.compile(r"^[0-9]{1,5}$")
+_FORWARD_RE = re.compile(r"^([A-Za-z]+):([^=:]*)=([^:]*)(?::(.*))?$")
+
 _TRUE = frozenset(["1", "yes", "true", "on"])
 _FALSE = frozenset(["0", "no", "false", "off"])
 
 
-class Gateway(namedtuple("Gateway", "name bridge address nat source")):
-    """A desired gateway: ``address`` (an IPv4Interface) on ``bridge``, NAT if ``nat``.
+class Forward(namedtuple("Forward", "proto port to_address to_port")):
+    """A published service: connections to ``port`` (``proto``) on the host's own
+    addresses go to ``to_address`` (an IPv4Address in the gateway's subnet), ``to_port``."""
+
+    __slots__ = ()
+
+    @property
+    def to(self):
+        return "%s:%d" % (self.to_address, self.to_port)
+
+    def __str__(self):
+        return "%s:%d=%s" % (self.proto, self.port, self.to)
+
+
+class Gateway(namedtuple("Gateway", "name bridge address nat source forwards")):
+    """A desired gateway: ``address`` (an IPv4Interface) on ``bridge``, NAT if ``nat``,
+    and ``forwards`` (a tuple of Forward, sorted by protocol and port; default none).
 
     ``source`` says where it came from ("config", later "xapi:<network uuid>") so that
     status and logs can point the user at the place to fix it.
@@ -41,7 +76,13 @@ class Gateway(namedtuple("Gateway", "name bridge address nat source")):
         return self.address.ip
 
     def describe(self):
-        return "%s (%s on %s%s)" % (self.name, self.address, self.bridge, ", NAT" if self.nat else "")
+        return "%s (%s on %s%s%s)" % (
+            self.name, self.address, self.bridge, ", NAT" if self.nat else "",
+            ", forwards %s" % format_forwards(self.forwards) if self.forwards else "")
+
+
+# Callers that predate forwards build Gateway(name, bridge, address, nat, source).
+Gateway.__new__.__defaults__ = ((),)
 
 
 def parse_name(value, field="name"):
@@ -117,15 +158,149 @@ def parse_bool(value, field):
                          % (field, value), field=field, value=value)
 
 
-def make_gateway(name, bridge, address, nat=True, source="config"):
-    """Build a validated Gateway; raises GatewayInvalid naming the bad field."""
-    return Gateway(
-        name=parse_name(name),
-        bridge=parse_bridge(bridge),
-        address=parse_address(address),
-        nat=parse_bool(nat, "nat"),
-        source=source,
-    )
+def parse_proto(value, field="proto"):
+    text = _text(value, field).lower()
+    if text not in PROTOCOLS:
+        raise GatewayInvalid("%s %r is not a protocol a forward can use: use tcp or udp"
+                             % (field, value.strip()), field=field, value=value.strip())
+    return text
+
+
+def parse_port(value, field="port"):
+    """A port from 1 to 65535: an int (not a bool), or its decimal digits as text."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise GatewayInvalid("%s must be a whole number from 1 to 65535, not %s"
+                             % (field, type(value).__name__), field=field, value=repr(value))
+    if isinstance(value, str):
+        text = _text(value, field)
+        if not _PORT_RE.match(text):
+            raise GatewayInvalid("%s %r is not a port: use a whole number from 1 to 65535"
+                                 % (field, text), field=field, value=text)
+        value = int(text)
+    if not 1 <= value <= 65535:
+        raise GatewayInvalid("%s %d is out of range: use a whole number from 1 to 65535"
+                             % (field, value), field=field, value=str(value))
+    return value
+
+
+def parse_target(value, field="to", default_port=None):
+    """``ADDRESS:PORT`` (or ``ADDRESS`` when ``default_port`` is given) of a forward's
+    destination: (IPv4Address, port). Whether it is in the subnet is check_forwards'."""
+    text = _text(value, field)
+    address, sep, port = text.partition(":")
+    if not sep and default_port is None:
+        raise GatewayInvalid("%s %r needs a port: write ADDRESS:PORT, for example "
+                             "172.16.1.10:80" % (field, text), field=field, value=text)
+    return _ip(address, field, text), parse_port(port, field) if sep else default_port
+
+
+def parse_forward(proto, port, to, field="forward"):
+    """A Forward from its three values (as an API body gives them); errors name
+    ``<field>.proto``, ``<field>.port`` or ``<field>.to``."""
+    proto = parse_proto(proto, field + ".proto")
+    port = parse_port(port, field + ".port")
+    to_address, to_port = parse_target(to, field + ".to", default_port=port)
+    return Forward(proto, port, to_address, to_port)
+
+
+def parse_forwards(value, field="forwards"):
+    """Forwards from their text form (see the module docstring), syntax only: where the
+    destinations are is checked against the gateway's address by check_forwards."""
+    if not isinstance(value, str):
+        raise GatewayInvalid("%s must be a string, not %s" % (field, type(value).__name__),
+                             field=field, value=repr(value))
+    if not value.strip():
+        return ()
+    forwards = []
+    for number, entry in enumerate(value.split(","), 1):
+        entry = entry.strip()
+        try:
+            match = _FORWARD_RE.match(entry)
+            if match is None:
+                raise GatewayInvalid("write PROTO:PORT=ADDRESS:PORT, for example "
+                                     "tcp:8080=172.16.1.10:80, and separate entries with "
+                                     "single commas")
+            proto, port, address, to_port = match.groups()
+            proto = parse_proto(proto, "protocol")
+            port = parse_port(port, "port")
+            to_address = _ip(address, "destination", entry.split("=", 1)[1])
+            to_port = port if to_port is None else parse_port(to_port, "destination port")
+        except GatewayInvalid as exc:
+            raise GatewayInvalid("%s entry %d %r: %s" % (field, number, entry, exc),
+                                 field=field, value=entry)
+        forwards.append(Forward(proto, port, to_address, to_port))
+    return tuple(forwards)
+
+
+def check_forwards(forwards, address, field="forwards", item_field=None):
+    """Forwards checked against the gateway ``address`` (an IPv4Interface), sorted by
+    protocol and port. Each destination must be a host of the subnet other than the
+    gateway itself (DNAT to the gateway would loop back into Dom0); a (protocol, port)
+    may be published once, and not on a port Dom0 serves itself (RESERVED_PORTS).
+
+    Errors name ``field``, or, when ``item_field`` is given (API bodies:
+    ``gateway.forwards[%d]``), the forward's own ``.port`` or ``.to``."""
+    def name(index, part):
+        return field if item_field is None else (item_field % index) + "." + part
+
+    network = address.network
+    seen = {}
+    for index, fwd in enumerate(forwards):
+        service = RESERVED_PORTS.get((fwd.proto, fwd.port))
+        if service is not None:
+            where = name(index, "port")
+            raise GatewayInvalid("%s: %s port %d is Dom0's own %s port; a forward there "
+                                 "would cut the host off from it" % (where, fwd.proto,
+                                                                     fwd.port, service),
+                                 field=where, value=str(fwd))
+        problem = None
+        if fwd.to_address not in network:
+            problem = "outside the gateway's subnet %s" % network
+        elif fwd.to_address == address.ip:
+            problem = "the gateway's own address; forward to a host of %s" % network
+        elif fwd.to_address == network.network_address:
+            problem = "the network address of %s" % network
+        elif fwd.to_address == network.broadcast_address:
+            problem = "the broadcast address of %s" % network
+        if problem is not None:
+            where = name(index, "to")
+            raise GatewayInvalid("%s: %s forwards to %s, which is %s"
+                                 % (where, fwd, fwd.to_address, problem),
+                                 field=where, value=str(fwd))
+        other = seen.get((fwd.proto, fwd.port))
+        if other is not None:
+            where = name(index, "port")
+            raise GatewayInvalid("%s: %s port %d is forwarded twice (to %s and to %s)"
+                                 % (where, fwd.proto, fwd.port, other.to, fwd.to),
+                                 field=where, value=str(fwd))
+        seen[(fwd.proto, fwd.port)] = fwd
+    return tuple(sorted(forwards, key=lambda f: (f.proto, f.port)))
+
+
+def format_forwards(forwards):
+    """The canonical text of ``forwards`` (what other_config stores)."""
+    return ",".join(str(f) for f in sorted(forwards, key=lambda f: (f.proto, f.port)))
+
+
+def make_gateway(name, bridge, address, nat=True, source="config", forwards=()):
+    """Build a validated Gateway; raises GatewayInvalid naming the bad field.
+    ``forwards``: their text form, or a tuple or list of Forward values."""
+    name = parse_name(name)
+    bridge = parse_bridge(bridge)
+    address = parse_address(address)
+    nat = parse_bool(nat, "nat")
+    if not isinstance(forwards, (tuple, list)):
+        forwards = parse_forwards(forwards)  # text; anything else is refused there
+    return Gateway(name=name, bridge=bridge, address=address, nat=nat, source=source,
+                   forwards=check_forwards(tuple(forwards), address))
+
+
+def _ip(text, field, shown):
+    try:
+        return ipaddress.IPv4Address(text.strip())
+    except (ValueError, ipaddress.AddressValueError) as exc:
+        raise GatewayInvalid("%s %r is not an IPv4 ADDRESS:PORT (like 172.16.1.10:80): %s"
+                             % (field, shown, exc), field=field, value=shown)
 
 
 def _text(value, field):

@@ -16,8 +16,9 @@ from agent.core import rules as rulesmod
 # ---- observation -----------------------------------------------------------------------
 Link = namedtuple("Link", "index name up")
 Route = namedtuple("Route", "network ifindex")          # main table, IPv4
-# key: our comment, or None; match: (src, dst, in_iface, out_iface) in RuleSpec's notation
-# as read from the kernel, or None where the observer did not read it.
+# key: our comment, or None; match: rules.match_of's tuple (src, dst, in_iface, out_iface,
+# proto, dport, dst_type, to_destination) as read from the kernel, or None where the
+# observer did not read it.
 RuleView = namedtuple("RuleView", "position key target match")
 RuleView.__new__.__defaults__ = (None,)
 
@@ -39,10 +40,13 @@ EnsureChain = namedtuple("EnsureChain", "table chain")
 FixJump = namedtuple("FixJump", "table builtin chain delete")
 AddRule = namedtuple("AddRule", "table chain spec")
 DeleteRule = namedtuple("DeleteRule", "table chain position key")
+# Delete the jumps at ``delete`` (descending positions), then the chain with its rules
+# (all ours): an on-demand chain that nothing needs any more.
+RemoveChain = namedtuple("RemoveChain", "table builtin chain delete")
 EnableForwarding = namedtuple("EnableForwarding", "")
 
 NETLINK_OPS = (AddAddress, RemoveAddress, AddRoute)
-IPTABLES_OPS = (EnsureChain, FixJump, AddRule, DeleteRule)
+IPTABLES_OPS = (EnsureChain, FixJump, AddRule, DeleteRule, RemoveChain)
 
 # ---- status ----------------------------------------------------------------------------
 ABSENT = "absent"      # valid, but its bridge does not exist now (no VM running on it)
@@ -148,7 +152,8 @@ def resolve(desired, observed, owned, previous=()):
 
     Refused: a bridge taken by another gateway, a subnet overlapping another gateway's,
     or overlapping an address or route the host already has elsewhere (addresses and
-    routes on the gateway's own bridge, and those the daemon added, do not count).
+    routes on the gateway's own bridge, and those the daemon added, do not count), or a
+    forward of a (protocol, port) that another gateway already publishes on the host.
     O(n log n): every round runs this over every gateway, so no pairwise comparison.
     """
     previous = set(previous)
@@ -174,6 +179,7 @@ def resolve(desired, observed, owned, previous=()):
             continue
         host.add(route.network, (1, route.ifindex, route.network))
     gateways = _NetworkIndex()
+    published = {}  # (proto, port) -> the accepted gateway that forwards it
 
     for gw in order:
         reason = None
@@ -195,12 +201,21 @@ def resolve(desired, observed, owned, previous=()):
                 where = index_name.get(ifindex, "#%s" % ifindex)
                 reason = ("subnet %s overlaps address %s on %s" if kind == 0 else
                           "subnet %s overlaps route %s on %s") % (gw.network, what, where)
+        if reason is None:
+            for fwd in gw.forwards:
+                other = published.get((fwd.proto, fwd.port))
+                if other is not None:
+                    reason = ("forward %s: %s port %d is already published by gateway %s"
+                              % (fwd, fwd.proto, fwd.port, other.name))
+                    break
         if reason is not None:
             status[gw.name] = GatewayStatus(gw.name, gw.bridge, REFUSED, reason)
             continue
         gateways.add(gw.network, len(accepted))
         accepted.append(gw)
         by_bridge[gw.bridge] = gw
+        for fwd in gw.forwards:
+            published[(fwd.proto, fwd.port)] = gw
     return accepted, status
 
 
@@ -249,15 +264,24 @@ def _plan_rules(wanted, observed):
     for table, builtin, chain in rulesmod.OWN_CHAINS:
         chains = observed.tables.get(table, {})
         present = chains.get(chain)
+        want = wanted[(table, chain)]
+        jumps = [rv.position for rv in chains.get(builtin, ()) if rv.target == chain]
+        if chain in rulesmod.ON_DEMAND and not want:
+            # Not needed: gone with its jumps, unless someone else put a rule in it (then
+            # it stays as any of our chains, without our rules).
+            if present is None:
+                continue
+            if all(rulesmod.is_ours(rv.key) for rv in present):
+                ops.append(RemoveChain(table, builtin, chain,
+                                       tuple(sorted(jumps, reverse=True))))
+                continue
         if present is None:
             ops.append(EnsureChain(table, chain))
             present = []
-        jumps = [rv.position for rv in chains.get(builtin, ()) if rv.target == chain]
         if jumps != [0]:
             ops.append(FixJump(table, builtin, chain, tuple(sorted(jumps, reverse=True))))
             # without the jump none of the chain's rules take effect
-            dirty.update(rulesmod.bridge_of(k) for k in wanted[(table, chain)])
-        want = wanted[(table, chain)]
+            dirty.update(rulesmod.bridge_of(k) for k in want)
         seen = set()
         deletes = []
         for rv in present:
@@ -280,5 +304,4 @@ def _plan_rules(wanted, observed):
 def _same_rule(view, spec):
     if view.target != spec.target:
         return False
-    return view.match is None or view.match == (spec.src, spec.dst, spec.in_iface,
-                                                 spec.out_iface)
+    return view.match is None or view.match == rulesmod.match_of(spec)

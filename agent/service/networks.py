@@ -203,8 +203,7 @@ def _forwards(value, address):
         except GatewayInvalid as exc:
             raise InvalidInput(str(exc), field=exc.details.get("field", field))
     try:
-        checked = model.check_forwards([f for f in forwards], address,
-                                       item_field="gateway.forwards[%d]")
+        checked = model.check_forwards(forwards, address, item_field="gateway.forwards[%d]")
     except GatewayInvalid as exc:
         raise InvalidInput(str(exc), field=exc.details.get("field", "gateway.forwards"))
     index_of = {(f.proto, f.port): i for i, f in enumerate(forwards)}

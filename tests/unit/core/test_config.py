@@ -268,7 +268,8 @@ def test_reference_mentions_every_key():
             assert len(line) == 1, key
             assert option.help in line[0]
             default = "(required)" if option.default is None else \
-                "no" if option.default is False else str(option.default)
+                "no" if option.default is False else \
+                "(none)" if option.default == () else str(option.default)
             assert default in line[0]
 
 
@@ -277,6 +278,49 @@ def test_schema_defaults_are_valid_values():
         assert option.parse(str(option.default), key) == option.default
     assert config.GATEWAY_SCHEMA["nat"].parse(str(config.GATEWAY_SCHEMA["nat"].default),
                                               "nat") is True
+
+
+# ---- forwards ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("line, expected", [
+    pytest.param("", "", id="absent"),
+    pytest.param("forwards =\n", "", id="empty"),
+    pytest.param("forwards = tcp:8080=172.16.1.10:80\n", "tcp:8080=172.16.1.10:80", id="one"),
+    pytest.param("forwards = udp:53=172.16.1.11, tcp:8080=172.16.1.10:80  # DNS and web\n",
+                 "tcp:8080=172.16.1.10:80,udp:53=172.16.1.11:53", id="two-comment"),
+])
+def test_gateway_forwards(line, expected):
+    gateway = config.parse(GW + line).gateways["a"]
+    assert model.format_forwards(gateway.forwards) == expected
+    assert gateway == model.make_gateway("a", "xapi1", "172.16.1.1/24", forwards=expected)
+
+
+@pytest.mark.parametrize("line, fragments", [
+    pytest.param("forwards = tcp:8080\n", ["forwards entry 1 'tcp:8080'"], id="syntax"),
+    pytest.param("forwards = tcp:8080=172.16.2.10:80\n",
+                 ["outside the gateway's subnet 172.16.1.0/24"], id="outside-subnet"),
+    pytest.param("forwards = tcp:8080=172.16.1.1:80\n", ["the gateway's own address"],
+                 id="gateway-itself"),
+    pytest.param("forwards = tcp:1=172.16.1.9,tcp:1=172.16.1.8\n", ["forwarded twice"],
+                 id="twice"),
+    pytest.param("forwards = tcp:443=172.16.1.9\n", ["XAPI (HTTPS)"], id="reserved"),
+])
+def test_gateway_forwards_invalid(line, fragments):
+    with pytest.raises(ConfigError) as info:
+        config.parse(GW + line, "/etc/xgw.conf")
+    assert info.value.message.startswith("config /etc/xgw.conf [gateway:a]: forwards")
+    for fragment in fragments:
+        assert fragment in info.value.message
+    assert info.value.details == dict(path="/etc/xgw.conf", section="gateway:a", key="forwards")
+
+
+def test_same_forward_on_two_gateways_is_left_to_the_planner():
+    """As overlapping subnets: the file is valid, the second gateway is refused at run
+    time with the reason (see test_planner)."""
+    text = (GW + "forwards = tcp:8080=172.16.1.10:80\n"
+            "[gateway:b]\nbridge = xapi2\naddress = 172.16.2.1/24\n"
+            "forwards = tcp:8080=172.16.2.10:80\n")
+    assert list(config.parse(text).gateways) == ["a", "b"]
 
 
 def test_inline_comments_are_allowed():

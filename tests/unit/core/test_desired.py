@@ -48,3 +48,42 @@ def test_names_fall_back_to_the_uuid_when_labels_clash_or_are_not_names():
         net("bbbb2222-x", "lab", "xapi2", **{"xapi-gateway_address": "172.16.2.1/24"}),
         net("cccc3333-x", "my network!", "xapi3", **{"xapi-gateway_address": "172.16.3.1/24"})))
     assert sorted(gws) == ["network-aaaa1111", "network-bbbb2222", "network-cccc3333"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("tcp:8080=172.16.0.3:80", "tcp:8080=172.16.0.3:80"),
+    ("udp:5353=172.16.0.4:53,tcp:8080=172.16.0.3:80",
+     "tcp:8080=172.16.0.3:80,udp:5353=172.16.0.4:53"),
+    (" TCP:2222=172.16.0.3:22 ", "tcp:2222=172.16.0.3:22"),
+    ("", ""),
+])
+def test_forwards_from_other_config(text, expected):
+    from agent.core.model import format_forwards
+    gws, invalid = gateways_from_networks(records(
+        net("aaaa1111-x", "lab", "xapi1", **{"xapi-gateway_address": "172.16.0.1/24",
+                                             "xapi-gateway_forwards": text})))
+    assert invalid == {}
+    assert format_forwards(gws["lab"].forwards) == expected
+
+
+def test_a_network_without_forwards_has_none():
+    gws, _ = gateways_from_networks(records(
+        net("aaaa1111-x", "lab", "xapi1", **{"xapi-gateway_address": "172.16.0.1/24"})))
+    assert gws["lab"].forwards == ()
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("tcp:8080", "forwards entry 1 'tcp:8080'"),
+    ("tcp:8080=172.16.9.3:80", "outside the gateway's subnet 172.16.0.0/24"),
+    ("tcp:22=172.16.0.3", "Dom0's own SSH port"),
+    ("tcp:1=172.16.0.3,tcp:1=172.16.0.4", "forwarded twice"),
+])
+def test_invalid_forwards_make_that_network_invalid_only(text, fragment):
+    gws, invalid = gateways_from_networks(records(
+        net("aaaa1111-x", "broken", "xapi5", **{"xapi-gateway_address": "172.16.0.1/24",
+                                                "xapi-gateway_forwards": text}),
+        net("bbbb2222-x", "fine", "xapi6", **{"xapi-gateway_address": "172.16.9.1/24",
+                                              "xapi-gateway_forwards": "tcp:8080=172.16.9.3:80"})))
+    assert list(gws) == ["fine"] and len(gws["fine"].forwards) == 1
+    bridge, reason = invalid["broken"]
+    assert bridge == "xapi5" and fragment in reason and "aaaa1111-x" in reason

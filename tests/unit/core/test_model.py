@@ -261,3 +261,167 @@ def test_gateway_is_immutable_and_hashable():
     with pytest.raises(AttributeError):
         gw.nat = False
     assert {gw: 1}[model.make_gateway("private", "xapi1", "172.16.1.1/24")] == 1
+
+
+# ---- forwards ----------------------------------------------------------------------------
+
+def fwd(proto, port, to_address, to_port):
+    return model.Forward(proto, port, ipaddress.IPv4Address(to_address), to_port)
+
+
+VALID_FORWARDS = [
+    # (text, forwards as check_forwards returns them, canonical text)
+    pytest.param("", (), "", id="empty"),
+    pytest.param("   ", (), "", id="blank"),
+    pytest.param("tcp:8080=172.16.1.10:80", (fwd("tcp", 8080, "172.16.1.10", 80),),
+                 "tcp:8080=172.16.1.10:80", id="one"),
+    pytest.param("udp:53=172.16.1.10", (fwd("udp", 53, "172.16.1.10", 53),),
+                 "udp:53=172.16.1.10:53", id="destination-port-defaults-to-port"),
+    pytest.param("TCP:8080=172.16.1.10:80", (fwd("tcp", 8080, "172.16.1.10", 80),),
+                 "tcp:8080=172.16.1.10:80", id="protocol-any-case"),
+    pytest.param("udp:5353=172.16.1.11:53, tcp:8080=172.16.1.10:80 ,tcp:2222=172.16.1.10:22",
+                 (fwd("tcp", 2222, "172.16.1.10", 22), fwd("tcp", 8080, "172.16.1.10", 80),
+                  fwd("udp", 5353, "172.16.1.11", 53)),
+                 "tcp:2222=172.16.1.10:22,tcp:8080=172.16.1.10:80,udp:5353=172.16.1.11:53",
+                 id="several-sorted-blanks-ignored"),
+    pytest.param("tcp:53=172.16.1.10,udp:53=172.16.1.10",
+                 (fwd("tcp", 53, "172.16.1.10", 53), fwd("udp", 53, "172.16.1.10", 53)),
+                 "tcp:53=172.16.1.10:53,udp:53=172.16.1.10:53", id="same-port-both-protocols"),
+    pytest.param("tcp:1=172.16.1.254:65535,tcp:65535=172.16.1.2:1",
+                 (fwd("tcp", 1, "172.16.1.254", 65535), fwd("tcp", 65535, "172.16.1.2", 1)),
+                 "tcp:1=172.16.1.254:65535,tcp:65535=172.16.1.2:1", id="port-bounds"),
+    pytest.param("tcp:8080=172.16.1.10:80,tcp:8081=172.16.1.10:80",
+                 (fwd("tcp", 8080, "172.16.1.10", 80), fwd("tcp", 8081, "172.16.1.10", 80)),
+                 "tcp:8080=172.16.1.10:80,tcp:8081=172.16.1.10:80",
+                 id="one-destination-two-ports"),
+    pytest.param("tcp:2022=172.16.1.10:22", (fwd("tcp", 2022, "172.16.1.10", 22),),
+                 "tcp:2022=172.16.1.10:22", id="reserved-port-as-destination-is-fine"),
+    pytest.param("udp:22=172.16.1.10", (fwd("udp", 22, "172.16.1.10", 22),),
+                 "udp:22=172.16.1.10:22", id="udp-22-is-not-ssh"),
+]
+
+
+@pytest.mark.parametrize("text, forwards, canonical", VALID_FORWARDS)
+def test_forwards_valid(text, forwards, canonical):
+    gateway = model.make_gateway("g", "xapi1", "172.16.1.1/24", forwards=text)
+    assert gateway.forwards == forwards
+    assert model.format_forwards(gateway.forwards) == canonical
+    # the canonical text parses back to the same forwards
+    assert model.make_gateway("g", "xapi1", "172.16.1.1/24", forwards=canonical) == gateway
+
+
+INVALID_FORWARDS = [
+    # (text, fragments of the message) on a gateway 172.16.1.1/24
+    pytest.param("tcp:8080", ["entry 1 'tcp:8080'", "PROTO:PORT=ADDRESS:PORT"], id="no-dest"),
+    pytest.param("tcp8080=172.16.1.10:80", ["entry 1", "PROTO:PORT=ADDRESS:PORT"],
+                 id="no-colon"),
+    pytest.param("tcp:8080=172.16.1.10:80;udp:53=172.16.1.10", ["entry 1", "not a port"],
+                 id="semicolon-separator"),
+    pytest.param("tcp:8080=172.16.1.10:80,,udp:53=172.16.1.10", ["entry 2 ''",
+                                                                "single commas"],
+                 id="empty-entry"),
+    pytest.param("tcp:8080=172.16.1.10:80,", ["entry 2 ''"], id="trailing-comma"),
+    pytest.param("sctp:80=172.16.1.10", ["protocol 'sctp'", "tcp or udp"], id="sctp"),
+    pytest.param("tcp:0=172.16.1.10:80", ["entry 1", "port 0 is out of range", "1 to 65535"],
+                 id="port-0"),
+    pytest.param("tcp:65536=172.16.1.10:80", ["port 65536 is out of range"], id="port-65536"),
+    pytest.param("tcp:http=172.16.1.10:80", ["port 'http' is not a port"], id="port-name"),
+    pytest.param("tcp:-1=172.16.1.10:80", ["port '-1' is not a port"], id="port-negative"),
+    pytest.param("tcp:=172.16.1.10:80", ["port is empty"], id="port-empty"),
+    pytest.param("tcp:8080=172.16.1.10:0", ["destination port 0 is out of range"],
+                 id="dest-port-0"),
+    pytest.param("tcp:8080=172.16.1.10:80:81", ["destination port '80:81' is not a port"],
+                 id="dest-port-twice"),
+    pytest.param("tcp:8080=vm1:80", ["destination 'vm1:80' is not an IPv4"], id="dest-name"),
+    pytest.param("tcp:8080=172.16.1.300:80", ["is not an IPv4"], id="dest-octet"),
+    pytest.param("tcp:8080=:80", ["is not an IPv4"], id="dest-empty"),
+    pytest.param("tcp:8080=172.16.2.10:80", ["forwards to 172.16.2.10",
+                                             "outside the gateway's subnet 172.16.1.0/24"],
+                 id="dest-outside-subnet"),
+    pytest.param("tcp:8080=192.0.2.5:80", ["outside the gateway's subnet"], id="dest-elsewhere"),
+    pytest.param("tcp:8080=172.16.1.1:80", ["the gateway's own address"], id="dest-gateway"),
+    pytest.param("tcp:8080=172.16.1.0:80", ["the network address of 172.16.1.0/24"],
+                 id="dest-network"),
+    pytest.param("tcp:8080=172.16.1.255:80", ["the broadcast address of 172.16.1.0/24"],
+                 id="dest-broadcast"),
+    pytest.param("tcp:8080=172.16.1.10:80,tcp:8080=172.16.1.11:80",
+                 ["tcp port 8080 is forwarded twice", "172.16.1.10:80", "172.16.1.11:80"],
+                 id="same-port-twice"),
+    pytest.param("tcp:8080=172.16.1.10:80,TCP:8080=172.16.1.10:80",
+                 ["tcp port 8080 is forwarded twice"], id="same-forward-twice"),
+    pytest.param("tcp:22=172.16.1.10", ["tcp port 22 is Dom0's own SSH port"], id="ssh"),
+    pytest.param("tcp:80=172.16.1.10", ["tcp port 80 is Dom0's own XAPI (HTTP) port"],
+                 id="xapi-http"),
+    pytest.param("tcp:443=172.16.1.10:8443", ["Dom0's own XAPI (HTTPS) port"], id="xapi-https"),
+    pytest.param(8080, ["forwards must be a string", "int"], id="not-a-string"),
+]
+
+
+@pytest.mark.parametrize("value, fragments", INVALID_FORWARDS)
+def test_forwards_invalid(value, fragments):
+    err = _raises_invalid("forwards", model.make_gateway, "g", "xapi1", "172.16.1.1/24",
+                          forwards=value)
+    assert err.message.startswith("forwards")
+    for fragment in fragments:
+        assert fragment in err.message
+
+
+@pytest.mark.parametrize("proto, port, to, expected", [
+    pytest.param("tcp", 8080, "172.16.1.10:80", fwd("tcp", 8080, "172.16.1.10", 80), id="int"),
+    pytest.param(" UDP ", "53", "172.16.1.10", fwd("udp", 53, "172.16.1.10", 53),
+                 id="text-port-default-destination-port"),
+])
+def test_parse_forward_valid(proto, port, to, expected):
+    assert model.parse_forward(proto, port, to, "f") == expected
+
+
+@pytest.mark.parametrize("proto, port, to, field, fragment", [
+    pytest.param("icmp", 1, "172.16.1.10:1", "f.proto", "tcp or udp", id="proto"),
+    pytest.param(None, 1, "172.16.1.10:1", "f.proto", "must be a string", id="proto-none"),
+    pytest.param("tcp", True, "172.16.1.10:1", "f.port", "not bool", id="port-bool"),
+    pytest.param("tcp", 1.5, "172.16.1.10:1", "f.port", "not float", id="port-float"),
+    pytest.param("tcp", 70000, "172.16.1.10:1", "f.port", "out of range", id="port-range"),
+    pytest.param("tcp", 1, "172.16.1.10:x", "f.to", "not a port", id="to-port"),
+    pytest.param("tcp", 1, "host:1", "f.to", "not an IPv4", id="to-address"),
+    pytest.param("tcp", 1, "", "f.to", "is empty", id="to-empty"),
+    pytest.param("tcp", 1, 5, "f.to", "must be a string", id="to-int"),
+])
+def test_parse_forward_invalid_names_the_field(proto, port, to, field, fragment):
+    err = _raises_invalid(field, model.parse_forward, proto, port, to, "f")
+    assert fragment in err.message
+
+
+def test_check_forwards_names_the_item_with_item_field():
+    address = model.parse_address("172.16.1.1/24")
+    ok = model.parse_forward("tcp", 8080, "172.16.1.10:80")
+    for bad, field in ((model.parse_forward("tcp", 8081, "10.0.0.1:80"), "g.f[1].to"),
+                       (model.parse_forward("tcp", 8080, "172.16.1.11:80"), "g.f[1].port"),
+                       (model.parse_forward("tcp", 443, "172.16.1.11"), "g.f[1].port")):
+        err = _raises_invalid(field, model.check_forwards, [ok, bad], address,
+                              item_field="g.f[%d]")
+        assert err.message.startswith(field + ": ")
+
+
+def test_gateway_without_forwards_is_backward_compatible():
+    gw = model.Gateway("private", "xapi1", ipaddress.IPv4Interface("172.16.1.1/24"), True,
+                       "config")
+    assert gw.forwards == ()
+    assert gw == model.make_gateway("private", "xapi1", "172.16.1.1/24")
+
+
+def test_gateway_describe_with_forwards():
+    gw = model.make_gateway("web", "xapi1", "172.16.1.1/24",
+                            forwards="udp:53=172.16.1.10,tcp:8080=172.16.1.10:80")
+    assert gw.describe() == ("web (172.16.1.1/24 on xapi1, NAT, forwards "
+                             "tcp:8080=172.16.1.10:80,udp:53=172.16.1.10:53)")
+    assert {gw: 1}[model.make_gateway("web", "xapi1", "172.16.1.1/24",
+                                      forwards=gw.forwards)] == 1
+
+
+def test_make_gateway_accepts_forward_values():
+    forwards = [model.parse_forward("udp", 53, "172.16.1.10"),
+                model.parse_forward("tcp", 8080, "172.16.1.10:80")]
+    gw = model.make_gateway("g", "xapi1", "172.16.1.1/24", forwards=forwards)
+    assert gw.forwards == tuple(reversed(forwards))
+    _raises_invalid("forwards", model.make_gateway, "g", "xapi2", "172.16.2.1/24",
+                    forwards=forwards)

@@ -19,9 +19,10 @@ from agent.core import planner as P
 from agent.core import rules as R
 from agent.core.planner import (ABSENT, APPLIED, DOWN, PENDING, REFUSED, AddAddress, AddRoute,
                                 AddRule, DeleteRule, EnableForwarding, EnsureChain, FixJump,
-                                Link, RemoveAddress, Route, RuleView)
+                                Link, RemoveAddress, RemoveChain, Route, RuleView)
 
 NAT, FWD = "XGW-POSTROUTING", "XGW-FORWARD"
+PRE, OUT = "XGW-PREROUTING", "XGW-OUTPUT"
 RH = "RH-Firewall-1-INPUT"
 
 INDEX = {"eth0": 1, "ghost": 7}
@@ -30,8 +31,8 @@ ETH0_ADDRESS = ipaddress.IPv4Interface("192.0.2.10/24")
 DEFAULT_ROUTE = Route(ipaddress.IPv4Network("0.0.0.0/0"), 1)
 
 
-def gw(name, bridge, address, nat=True):
-    return model.make_gateway(name, bridge, address, nat=nat)
+def gw(name, bridge, address, nat=True, forwards=()):
+    return model.make_gateway(name, bridge, address, nat=nat, forwards=forwards)
 
 
 def iface(text):
@@ -42,8 +43,8 @@ def net(text):
     return ipaddress.IPv4Network(text)
 
 
-def key(gateway, role):
-    return R.rule_key(gateway.bridge, role, gateway.network)
+def key(gateway, role, forward=None):
+    return R.rule_key(gateway.bridge, role, gateway.network if forward is None else forward)
 
 
 G1 = gw("g1", "xapi1", "172.16.1.1/24")
@@ -51,6 +52,9 @@ G2 = gw("g2", "xapi2", "172.16.2.1/24")
 G3 = gw("g3", "xapi3", "10.3.0.1/16", nat=False)
 G1_NONAT = G1._replace(nat=False)
 G1_MOVED = gw("g1", "xapi1", "172.16.9.1/24")
+WEB = "tcp:8080=172.16.1.10:80"
+G1_FWD = G1._replace(forwards=model.parse_forwards(WEB))
+G2_FWD = gw("g2", "xapi2", "172.16.2.1/24", forwards="udp:53=172.16.2.10,tcp:2222=172.16.2.11:22")
 
 
 # ---- building observed states ------------------------------------------------------------
@@ -62,22 +66,33 @@ def views(*entries):
 
 JUMP_NAT = (None, NAT)
 JUMP_FWD = (None, FWD)
+JUMP_PRE = (None, PRE)
+JUMP_OUT = (None, OUT)
 RH_RULE = (None, RH)
 
 
-def entries(gateways, table):
-    """Our chain's rules for ``gateways`` in ``table``, as (key, target) pairs."""
-    return [(s.key, s.target) for g in gateways for s in R.gateway_rules(g) if s.table == table]
+def chain_of(which):
+    """A chain name from a table name (its per-gateway chain, CHAIN_OF) or a chain name."""
+    return R.CHAIN_OF.get(which, which)
 
 
-def rule_tables(postrouting=(JUMP_NAT,), nat_chain=(), forward=(JUMP_FWD, RH_RULE), fwd_chain=()):
-    """The two tables; ``nat_chain`` / ``fwd_chain`` None means our chain does not exist."""
-    out = {"nat": {"POSTROUTING": views(*postrouting)},
+def entries(gateways, which):
+    """Our rules for ``gateways`` in one chain (``which``: see chain_of), as (key, target)."""
+    chain = chain_of(which)
+    return [(s.key, s.target) for g in gateways for s in R.gateway_rules(g) if s.chain == chain]
+
+
+def rule_tables(postrouting=(JUMP_NAT,), nat_chain=(), forward=(JUMP_FWD, RH_RULE), fwd_chain=(),
+                prerouting=(), pre_chain=None, output=(), out_chain=None):
+    """The two tables; a chain argument None means our chain does not exist (by default
+    the on-demand DNAT chains do not)."""
+    out = {"nat": {"POSTROUTING": views(*postrouting), "PREROUTING": views(*prerouting),
+                   "OUTPUT": views(*output)},
            "filter": {"FORWARD": views(*forward)}}
-    if nat_chain is not None:
-        out["nat"][NAT] = views(*nat_chain)
-    if fwd_chain is not None:
-        out["filter"][FWD] = views(*fwd_chain)
+    for table, chain, rules in (("nat", NAT, nat_chain), ("nat", PRE, pre_chain),
+                                ("nat", OUT, out_chain), ("filter", FWD, fwd_chain)):
+        if rules is not None:
+            out[table][chain] = views(*rules)
     return out
 
 
@@ -110,12 +125,21 @@ def kernel(bridges=(), down=(), addresses=(), routes=(), drop_routes=(), tables=
                       routes=found, tables=copy.deepcopy(tables), ip_forward=ip_forward)
 
 
+def converged_tables(*gateways):
+    """Our chains as the daemon leaves them for ``gateways`` (DNAT chains when needed)."""
+    dnat = any(g.forwards for g in gateways)
+    return rule_tables(nat_chain=entries(gateways, "nat"), fwd_chain=entries(gateways, "filter"),
+                       prerouting=(JUMP_PRE,) if dnat else (),
+                       pre_chain=entries(gateways, PRE) if dnat else None,
+                       output=(JUMP_OUT,) if dnat else (),
+                       out_chain=entries(gateways, OUT) if dnat else None)
+
+
 def converged(*gateways, **changes):
     """The state once ``gateways`` are applied; keyword arguments override kernel()'s."""
     args = dict(bridges=[g.bridge for g in gateways],
                 addresses=[(g.bridge, str(g.address)) for g in gateways],
-                tables=rule_tables(nat_chain=entries(gateways, "nat"),
-                              fwd_chain=entries(gateways, "filter")),
+                tables=converged_tables(*gateways),
                 ip_forward=True)
     args.update(changes)
     return kernel(**args)
@@ -123,15 +147,23 @@ def converged(*gateways, **changes):
 
 # ---- expected operations -----------------------------------------------------------------
 
-def add_rules(table, *gateways):
-    return [AddRule(table, R.CHAIN_OF[table], s)
-            for g in gateways for s in R.gateway_rules(g) if s.table == table]
+def add_rules(which, *gateways):
+    """AddRule of ``gateways``' rules in one chain (``which``: see chain_of)."""
+    chain = chain_of(which)
+    return [AddRule(s.table, chain, s)
+            for g in gateways for s in R.gateway_rules(g) if s.chain == chain]
 
 
 def fresh_rules(*gateways):
     """Chains, jumps and rules on a kernel without our chains."""
+    dnat = []
+    if any(g.forwards for g in gateways):
+        dnat = ([EnsureChain("nat", PRE), FixJump("nat", "PREROUTING", PRE, ())]
+                + add_rules(PRE, *gateways)
+                + [EnsureChain("nat", OUT), FixJump("nat", "OUTPUT", OUT, ())]
+                + add_rules(OUT, *gateways))
     return ([EnsureChain("nat", NAT), FixJump("nat", "POSTROUTING", NAT, ())]
-            + add_rules("nat", *gateways)
+            + add_rules("nat", *gateways) + dnat
             + [EnsureChain("filter", FWD), FixJump("filter", "FORWARD", FWD, ())]
             + add_rules("filter", *gateways))
 
@@ -140,9 +172,13 @@ def add_address(gateway):
     return AddAddress(gateway.bridge, INDEX[gateway.bridge], gateway.address)
 
 
-def delete(gateway, role, position):
-    table, chain = ("nat", NAT) if role == "masquerade" else ("filter", FWD)
-    return DeleteRule(table, chain, position, key(gateway, role))
+CHAIN_OF_ROLE = {"masquerade": ("nat", NAT), "hairpin": ("nat", NAT), "dnat": ("nat", PRE),
+                 "dnat-local": ("nat", OUT)}
+
+
+def delete(gateway, role, position, forward=None):
+    table, chain = CHAIN_OF_ROLE.get(role, ("filter", FWD))
+    return DeleteRule(table, chain, position, key(gateway, role, forward))
 
 
 def desired_of(gateways):
@@ -261,6 +297,72 @@ SCENARIOS = [
          owned_after={"xapi1": G1_MOVED.address}),
     case("present-address-is-adopted", [G1], converged(G1), [],
          owned_after={"xapi1": G1.address}),
+    # ---- forwards
+    case("fresh-bridge-with-forward", [G1_FWD], kernel(bridges=["xapi1"]),
+         [add_address(G1_FWD)] + fresh_rules(G1_FWD) + [EnableForwarding()],
+         states={"g1": PENDING}),
+    case("converged-with-forwards-writes-nothing", [G1_FWD, G2_FWD, G3],
+         converged(G1_FWD, G2_FWD, G3), [],
+         states={"g1": APPLIED, "g2": APPLIED, "g3": APPLIED}),
+    case("forward-of-an-absent-bridge-needs-no-dnat-chain", [G1_FWD], kernel(),
+         [EnsureChain("nat", NAT), FixJump("nat", "POSTROUTING", NAT, ()),
+          EnsureChain("filter", FWD), FixJump("filter", "FORWARD", FWD, ())],
+         states={"g1": ABSENT}),
+    case("forward-added", [G1_FWD], converged(G1),
+         add_rules("nat", G1_FWD)[1:]
+         + [EnsureChain("nat", PRE), FixJump("nat", "PREROUTING", PRE, ())]
+         + add_rules(PRE, G1_FWD)
+         + [EnsureChain("nat", OUT), FixJump("nat", "OUTPUT", OUT, ())]
+         + add_rules(OUT, G1_FWD) + add_rules("filter", G1_FWD)[2:],
+         states={"g1": PENDING}),
+    case("last-forward-removed-takes-the-dnat-chains-and-jumps", [G1], converged(G1_FWD),
+         [delete(G1, "hairpin", 1, WEB), RemoveChain("nat", "PREROUTING", PRE, (0,)),
+          RemoveChain("nat", "OUTPUT", OUT, (0,)), delete(G1, "forward-dnat", 2, WEB)],
+         states={"g1": APPLIED}),
+    case("dnat-chains-of-a-removed-gateway-go", [], converged(G1_FWD, G2_FWD, addresses=[]),
+         [DeleteRule("nat", NAT, n, k) for n, (k, _t) in
+          reversed(list(enumerate(entries([G1_FWD, G2_FWD], "nat"))))]
+         + [RemoveChain("nat", "PREROUTING", PRE, (0,)), RemoveChain("nat", "OUTPUT", OUT, (0,))]
+         + [DeleteRule("filter", FWD, n, k) for n, (k, _t) in
+            reversed(list(enumerate(entries([G1_FWD, G2_FWD], "filter"))))],
+         states={}),
+    case("empty-dnat-chains-with-several-jumps-go", [G1],
+         converged(G1, tables=rule_tables(
+             nat_chain=entries([G1], "nat"), fwd_chain=entries([G1], "filter"),
+             prerouting=((None, "RETURN"), JUMP_PRE, JUMP_PRE), pre_chain=(),
+             output=(JUMP_OUT,), out_chain=())),
+         [RemoveChain("nat", "PREROUTING", PRE, (2, 1)), RemoveChain("nat", "OUTPUT", OUT, (0,))],
+         states={"g1": APPLIED}),
+    case("foreign-rule-keeps-a-dnat-chain-ours-go", [G1],
+         converged(G1, tables=rule_tables(
+             nat_chain=entries([G1], "nat"), fwd_chain=entries([G1], "filter"),
+             prerouting=((None, "RETURN"), JUMP_PRE),
+             pre_chain=(("acme:dnat", "DNAT"), (key(G1, "dnat", WEB), "DNAT")))),
+         [FixJump("nat", "PREROUTING", PRE, (1,)), DeleteRule("nat", PRE, 1, key(G1, "dnat", WEB))],
+         states={"g1": APPLIED}),
+    case("dnat-jump-missing", [G1_FWD],
+         converged(G1_FWD, tables=dict(converged_tables(G1_FWD), nat=dict(
+             converged_tables(G1_FWD)["nat"], PREROUTING=views((None, "RETURN"))))),
+         [FixJump("nat", "PREROUTING", PRE, ())], states={"g1": PENDING}),
+    case("dnat-chain-flushed", [G1_FWD],
+         converged(G1_FWD, tables=dict(converged_tables(G1_FWD), nat=dict(
+             converged_tables(G1_FWD)["nat"], **{PRE: []}))),
+         add_rules(PRE, G1_FWD), states={"g1": PENDING}),
+    case("forward-destination-changed", [G1._replace(forwards=model.parse_forwards(
+         "tcp:8080=172.16.1.11:80"))], converged(G1_FWD),
+         [delete(G1, "hairpin", 1, WEB)]
+         + add_rules("nat", gw("g1", "xapi1", "172.16.1.1/24",
+                               forwards="tcp:8080=172.16.1.11:80"))[1:]
+         + [delete(G1, "dnat", 0, WEB)] + [AddRule("nat", PRE, s) for s in R.gateway_rules(
+             gw("g1", "xapi1", "172.16.1.1/24", forwards="tcp:8080=172.16.1.11:80"))
+             if s.chain == PRE]
+         + [delete(G1, "dnat-local", 0, WEB)] + [AddRule("nat", OUT, s) for s in R.gateway_rules(
+             gw("g1", "xapi1", "172.16.1.1/24", forwards="tcp:8080=172.16.1.11:80"))
+             if s.chain == OUT]
+         + [delete(G1, "forward-dnat", 2, WEB)]
+         + add_rules("filter", gw("g1", "xapi1", "172.16.1.1/24",
+                                  forwards="tcp:8080=172.16.1.11:80"))[2:],
+         states={"g1": PENDING}),
 ]
 
 
@@ -354,6 +456,36 @@ CONFLICTS = [
              [G1], kernel(bridges=["xapi1", "xapi3"], addresses=[("xapi3", "172.16.1.5/24")]),
              {"g1": (REFUSED, ["overlaps address 172.16.1.5/24 on xapi3"])},
              owned={"xapi3": G1.address}),
+    conflict("same-forward-second-by-name-refused",
+             [G1_FWD, gw("g2", "xapi2", "172.16.2.1/24", forwards="tcp:8080=172.16.2.10:80")],
+             kernel(bridges=["xapi1", "xapi2"]),
+             {"g1": (PENDING, []),
+              "g2": (REFUSED, ["forward tcp:8080=172.16.2.10:80: tcp port 8080 is already "
+                               "published by gateway g1"])}),
+    conflict("same-forward-previously-accepted-wins",
+             [G1_FWD, gw("g2", "xapi2", "172.16.2.1/24", forwards="tcp:8080=172.16.2.10:80")],
+             kernel(bridges=["xapi1", "xapi2"]),
+             {"g2": (PENDING, []),
+              "g1": (REFUSED, ["tcp port 8080 is already published by gateway g2"])},
+             previous=["g2"]),
+    conflict("one-of-several-forwards-clashes",
+             [G1_FWD, gw("g2", "xapi2", "172.16.2.1/24",
+                         forwards="tcp:22222=172.16.2.10,tcp:8080=172.16.2.10:80")],
+             kernel(bridges=["xapi1", "xapi2"]),
+             {"g1": (PENDING, []), "g2": (REFUSED, ["tcp port 8080", "gateway g1"])}),
+    conflict("same-port-other-protocol-is-no-conflict",
+             [G1_FWD, gw("g2", "xapi2", "172.16.2.1/24", forwards="udp:8080=172.16.2.10:80")],
+             kernel(bridges=["xapi1", "xapi2"]), {"g1": (PENDING, []), "g2": (PENDING, [])}),
+    conflict("absent-gateway-still-holds-its-ports",
+             [G1_FWD, gw("g2", "xapi2", "172.16.2.1/24", forwards="tcp:8080=172.16.2.10:80")],
+             kernel(bridges=["xapi2"]),
+             {"g1": (ABSENT, ["does not exist"]),
+              "g2": (REFUSED, ["already published by gateway g1"])}),
+    conflict("refused-gateway-does-not-hold-its-ports",
+             [G1_FWD, gw("g2", "xapi2", "172.16.2.1/24", forwards="tcp:8080=172.16.2.10:80")],
+             kernel(bridges=["xapi1", "xapi2"], addresses=[("eth0", "172.16.1.200/24")]),
+             {"g1": (REFUSED, ["overlaps address 172.16.1.200/24 on eth0"]),
+              "g2": (PENDING, [])}),
     conflict("refused-gateway-does-not-hold-its-subnet",
              [gw("a", "xapi2", "172.16.0.1/16"), gw("b", "xapi1", "172.16.1.1/24")],
              kernel(bridges=["xapi1", "xapi2"], addresses=[("eth0", "172.16.200.1/24")]),
@@ -536,6 +668,20 @@ class Kernel(object):
         assert (op.spec.table, op.spec.chain) == (op.table, op.chain)
         self.tables[op.table][op.chain].append((op.spec.key, op.spec.target))
 
+    def _RemoveChain(self, op):
+        chains = self.tables[op.table]
+        assert all(R.is_ours(key) for key, _t in chains[op.chain]), \
+            "%s holds rules that are not ours" % op.chain
+        rules = chains[op.builtin]
+        assert list(op.delete) == sorted(op.delete, reverse=True)
+        for position in op.delete:
+            assert rules[position][1] == op.chain, "position %d of %s is not a jump to %s" % (
+                position, op.builtin, op.chain)
+            del rules[position]
+        referenced = [c for c, rules in chains.items() if any(t == op.chain for _k, t in rules)]
+        assert not referenced, "EBUSY: %s still jumped to from %s" % (op.chain, referenced)
+        del chains[op.chain]
+
     def _EnableForwarding(self, op):
         self.ip_forward = True
 
@@ -543,6 +689,7 @@ class Kernel(object):
 @pytest.mark.parametrize("gateways", [
     pytest.param([G1], id="one"),
     pytest.param([G1, G2, G3], id="three"),
+    pytest.param([G1_FWD, G2_FWD, G3], id="with-forwards"),
 ])
 def test_kernel_model_applies_a_fresh_plan_into_the_converged_state(gateways):
     before = kernel(bridges=[g.bridge for g in gateways])
@@ -567,7 +714,12 @@ POOL = ([net("172.16.%d.0/24" % n) for n in range(8)]
         + [net("10.%d.0.0/16" % n) for n in (1, 2, 3)]
         + [net("192.168.%d.0/30" % n) for n in (1, 2)])
 FOREIGN = POOL + [net("172.16.0.0/16"), net("10.0.0.0/8"), net("192.168.0.0/16")]
-ROLES = ("masquerade", "forward-out", "forward-back")
+# our roles (and the target of their rules) in each of our chains
+ROLES = {NAT: (("masquerade", "MASQUERADE"), ("hairpin", "MASQUERADE")),
+         PRE: (("dnat", "DNAT"),), OUT: (("dnat-local", "DNAT"),),
+         FWD: (("forward-out", "ACCEPT"), ("forward-back", "ACCEPT"), ("forward-dnat", "ACCEPT"))}
+# few host ports, so that gateways often want the same one
+HOST_PORTS = [("tcp", 8080), ("tcp", 8081), ("udp", 53), ("udp", 8080)]
 
 
 def random_host(rng, network):
@@ -575,39 +727,53 @@ def random_host(rng, network):
     return iface("%s/%d" % (ip, network.prefixlen))
 
 
+def random_forwards(rng, address):
+    forwards = []
+    for proto, port in rng.sample(HOST_PORTS, rng.choice([0, 0, 1, 2])):
+        to = address
+        while to == address:  # any host of the subnet but the gateway
+            to = random_host(rng, address.network)
+        forwards.append(model.Forward(proto, port, to.ip, rng.choice([port, 80, 53])))
+    return forwards
+
+
 def random_gateways(rng):
     count = rng.randint(0, 5)
-    return [model.make_gateway(name, bridge, str(random_host(rng, network)),
-                               nat=rng.random() < 0.7)
-            for name, bridge, network in zip(rng.sample(NAMES, count),
-                                             rng.sample(BRIDGES, count),
-                                             rng.sample(POOL, count))]
+    gateways = []
+    for name, bridge, network in zip(rng.sample(NAMES, count), rng.sample(BRIDGES, count),
+                                     rng.sample(POOL, count)):
+        address = random_host(rng, network)
+        gateways.append(model.make_gateway(name, bridge, str(address), nat=rng.random() < 0.7,
+                                           forwards=random_forwards(rng, address)))
+    return gateways
 
 
-def random_chain(rng, table, gateways, with_jumps):
+def random_chain(rng, chain_name, gateways, with_jumps):
     """(builtin rules, our chain's rules or None)."""
-    roles = ROLES[:1] if table == "nat" else ROLES[1:]
-    ours_target = "MASQUERADE" if table == "nat" else "ACCEPT"
-    keys = [R.rule_key(g.bridge, role, g.network) for g in gateways for role in roles]
+    roles = ROLES[chain_name]
+    keys = [(s.key, s.target) for g in gateways for s in R.gateway_rules(g)
+            if s.chain == chain_name]
     chain = None
-    if rng.random() < 0.85:
+    if rng.random() < (0.85 if chain_name not in R.ON_DEMAND else 0.5):
         chain = []
         for _ in range(rng.randint(0, 7)):
             pick = rng.random()
             if pick < 0.55 and keys:
-                chain.append((rng.choice(keys), ours_target))
+                chain.append(rng.choice(keys))
             elif pick < 0.8:
-                stale = R.rule_key(rng.choice(BRIDGES), rng.choice(roles), rng.choice(POOL))
-                chain.append((stale, ours_target))
+                role, target = rng.choice(roles)
+                stale = R.rule_key(rng.choice(BRIDGES), role, rng.choice(
+                    [rng.choice(POOL), "tcp:8080=%s:80" % random_host(rng, rng.choice(POOL)).ip]))
+                chain.append((stale, target))
             else:
                 chain.append(rng.choice([(None, "DROP"), ("acme:keep", "ACCEPT"),
                                          ("XGW:not-ours", "RETURN")]))
-    builtin = [RH_RULE] if table == "filter" else []
+    builtin = [RH_RULE] if chain_name == FWD else []
     for _ in range(rng.randint(0, 2)):
         builtin.insert(rng.randint(0, len(builtin)), rng.choice([(None, "RETURN"),
                                                                 ("libvirt", "ACCEPT")]))
     if chain is not None and with_jumps:
-        jump = (None, R.CHAIN_OF[table])
+        jump = (None, chain_name)
         for _ in range(rng.choice([0, 1, 1, 1, 2, 3])):
             builtin.insert(rng.randint(0, len(builtin)), jump)
     return builtin, chain
@@ -650,10 +816,11 @@ def random_state(rng, gateways):
             owned[bridge] = rng.choice(choices)
     observed_tables = {}
     for table, builtin_name, chain_name in R.OWN_CHAINS:
-        builtin, chain = random_chain(rng, table, gateways, with_jumps=True)
-        observed_tables[table] = {builtin_name: views(*builtin)}
+        builtin, chain = random_chain(rng, chain_name, gateways, with_jumps=True)
+        chains = observed_tables.setdefault(table, {})
+        chains[builtin_name] = views(*builtin)
         if chain is not None:
-            observed_tables[table][chain_name] = views(*chain)
+            chains[chain_name] = views(*chain)
     observed = P.Observed(links=links,
                           addresses={i: frozenset(a) for i, a in addresses.items()},
                           routes=routes, tables=observed_tables,
@@ -675,10 +842,17 @@ def check_outcome(desired, before, after, first):
             assert Route(g.network, link.index) in after.routes
     wanted = R.desired_rules(live)
     for table, builtin, chain in R.OWN_CHAINS:
+        old = before.tables[table].get(chain, [])
+        if (chain in R.ON_DEMAND and not wanted[(table, chain)]
+                and all(R.is_ours(rv.key) for rv in old)):
+            # not needed, and nobody else's: gone, with its jumps
+            assert chain not in after.tables[table]
+            assert ([rv[1:] for rv in after.tables[table][builtin]]
+                    == [rv[1:] for rv in before.tables[table][builtin] if rv.target != chain])
+            continue
         rules = after.tables[table][chain]
         ours = sorted(rv.key for rv in rules if R.is_ours(rv.key))
         assert ours == sorted(wanted[(table, chain)])
-        old = before.tables[table].get(chain, [])
         assert ([(rv.key, rv.target) for rv in rules if not R.is_ours(rv.key)]
                 == [(rv.key, rv.target) for rv in old if not R.is_ours(rv.key)])
         jumps = [rv.position for rv in after.tables[table][builtin] if rv.target == chain]
@@ -729,13 +903,43 @@ def test_our_rule_with_altered_content_is_replaced():
     spec = [s for s in R.gateway_rules(gateway) if s.table == "filter"][0]
     chain = observed.tables["filter"][R.CHAIN_OF["filter"]]
     # as read back from the kernel, every field as desired...
-    exact = (spec.src, spec.dst, spec.in_iface, spec.out_iface)
+    exact = R.match_of(spec)
     chain[0] = RuleView(chain[0].position, chain[0].key, chain[0].target, exact)
     assert P.plan({"private": gateway}, observed).ops == []
     # ...then someone changes the interface of that rule, keeping our comment
     chain[0] = RuleView(chain[0].position, chain[0].key, chain[0].target,
-                        (spec.src, spec.dst, "xapi9", spec.out_iface))
+                        exact[:2] + ("xapi9",) + exact[3:])
     result = P.plan({"private": gateway}, observed)
     assert result.ops == [DeleteRule("filter", R.CHAIN_OF["filter"], 0, spec.key),
                           AddRule("filter", R.CHAIN_OF["filter"], spec)]
     assert result.status["private"].state == P.PENDING
+
+
+@pytest.mark.parametrize("role, altered", [
+    pytest.param("dnat", dict(to_destination="172.16.1.99:80"), id="dnat-destination"),
+    pytest.param("dnat", dict(dport=8081), id="dnat-port"),
+    pytest.param("dnat", dict(dst_type=None), id="dnat-addrtype-dropped"),
+    pytest.param("dnat-local", dict(dst=None), id="local-dnat-loopback-exclusion-dropped"),
+    pytest.param("forward-dnat", dict(proto="udp"), id="accept-protocol"),
+    pytest.param("hairpin", dict(out_iface="xapi9"), id="hairpin-interface"),
+])
+def test_our_forward_rule_with_altered_content_is_replaced(role, altered):
+    """The observer reads every field of match_of back: a forward rule changed in place
+    under our comment is replaced, and one read back exactly as wanted is left alone."""
+    observed = converged(G1_FWD)
+    spec = [s for s in R.gateway_rules(G1_FWD) if s.key == key(G1_FWD, role, WEB)][0]
+    table = observed.tables[spec.table]
+    for chain in table.values():  # everything read back exactly as wanted...
+        for n, rv in enumerate(chain):
+            wanted = [s for s in R.gateway_rules(G1_FWD) if s.key == rv.key]
+            chain[n] = rv._replace(match=R.match_of(wanted[0]) if wanted else R.match_of(
+                R.RuleSpec(*(None,) * 9)))
+    assert P.plan({"g1": G1_FWD}, observed).ops == []
+    chain = table[spec.chain]
+    position = [rv.key for rv in chain].index(spec.key)
+    # ...then someone changes that rule in place, keeping our comment
+    chain[position] = chain[position]._replace(match=R.match_of(spec._replace(**altered)))
+    result = P.plan({"g1": G1_FWD}, observed)
+    assert result.ops == [DeleteRule(spec.table, spec.chain, position, spec.key),
+                          AddRule(spec.table, spec.chain, spec)]
+    assert result.status["g1"].state == P.PENDING

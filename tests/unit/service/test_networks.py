@@ -122,3 +122,86 @@ def test_the_himn_cannot_be_deleted(networks):
     with pytest.raises(Conflict) as info:
         networks.delete("Host internal management network")
     assert "cannot be deleted" in info.value.message
+
+
+# ---- forwards ----------------------------------------------------------------------------
+
+WEB = {"proto": "tcp", "port": 8080, "to": "172.16.0.3:80"}
+
+
+def test_gateway_with_forwards_is_stored_in_the_text_form_and_read_back(networks, xenapi):
+    from agent.core import desired, model
+    rec = networks.create("private", gateway={
+        "address": "172.16.0.1/24",
+        "forwards": [{"proto": "udp", "port": 5353, "to": "172.16.0.4:53"}, WEB]})
+    assert rec["other_config"] == {
+        "xapi-gateway.address": "172.16.0.1/24", "xapi-gateway.nat": "true",
+        "xapi-gateway.forwards": "tcp:8080=172.16.0.3:80,udp:5353=172.16.0.4:53"}
+    gateways, invalid = desired.gateways_from_networks(xenapi.network.get_all_records())
+    assert invalid == {}
+    assert model.format_forwards(gateways["private"].forwards) == \
+        rec["other_config"]["xapi-gateway.forwards"]
+
+
+def test_no_forwards_stores_no_key(networks):
+    rec = networks.create("private", gateway={"address": "172.16.0.1/24", "forwards": []})
+    assert "xapi-gateway.forwards" not in rec["other_config"]
+
+
+@pytest.mark.parametrize("forwards, field, fragment", [
+    ("tcp:8080=172.16.0.3:80", "gateway.forwards", "must be a list"),
+    ([WEB, "tcp:8081=172.16.0.3:80"], "gateway.forwards[1]", "must be an object"),
+    ([dict(WEB, proto="icmp")], "gateway.forwards[0].proto", "tcp or udp"),
+    ([WEB, dict(WEB, port=0)], "gateway.forwards[1].port", "out of range"),
+    ([dict(WEB, port="8080")], "gateway.forwards[0].port", "whole number"),
+    ([dict(WEB, port=True)], "gateway.forwards[0].port", "whole number"),
+    ([dict(WEB, to="172.16.0.3:http")], "gateway.forwards[0].to", "not a port"),
+    ([dict(WEB, to="vm1:80")], "gateway.forwards[0].to", "not an IPv4"),
+    ([WEB, dict(WEB, port=8081, to="172.16.9.3:80")], "gateway.forwards[1].to",
+     "outside the gateway's subnet 172.16.0.0/24"),
+    ([dict(WEB, to="172.16.0.1:80")], "gateway.forwards[0].to", "the gateway's own address"),
+    ([WEB, dict(WEB, to="172.16.0.4:80")], "gateway.forwards[1].port", "forwarded twice"),
+    ([dict(WEB, port=22)], "gateway.forwards[0].port", "Dom0's own SSH port"),
+    ([{"proto": "tcp", "port": 8080}], "gateway.forwards[0].to", "no field to"),
+    ([dict(WEB, host="x")], "gateway.forwards[0].host", "unknown field host"),
+])
+def test_invalid_forwards_change_nothing_and_name_the_item(networks, engine, forwards, field,
+                                                           fragment):
+    before = count(engine, "network")
+    with pytest.raises(InvalidInput) as info:
+        networks.create("n", gateway={"address": "172.16.0.1/24", "forwards": forwards})
+    assert info.value.details["field"] == field
+    assert fragment in info.value.message
+    assert count(engine, "network") == before
+
+
+def test_a_port_forwarded_by_another_network_is_a_conflict(networks, engine, xenapi):
+    networks.create("web", gateway={"address": "172.16.0.1/24", "forwards": [WEB]})
+    before = count(engine, "network")
+    other = {"address": "172.16.1.1/24",
+             "forwards": [{"proto": "udp", "port": 8080, "to": "172.16.1.3"},
+                          {"proto": "tcp", "port": 8080, "to": "172.16.1.3:80"}]}
+    with pytest.raises(Conflict) as info:
+        networks.create("other", gateway=other)
+    assert info.value.details == {"field": "gateway.forwards[1].port", "network": "web"}
+    assert "tcp port 8080 is already forwarded by the gateway of network web" in \
+        info.value.message
+    assert count(engine, "network") == before
+    # set_gateway checks the same, and a network's own forwards never conflict with it
+    networks.create("other", gateway={"address": "172.16.1.1/24"})
+    with pytest.raises(Conflict):
+        networks.set_gateway("other", other)
+    assert "xapi-gateway.forwards" not in networks.find("other")[1]["other_config"]
+    rec = networks.set_gateway("web", {"address": "172.16.0.1/24",
+                                       "forwards": [dict(WEB, to="172.16.0.9:8080")]})
+    assert rec["other_config"]["xapi-gateway.forwards"] == "tcp:8080=172.16.0.9:8080"
+
+
+def test_set_gateway_replaces_and_removes_forwards(networks):
+    networks.create("private", gateway={"address": "172.16.0.1/24", "forwards": [WEB]})
+    rec = networks.set_gateway("private", {"address": "172.16.0.1/24"})
+    assert "xapi-gateway.forwards" not in rec["other_config"]
+    rec = networks.set_gateway("private", {"address": "172.16.0.1/24", "forwards": [WEB]})
+    assert rec["other_config"]["xapi-gateway.forwards"] == "tcp:8080=172.16.0.3:80"
+    rec = networks.set_gateway("private", None)
+    assert not any(k.startswith("xapi-gateway.") for k in rec["other_config"])
