@@ -4,6 +4,7 @@ import os
 import shutil
 
 import pytest
+import XenAPI
 
 from agent.xapisim import datamodel as dm
 from agent.xapisim import server
@@ -51,3 +52,12 @@ def call(engine):
     def call(method, *args):
         return engine.call(method, [session] + list(args))
     return call
+
+
+@pytest.fixture
+def xenapi(served):
+    """A logged-in XenAPI session's proxy on the served simulator (over HTTP)."""
+    _engine, url, _unix = served
+    session = XenAPI.Session(url)
+    session.xenapi.login_with_password("root", "", "1.0", "xapi-gateway-tests")
+    return session.xenapi

@@ -148,3 +148,18 @@ def reader(api):
 @pytest.fixture
 def anonymous(api):
     return Http(Client(url=api.url, cafile=api.cafile))
+
+
+@pytest.fixture
+def xgw(api, tmp_path, capsys):
+    """xgw's main() with a config pointing at the served API's socket: run(*argv) ->
+    (exit code, stdout, stderr)."""
+    from agent import cli
+    conf = tmp_path / "agent.conf"
+    conf.write_text("[xapi]\nurl = none\n[api]\nsocket = %s\n" % api.socket)
+
+    def run(*argv):
+        code = cli.main(["-c", str(conf)] + list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run

@@ -1,22 +1,8 @@
 """xgw's API commands against the served API: output, and exit codes a script relies on."""
 import json
 
-import pytest
-
 from agent import cli
 from tests.unit.api.conftest import ADMIN, READ
-
-
-@pytest.fixture
-def xgw(api, tmp_path, capsys):
-    conf = tmp_path / "agent.conf"
-    conf.write_text("[xapi]\nurl = none\n[api]\nsocket = %s\n" % api.socket)
-
-    def run(*argv):
-        code = cli.main(["-c", str(conf)] + list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
 
 
 def test_networks_create_list_show_delete(xgw):

@@ -3,26 +3,11 @@ again (no change), destroy (the simulator as it was), conflicts, the diagram."""
 import json
 import os
 
-import pytest
-
-from agent import cli
 from agent.api.client import Client
 from tests.unit.api.conftest import Http
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples",
                        "blog-lab.yaml")
-
-
-@pytest.fixture
-def xgw(api, tmp_path, capsys):
-    conf = tmp_path / "agent.conf"
-    conf.write_text("[xapi]\nurl = none\n[api]\nsocket = %s\n" % api.socket)
-
-    def run(*argv):
-        code = cli.main(["-c", str(conf)] + list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
 
 
 def inventory(engine):

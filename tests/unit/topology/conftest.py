@@ -1,27 +1,15 @@
-"""Fixtures of the topology tests: a logged-in XenAPI session on the served simulator
-(as tests/unit/service has), the blog's lab document, and whether this tree's service
-layer knows gateway forwards."""
+"""Fixtures of the topology tests: the blog's lab document (the XenAPI session on the
+served simulator is tests/unit/conftest.py's ``xenapi``)."""
 import copy
 import os
 
 import pytest
-import XenAPI
 
-from agent.service.errors import InvalidInput
-from agent.service.networks import Networks
 from agent.topology import model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 LAB = os.path.join(ROOT, "examples", "blog-lab.yaml")
-
-
-@pytest.fixture
-def xenapi(served):
-    _engine, url, _unix = served
-    session = XenAPI.Session(url)
-    session.xenapi.login_with_password("root", "", "1.0", "topology-tests")
-    return session.xenapi
 
 
 def lab_document(forwards=False):
@@ -39,20 +27,3 @@ def lab_document(forwards=False):
 def lab():
     """The blog's lab (without forwards) as a Topology."""
     return model.parse(lab_document())
-
-
-@pytest.fixture
-def forwards_supported(xenapi):
-    """Skips the test where Networks.create refuses a gateway's ``forwards`` (the
-    service layer before its forwards support); the probe network is deleted again."""
-    networks = Networks(xenapi)
-    try:
-        networks.create("forwards-probe", gateway={
-            "address": "10.255.255.1/24",
-            "forwards": [{"proto": "tcp", "port": 65000, "to": "10.255.255.2:80"}]})
-    except InvalidInput as exc:
-        if "forwards" in str(exc.details.get("field", "")):
-            pytest.skip("this tree's Networks.create rejects gateway forwards (%s); the "
-                        "test runs once agent/service/networks.py supports them" % exc)
-        raise
-    networks.delete("forwards-probe")

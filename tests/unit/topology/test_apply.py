@@ -70,7 +70,7 @@ def test_the_blog_lab_applies_then_nothing_changes(xenapi, engine, lab):
     assert engine.event_id == events and state(engine) == before
 
 
-def test_the_blog_lab_with_its_forwards(xenapi, engine, forwards_supported):
+def test_the_blog_lab_with_its_forwards(xenapi, engine):
     topology = model.parse(lab_document(forwards=True))
     apply(xenapi, topology)
     config = Networks(xenapi).find("private")[1]["other_config"]
