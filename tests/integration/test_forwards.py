@@ -256,7 +256,8 @@ def test_drift_of_forwards_is_repaired(topo, forwarded, drift):
     firewall = foreign()
     writes = forwarded.status()["writes"]
     DRIFTS[drift](topo.dom0)
-    assert not in_kernel(topo.dom0)
+    # no "it is broken now" check: the 0.5 s periodic check may repair it before one
+    # could look; the write count rising is what proves the drift happened and was fixed
     N.wait_for(lambda: forwarded.status()["writes"] > writes, timeout=5, message="a repair")
     N.wait_for(lambda: in_kernel(topo.dom0), timeout=5, message="repair of " + drift)
     assert foreign() == firewall  # Dom0's own rules untouched, in their order
