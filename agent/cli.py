@@ -93,14 +93,7 @@ def _status(path, as_json):
         print("XAPI %s: %s" % (xapi["url"], "connected" if xapi["connected"] else
                                 "NOT connected (%s); enforcing the last known gateways"
                                 % xapi.get("reason")))
-    rows = [("GATEWAY", "BRIDGE", "ADDRESS", "NAT", "STATE", "DETAIL")]
-    for g in status.get("gateways", []):
-        rows.append((g["name"], g["bridge"], g.get("address") or "-",
-                     "yes" if g.get("nat") else "no", g["state"],
-                     g.get("error") or g.get("reason") or ""))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
-    for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + str(row[5]))
+    cli_remote.gateway_table(status.get("gateways", []))
     return EXIT_OK if alive else EXIT_UNAVAILABLE
 
 

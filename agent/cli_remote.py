@@ -230,7 +230,7 @@ def _vms(api, args):
 
 
 def _gateways(api, args):
-    return _out(args, api.request("GET", "/v1/gateways"), _gateway_table)
+    return _out(args, api.request("GET", "/v1/gateways"), gateway_table)
 
 
 def _read_topology(path):
@@ -388,7 +388,7 @@ def _vm_card(v):
            for d in v["disks"]])
 
 
-def _gateway_table(gateways):
+def gateway_table(gateways):
     rows = [("GATEWAY", "BRIDGE", "ADDRESS", "NAT", "STATE", "DETAIL")]
     for g in gateways:
         rows.append((g["name"], g["bridge"], g.get("address") or "-",

@@ -401,11 +401,11 @@ def network_view(x, ref, rec):
     gateway = None
     if desired.ADDRESS in config:
         gateways, _invalid = desired.gateways_from_networks({ref: rec})
-        gw = next(iter(gateways.values()), None)
+        gw = next(iter(gateways.values()), None)  # None: invalid values, shown as stored
         gateway = {"address": config[desired.ADDRESS],
                    "nat": config.get(desired.NAT, "true") == "true",
-                   "forwards": [] if gw is None else [_forward_view(f) for f in
-                                                      getattr(gw, "forwards", ())]}
+                   "forwards": [] if gw is None else [
+                       {"proto": f.proto, "port": f.port, "to": f.to} for f in gw.forwards]}
     vlan = None
     for pif in rec["PIFs"]:
         tag = int(x.PIF.get_VLAN(pif))
@@ -417,11 +417,6 @@ def network_view(x, ref, rec):
             "gateway": gateway,
             "himn": config.get("is_host_internal_management_network") == "true",
             "vms": vms, "topology": config.get(desired.TOPOLOGY_MARK)}
-
-
-def _forward_view(forward):
-    return {"proto": forward.proto, "port": forward.port,
-            "to": "%s:%d" % (forward.to_address, forward.to_port)}
 
 
 def _gateway_view(status):

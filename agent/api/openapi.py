@@ -68,8 +68,8 @@ SCHEMAS = {
                                                     "maxLength": 15}}, required=("tag",)),
     "NetworkCreate": _obj({
         "name": _NAME, "description": {"type": "string", "maxLength": 1024},
-        "vlan": dict(_ref("VlanSpec")),
-        "gateway": dict(_ref("GatewaySpec"))}, required=("name",)),
+        "vlan": _ref("VlanSpec"),
+        "gateway": _ref("GatewaySpec")}, required=("name",)),
     "Network": _obj({
         "uuid": _STR, "name": _STR, "description": _STR, "bridge": _STR,
         "vlan": {"type": "integer", "nullable": True},

@@ -174,11 +174,8 @@ def current_gateway(ref, rec):
     if not gateways:
         return "invalid (%s)" % config[desired.ADDRESS]
     gw = next(iter(gateways.values()))
-    # forwards: as agent.core reads them (proto, port, to_address, to_port), where the
-    # installed version knows forwards
-    forwards = tuple(sorted(model.Forward(str(f.proto), int(f.port), str(f.to_address),
-                                          int(f.to_port))
-                            for f in getattr(gw, "forwards", ())))
+    forwards = tuple(sorted(model.Forward(f.proto, f.port, str(f.to_address), f.to_port)
+                            for f in gw.forwards))
     return model.GatewaySpec(gw.address, gw.nat, forwards)
 
 
