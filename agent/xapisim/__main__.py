@@ -7,13 +7,15 @@ pool, until interrupted. Credentials are accepted as xapi accepts them on its Un
 import argparse
 import signal
 import sys
-import threading
 
 from agent.xapisim import datamodel as dm
 from agent.xapisim import server, storage
 from agent.xapisim.bridges import Bridges
 from agent.xapisim.engine import Engine
 from agent.xapisim.seed import seed
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def main(argv=None):
@@ -49,15 +51,16 @@ def main(argv=None):
     check = None
     if args.password is not None:
         check = lambda user, pwd: user == "root" and pwd == args.password  # noqa: E731
+    # SIGINT/SIGTERM are taken with sigwait below, blocked here so that the serving
+    # threads inherit the mask: setting an Event from a signal handler can deadlock on
+    # the Event's own lock when the signal lands while the main thread holds it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     engine = Engine(model, check_password=check)
     seed(engine, bridges=Bridges(enabled=args.bridges), isos=args.iso)
     servers, address = server.serve(engine, host=host, port=port or 0, unix_path=args.unix)
     print("xapisim: serving%s%s" % (" http://%s:%d" % address if address else "",
                                      " unix:%s" % args.unix if args.unix else ""), flush=True)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    signal.sigwait(STOP_SIGNALS)
     server.shutdown(servers)
     return 0
 
