@@ -289,6 +289,20 @@ class Daemon(object):
             return ""
 
 
+def stop(proc, timeout=10.0):
+    """Terminate a child, and kill it if it has not exited after ``timeout`` seconds, so
+    that a test's clean-up (namespaces, directories) always runs after it."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError("%s ignored SIGTERM for %ss" % (proc.args, timeout))
+
+
 def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
     """Poll ``predicate`` until it returns a truthy value; the tests' only way to wait."""
     deadline = time.monotonic() + timeout

@@ -71,7 +71,8 @@ def test_network_and_vm_through_xapi_become_a_working_gateway(workdir, daemons):
         assert len(vms.destroy("Controller")["disks_destroyed"]) == 1
         assert x.VM.get_by_name_label("Controller") == []
     finally:
-        sim.terminate()
-        sim.wait(10)
-        topo.close()
-        shutil.rmtree(sockdir, ignore_errors=True)
+        try:
+            N.stop(sim)
+        finally:
+            topo.close()
+            shutil.rmtree(sockdir, ignore_errors=True)

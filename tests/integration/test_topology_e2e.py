@@ -86,10 +86,9 @@ def test_xgw_apply_of_the_blog_lab_gives_working_gateways_and_the_horizon_forwar
         N.wait_for(lambda: not topo.dom0.link_exists(bridge), message="bridge removed")
         assert json.loads(xgw(topo, daemon, "vms", "--json", "list").stdout) == []
     finally:
-        if server is not None:
-            server.kill()
-            server.wait(10)
-        sim.terminate()
-        sim.wait(10)
-        topo.close()
-        shutil.rmtree(sockdir, ignore_errors=True)
+        try:
+            N.stop(server)
+            N.stop(sim)
+        finally:
+            topo.close()
+            shutil.rmtree(sockdir, ignore_errors=True)
