@@ -1,0 +1,55 @@
+"""The README's first command: demo/run, non-interactively, as a newcomer runs it (minus
+the set-up, which is tests/run --prepare and runs in CI's own phase of `.ci/run`)."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from agent.xapisim import datamodel as dm
+from tests.integration import netns as N
+
+DEMO = os.path.join(N.REPO, "demo", "run")
+CHECKS = ("simulator", "daemon", "apply", "vms", "gateway", "ping", "tcp", "horizon",
+          "destroy", "cleanup")
+
+
+def demo(*argv):
+    return subprocess.run(["bash", DEMO, "--no-setup"] + list(argv), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=300,
+                          env=dict(os.environ, PYTHON=sys.executable))
+
+
+def test_the_demo_runs_the_blog_lab_end_to_end_and_cleans_up():
+    if not os.path.exists(os.path.join(dm.default_directory(), "datamodel.json")):
+        pytest.skip("no XenAPI datamodel at %s" % dm.default_directory())
+    prefix = "xgwt-%d-demo" % os.getpid()
+    try:
+        out = demo("--non-interactive", "--prefix", prefix)
+        assert out.returncode == 0, out.stdout
+        summary = out.stdout[out.stdout.index("xapi-gateway demo: summary"):]
+        lines = summary.splitlines()[1:]
+        assert [l.split()[1] for l in lines[:len(CHECKS)]] == list(CHECKS), summary
+        assert all(l.split()[0] == "PASS" for l in lines[:len(CHECKS)]), summary
+        assert re.search(r"^DEMO PASSED: 10/10 checks passed in \d+ s$", summary, re.M)
+        # what the checks saw, from real packets and the real daemon
+        assert "3 of 3 replies" in summary
+        assert "the outside saw 198.51.100.1 (NAT)" in summary
+        assert "answered 'OpenStack Dashboard (Horizon) on the Controller'" in summary
+        assert "Compute has the HIMN on VIF 9" in summary
+        assert "gateway private on xapi1: applied" in out.stdout  # the daemon's own log
+    finally:
+        left = [ns for ns in N.run(["ip", "netns", "list"]).stdout.split()
+                if ns.startswith(prefix)]
+        for ns in left:
+            N.run(["ip", "netns", "del", ns], check=False)
+    assert not left, "the demo left namespaces behind: %s" % left
+    assert not [d for d in os.listdir("/tmp") if d.startswith(prefix)]
+
+
+def test_the_demo_refuses_a_bad_prefix_before_doing_anything():
+    out = demo("--prefix", "Bad_Prefix")
+    assert out.returncode == 2
+    assert "--prefix: lower-case letters" in out.stdout
