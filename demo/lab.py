@@ -526,6 +526,11 @@ def main(argv=None):
     if os.geteuid() != 0:
         parser.error("run it as root (sudo demo/run): it creates network namespaces")
     interactive = not args.non_interactive and sys.stdin.isatty()
+    from agent.xapisim import datamodel
+    if not os.path.exists(os.path.join(datamodel.default_directory(), "datamodel.json")):
+        parser.error("the XenAPI datamodel is not at %s: the simulator needs the project's "
+                     "shared/xapi beside the checkout, or XGW_XAPI_DATAMODEL=DIR"
+                     % datamodel.default_directory())
 
     lab = Lab(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -27,7 +27,7 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
 
-def parse_args(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(
         prog="xapi-gateway-agent",
         description="Make the xapi* bridges of a XenServer / XCP-ng host NAT gateways, "
@@ -44,7 +44,11 @@ def parse_args(argv=None):
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                         help="override the configured log level")
     parser.add_argument("--version", action="version", version="%(prog)s " + agent.__version__)
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def load_config(path):
