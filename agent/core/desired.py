@@ -18,7 +18,11 @@ case, sorted by protocol and port, every destination port written.
 
 The bridge comes from the network record, never from the user. A network whose values
 are invalid is reported (name -> reason) and not applied; it does not stop the others.
+A gateway from XAPI has the source ``xapi:<network uuid>`` (``network_of`` reads it back),
+so that status and logs (the journal's NETWORK=) name the network to fix.
 """
+from collections import namedtuple
+
 from agent.core import model
 from agent.errors import GatewayInvalid
 
@@ -30,12 +34,31 @@ KNOWN = frozenset([ADDRESS, NAT, FORWARDS])
 # Marks what a declarative topology manages (value: the topology's name), on networks and
 # VMs. Deliberately outside PREFIX: a mark alone does not make a network a gateway.
 TOPOLOGY_MARK = "xapi-gateway-topology"
+SOURCE_PREFIX = "xapi:"
+
+
+class Invalid(namedtuple("Invalid", "bridge reason")):
+    """What ``invalid`` maps a name to: ``(bridge, reason)``, and as ``network`` the uuid of
+    the XAPI network whose values are invalid (None where not known)."""
+
+    def __new__(cls, bridge, reason, network=None):
+        self = super(Invalid, cls).__new__(cls, bridge, reason)
+        self.network = network
+        return self
+
+
+def network_of(gateway):
+    """The XAPI network uuid of a gateway from XAPI (source ``xapi:<uuid>``), else None."""
+    source = getattr(gateway, "source", None) or ""
+    if not source.startswith(SOURCE_PREFIX):
+        return None
+    return source[len(SOURCE_PREFIX):] or None
 
 
 def gateways_from_networks(records):
     """``records``: {ref: network record (as XAPI returns it)}.
 
-    Returns (gateways {name: Gateway}, invalid {name: (bridge, reason)}). A gateway is
+    Returns (gateways {name: Gateway}, invalid {name: Invalid(bridge, reason)}). A gateway is
     named after its network's name_label when that is a valid, unique name, otherwise
     ``network-<first 8 of its uuid>``."""
     ours = [rec for rec in records.values()
@@ -45,9 +68,9 @@ def gateways_from_networks(records):
         labels[rec.get("name_label", "")] = labels.get(rec.get("name_label", ""), 0) + 1
     gateways, invalid = {}, {}
     for rec in sorted(ours, key=lambda r: r.get("uuid", "")):
-        label = rec.get("name_label", "")
+        label, uuid = rec.get("name_label", ""), rec.get("uuid", "")
         name = label if labels[label] == 1 and _valid_name(label) else \
-            "network-%s" % rec.get("uuid", "")[:8]
+            "network-%s" % uuid[:8]
         config = rec["other_config"]
         bridge = rec.get("bridge", "")
         unknown = sorted(k for k in config if k.startswith(PREFIX) and k not in KNOWN)
@@ -59,9 +82,10 @@ def gateways_from_networks(records):
                 raise GatewayInvalid("%s is missing" % ADDRESS)
             gateways[name] = model.make_gateway(
                 name, bridge, config[ADDRESS], config.get(NAT, "true"),
-                source="xapi:%s" % rec.get("uuid", ""), forwards=config.get(FORWARDS, ""))
+                source=SOURCE_PREFIX + uuid, forwards=config.get(FORWARDS, ""))
         except GatewayInvalid as exc:
-            invalid[name] = (bridge, "network %s (%s): %s" % (label, rec.get("uuid", ""), exc))
+            invalid[name] = Invalid(bridge, "network %s (%s): %s" % (label, uuid, exc),
+                                    network=uuid or None)
     return gateways, invalid
 
 

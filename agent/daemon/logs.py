@@ -1,8 +1,10 @@
 """Logging: the journal with structured fields under systemd, plain stderr otherwise.
 
-Call sites pass ``extra=reconciler.fields(bridge=..., gateway=..., operation=...)``; the
-journal gets them as BRIDGE=, GATEWAY=, OPERATION= (so ``journalctl BRIDGE=xapi1`` works),
-stderr gets the message alone.
+Call sites pass ``extra=reconciler.fields(bridge=..., gateway=..., network=...,
+operation=...)``; the journal gets them as BRIDGE=, GATEWAY=, NETWORK= (the XAPI network
+uuid of a gateway from XAPI; none for one from the config file) and OPERATION= (so
+``journalctl BRIDGE=xapi1`` or ``journalctl NETWORK=<uuid>`` works), stderr gets the
+message alone ("LEVEL logger: message" under systemd, whose journal adds the time).
 """
 import logging
 import os

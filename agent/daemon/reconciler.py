@@ -14,6 +14,7 @@ from collections import OrderedDict, namedtuple
 
 from agent.core import planner as P
 from agent.core import rules as rulesmod
+from agent.core.desired import network_of
 from agent.errors import AgentError, TransientKernelError
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,8 @@ RoundResult = namedtuple("RoundResult", "ops writes commits errors duration")
 
 
 def fields(**kw):
-    """``extra=`` for structured log fields (journal: BRIDGE=, GATEWAY=, OPERATION=)."""
+    """``extra=`` for structured log fields (journal: BRIDGE=, GATEWAY=, NETWORK=,
+    OPERATION=); a field given as None is left out."""
     return {"xgw_fields": kw}
 
 
@@ -91,6 +93,7 @@ class Reconciler(object):
     def _apply(self, plan):
         """Apply ``plan``; returns {bridge or '*': AgentError} for what failed."""
         errors = {}
+        networks = self._networks(plan)
         for op in plan.netlink_ops():
             try:
                 if isinstance(op, P.AddAddress):
@@ -101,12 +104,14 @@ class Reconciler(object):
                     self.netlink.add_route(op.ifindex, op.network, op.source)
                 log.info("%s %s on %s", type(op).__name__, getattr(op, "address", None)
                          or op.network, op.bridge,
-                         extra=fields(bridge=op.bridge, operation=type(op).__name__))
+                         extra=fields(bridge=op.bridge, network=networks.get(op.bridge),
+                                      operation=type(op).__name__))
             except TransientKernelError:
                 raise
             except AgentError as exc:
                 log.error("%s on %s failed: %s", type(op).__name__, op.bridge, exc,
-                          extra=fields(bridge=op.bridge, operation=type(op).__name__))
+                          extra=fields(bridge=op.bridge, network=networks.get(op.bridge),
+                                       operation=type(op).__name__))
                 errors[op.bridge] = exc
         for table in rulesmod.TABLES:
             ops = plan.table_ops(table)
@@ -118,10 +123,17 @@ class Reconciler(object):
             except TransientKernelError:
                 raise
             except AgentError as exc:
-                log.error("iptables %s: %s", table, exc, extra=fields(operation="commit"))
+                bridges = set()
                 for op in ops:
                     key = getattr(op, "key", None) or getattr(getattr(op, "spec", None), "key", None)
-                    errors[rulesmod.bridge_of(key) if key else "*"] = exc
+                    bridges.add(rulesmod.bridge_of(key) if key else "*")
+                for bridge in bridges:
+                    errors[bridge] = exc
+                # the rules of one bridge alone: the journal names it (and its network)
+                bridge = next(iter(bridges)) if len(bridges) == 1 and "*" not in bridges else None
+                log.error("iptables %s: %s", table, exc,
+                          extra=fields(bridge=bridge, network=networks.get(bridge),
+                                       operation="commit"))
         if any(isinstance(op, P.EnableForwarding) for op in plan.ops):
             try:
                 if self.ip_forward_was is None:
@@ -132,6 +144,12 @@ class Reconciler(object):
                 log.error("cannot enable IPv4 forwarding: %s", exc)
                 errors["*"] = exc
         return errors
+
+    def _networks(self, plan):
+        """{bridge: XAPI network uuid} of the gateways this plan puts in place."""
+        gateways = self.source.gateways()
+        return {st.bridge: network_of(gateways.get(name)) for name, st in plan.status.items()
+                if st.state != P.REFUSED}
 
     def _record(self, plan, errors):
         now, mono = self.wallclock(), self.clock()
@@ -169,8 +187,9 @@ class Reconciler(object):
                 "since_monotonic": old["since_monotonic"] if unchanged else mono,
             }
             if not unchanged:
-                _log_state(name, st.bridge, state, reason, error)
-        for name, (bridge, reason) in sorted(self.source.invalid().items()):
+                _log_state(name, st.bridge, state, reason, error, network_of(gw))
+        for name, entry in sorted(self.source.invalid().items()):
+            bridge, reason = entry
             old = self.status.get(name)
             unchanged = old is not None and old["state"] == "invalid" and old["reason"] == reason
             status[name] = {"name": name, "bridge": bridge, "address": None, "nat": None,
@@ -179,7 +198,8 @@ class Reconciler(object):
                             "since_monotonic": old["since_monotonic"] if unchanged else mono}
             if not unchanged:
                 log.error("not applied: %s", reason,
-                          extra=fields(gateway=name, bridge=bridge, operation="state"))
+                          extra=fields(gateway=name, bridge=bridge, operation="state",
+                                       network=getattr(entry, "network", None)))
         self.status = status
 
     def summary(self):
@@ -191,8 +211,8 @@ class Reconciler(object):
                                    ": " + parts if parts else "")
 
 
-def _log_state(name, bridge, state, reason, error):
-    extra = fields(gateway=name, bridge=bridge, operation="state")
+def _log_state(name, bridge, state, reason, error, network=None):
+    extra = fields(gateway=name, bridge=bridge, network=network, operation="state")
     if state == P.REFUSED:
         log.error("gateway %s on %s refused: %s", name, bridge, reason, extra=extra)
     elif state == "error":

@@ -2,8 +2,10 @@
 
 The configuration file is the first source; XAPI (networks' other_config) joins it later
 through the same interface, and ``Merged`` puts several together, refusing a name that two
-sources both define.
+sources both define. ``invalid() -> {name: desired.Invalid}`` reports what is not applied,
+with the XAPI network uuid where there is one (the journal's NETWORK=).
 """
+from agent.core.desired import Invalid, network_of
 
 
 class StaticSource(object):
@@ -81,7 +83,8 @@ class MergedSource(object):
             merged.update(source.invalid())
             for name, gw in source.gateways().items():
                 if name in seen and seen[name] is not gw:
-                    merged[name + "@" + gw.source] = (gw.bridge, "gateway name %s is already "
-                                                      "defined by %s" % (name, seen[name].source))
+                    merged[name + "@" + gw.source] = Invalid(
+                        gw.bridge, "gateway name %s is already defined by %s"
+                        % (name, seen[name].source), network=network_of(gw))
                 seen.setdefault(name, gw)
         return merged
