@@ -35,6 +35,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from agent.xapisim import firewall  # noqa: E402  (after the path above)
+from agent.xapisim.netns import CommandFailed, Netns  # noqa: E402
 
 EXAMPLE = os.path.join(REPO, "examples", "blog-lab.yaml")
 DOM0_UPLINK, OUTSIDE = "198.51.100.1", "198.51.100.2"   # TEST-NET-2, between our namespaces
@@ -102,46 +103,6 @@ class DemoFailed(Exception):
 
 
 # ---------------------------------------------------------------- namespaces
-def run(cmd, check=True, input=None, timeout=120, env=None):
-    proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=timeout, env=env)
-    if check and proc.returncode != 0:
-        raise DemoFailed("%s failed (exit %d): %s%s" % (" ".join(cmd), proc.returncode,
-                                                         proc.stdout, proc.stderr))
-    return proc
-
-
-class Netns(object):
-    def __init__(self, name):
-        self.name = name
-
-    def create(self):
-        run(["ip", "netns", "add", self.name])
-        self.run(["ip", "link", "set", "lo", "up"])
-
-    def exists(self):
-        return self.name in namespaces()
-
-    def run(self, cmd, **kw):
-        return run(["ip", "netns", "exec", self.name] + list(cmd), **kw)
-
-    def popen(self, cmd, **kw):
-        return subprocess.Popen(["ip", "netns", "exec", self.name] + list(cmd), **kw)
-
-    def delete(self):
-        for pid in run(["ip", "netns", "pids", self.name], check=False).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-        run(["ip", "netns", "del", self.name], check=False)
-
-
-def namespaces():
-    out = run(["ip", "netns", "list"], check=False).stdout
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
-
-
 def wait_for(what, predicate, timeout=30, interval=0.2):
     deadline = time.monotonic() + timeout
     while True:
@@ -553,7 +514,7 @@ def main(argv=None):
             step()
             if step == lab.traffic and interactive:
                 lab.look_around()
-    except DemoFailed as exc:
+    except (DemoFailed, CommandFailed) as exc:
         failure = str(exc)
     except KeyboardInterrupt:
         failure = "interrupted"

@@ -17,6 +17,7 @@ import threading
 import time
 
 from agent.xapisim import firewall
+from agent.xapisim import netns as hostns
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers")
@@ -25,28 +26,15 @@ _counter = itertools.count()
 DOM0_FIREWALL = firewall.DOM0_FIREWALL  # Dom0's stock filter table
 
 
-def run(cmd, check=True, input=None, timeout=60):
-    proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError("%s failed (%d): %s%s" % (" ".join(cmd), proc.returncode,
-                                                       proc.stdout, proc.stderr))
-    return proc
+run = hostns.run
 
 
-class Netns(object):
-    """A named network namespace; ``ns.run([...])`` runs a command inside it."""
+class Netns(hostns.Netns):
+    """A namespace of the tests, named ``xgwt-<pid>-<n>-<role>``, created at once."""
 
     def __init__(self, role):
-        self.name = "xgwt-%d-%d-%s" % (os.getpid(), next(_counter), role)
-        run(["ip", "netns", "add", self.name])
-        self.run(["ip", "link", "set", "lo", "up"])
-
-    def run(self, cmd, **kw):
-        return run(["ip", "netns", "exec", self.name] + list(cmd), **kw)
-
-    def popen(self, cmd, **kw):
-        return subprocess.Popen(["ip", "netns", "exec", self.name] + list(cmd), **kw)
+        super(Netns, self).__init__("xgwt-%d-%d-%s" % (os.getpid(), next(_counter), role))
+        self.create()
 
     def ipt(self, *args, **kw):
         return self.run(["iptables-legacy", "-w"] + list(args), **kw)
@@ -73,15 +61,6 @@ class Netns(object):
 
     def link_exists(self, dev):
         return self.run(["ip", "link", "show", dev], check=False).returncode == 0
-
-    def delete(self):
-        pids = run(["ip", "netns", "pids", self.name], check=False).stdout.split()
-        for pid in pids:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-        run(["ip", "netns", "del", self.name], check=False)
 
 
 class Topology(object):

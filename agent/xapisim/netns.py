@@ -1,0 +1,57 @@
+"""Named network namespaces that stand in for a host, a VM's NIC or the world outside, for
+the tests, the benchmark and the demo (``ip netns``; root).
+
+Only namespaces made through this class are ever changed or deleted, and deleting one
+first kills what still runs inside it.
+"""
+import os
+import signal
+import subprocess
+
+
+class CommandFailed(AssertionError):
+    """A command exited with a non-zero status (its output is in the message)."""
+
+
+def run(cmd, check=True, input=None, timeout=60, env=None):
+    proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise CommandFailed("%s failed (%d): %s%s" % (" ".join(cmd), proc.returncode,
+                                                      proc.stdout, proc.stderr))
+    return proc
+
+
+def names():
+    """The named network namespaces that exist now."""
+    out = run(["ip", "netns", "list"], check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+class Netns(object):
+    """A named network namespace; ``ns.run([...])`` runs a command inside it."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def create(self):
+        run(["ip", "netns", "add", self.name])
+        self.run(["ip", "link", "set", "lo", "up"])
+        return self
+
+    def exists(self):
+        return self.name in names()
+
+    def run(self, cmd, **kw):
+        return run(["ip", "netns", "exec", self.name] + list(cmd), **kw)
+
+    def popen(self, cmd, **kw):
+        return subprocess.Popen(["ip", "netns", "exec", self.name] + list(cmd), **kw)
+
+    def delete(self):
+        for pid in run(["ip", "netns", "pids", self.name], check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        run(["ip", "netns", "del", self.name], check=False)
