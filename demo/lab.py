@@ -35,7 +35,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from agent.xapisim import firewall  # noqa: E402  (after the path above)
-from agent.xapisim.netns import CommandFailed, Netns  # noqa: E402
+from agent.xapisim.netns import Netns, wait_for  # noqa: E402
 
 EXAMPLE = os.path.join(REPO, "examples", "blog-lab.yaml")
 DOM0_UPLINK, OUTSIDE = "198.51.100.1", "198.51.100.2"   # TEST-NET-2, between our namespaces
@@ -103,17 +103,6 @@ class DemoFailed(Exception):
 
 
 # ---------------------------------------------------------------- namespaces
-def wait_for(what, predicate, timeout=30, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise DemoFailed("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
 def stop(proc, timeout=10):
     if proc is None or proc.poll() is not None:
         return
@@ -130,10 +119,7 @@ def stop(proc, timeout=10):
 def serve(kind, address, port, directory=None):
     """'whoami': answers each HTTP request with the client address it sees;
     'horizon': serves ``directory`` (the Controller's dashboard)."""
-    try:
-        from http.server import HTTPServer, SimpleHTTPRequestHandler, BaseHTTPRequestHandler
-    except ImportError:  # pragma: no cover
-        raise
+    from http.server import HTTPServer, SimpleHTTPRequestHandler, BaseHTTPRequestHandler
     if kind == "whoami":
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
@@ -314,7 +300,7 @@ socket = {w}/api.sock
                 raise DemoFailed("the daemon exited with %s:\n%s"
                                  % (self.daemon.returncode, self.daemon_log()))
             return any("READY=1" in m.split("\n") for m in self.notify)
-        wait_for("the daemon's READY=1", ready, timeout=60)
+        wait_for(ready, timeout=60, interval=0.1, message="the daemon's READY=1")
         status = [line[7:] for m in self.notify for line in m.split("\n")
                   if line.startswith("STATUS=")]
         OUT.show("sd_notify: READY=1, STATUS=%s" % (status[-1] if status else "?"))
@@ -353,7 +339,7 @@ socket = {w}/api.sock
         def applied():
             gws = self.xgw_json("gateways")
             return [g for g in gws if g["name"] == "private" and g["state"] == "applied"]
-        wait_for("the private gateway applied", applied, timeout=30)
+        wait_for(applied, timeout=30, interval=0.1, message="the private gateway applied")
         OUT.note("the daemon's log (%s):" % self.path("agent.log"))
         OUT.show("\n".join(l for l in self.daemon_log().splitlines()
                            if "agent.daemon" in l and bridge in l))
@@ -443,7 +429,7 @@ socket = {w}/api.sock
         def gone():
             return not self.dom0.run(["ip", "link", "show", self.bridge],
                                      check=False).returncode == 0
-        wait_for("the private bridge removed", gone, timeout=30)
+        wait_for(gone, timeout=30, interval=0.1, message="the private bridge removed")
         left = [l for t in ("nat", "filter")
                 for l in self.dom0.run(["iptables-legacy-save", "-t", t]).stdout.splitlines()
                 if "xgw:%s:" % self.bridge in l or l.startswith(":XGW-PREROUTING")]
@@ -514,7 +500,7 @@ def main(argv=None):
             step()
             if step == lab.traffic and interactive:
                 lab.look_around()
-    except (DemoFailed, CommandFailed) as exc:
+    except (DemoFailed, AssertionError) as exc:  # a check, a command, a wait
         failure = str(exc)
     except KeyboardInterrupt:
         failure = "interrupted"

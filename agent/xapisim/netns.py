@@ -7,10 +7,27 @@ first kills what still runs inside it.
 import os
 import signal
 import subprocess
+import time
 
 
 class CommandFailed(AssertionError):
     """A command exited with a non-zero status (its output is in the message)."""
+
+
+class TimedOut(AssertionError):
+    """What ``wait_for`` waited for did not come."""
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
+    """Poll ``predicate`` until it returns a truthy value, which is returned."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimedOut("timed out after %ss waiting for %s (last: %r)" % (timeout, message, last))
 
 
 def run(cmd, check=True, input=None, timeout=60, env=None):

@@ -268,16 +268,7 @@ def stop(proc, timeout=10.0):
         raise AssertionError("%s ignored SIGTERM for %ss" % (proc.args, timeout))
 
 
-def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
-    """Poll ``predicate`` until it returns a truthy value; the tests' only way to wait."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, message, last))
+wait_for = hostns.wait_for  # the tests' only way to wait
 
 
 def make_workdir():
