@@ -184,13 +184,16 @@ def test_journal_gets_structured_fields(journal, workdir, daemons):
         assert entry["PRIORITY"] in PRIORITIES, entry
         assert entry["MESSAGE"], entry
     states = journal.entries(OPERATION="state", GATEWAY="private")
+    assert len(states) >= 2, entries
     absent, applied = states[0], states[-1]   # "down" between them if a round saw it so
     assert applied["MESSAGE"] == "gateway private on xapi1: applied"
     assert absent["MESSAGE"] == ("gateway private on xapi1: absent "
                                  "(bridge xapi1 does not exist yet)")
     assert (absent["BRIDGE"], absent["PRIORITY"]) == ("xapi1", "6")
     assert (applied["BRIDGE"], applied["PRIORITY"]) == ("xapi1", "6")
-    [add] = journal.entries(OPERATION="AddAddress")
+    adds = journal.entries(OPERATION="AddAddress")
+    assert len(adds) == 1, entries
+    add = adds[0]
     assert add["MESSAGE"] == "AddAddress 172.16.1.1/24 on xapi1"
     assert (add["BRIDGE"], add["PRIORITY"], add["LOGGER"]) == (
         "xapi1", "6", "agent.daemon.reconciler")
@@ -225,7 +228,9 @@ def test_journal_names_the_xapi_network(journal, xapi, workdir, daemons):
     finally:
         ns.delete()
 
-    [add] = journal.entries(OPERATION="AddAddress")
+    adds = journal.entries(OPERATION="AddAddress")
+    assert len(adds) == 1, journal.entries()
+    add = adds[0]
     assert (add["BRIDGE"], add["NETWORK"]) == (bridge, network)
     states = journal.entries(OPERATION="state", GATEWAY="private")
     assert states and all((e["BRIDGE"], e["NETWORK"]) == (bridge, network) for e in states)
