@@ -480,7 +480,9 @@ def main(argv=None):
                      % datamodel.default_directory())
 
     lab = Lab(args)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    def interrupted(*_):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, interrupted)  # as Ctrl-C: clean up, then the summary
     steps = [
         ("Set up the stand-ins: a 'Dom0', a VM NIC and the outside world", lab.prepare),
         ("Start the XAPI simulator in Dom0", lab.start_simulator),

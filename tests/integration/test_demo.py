@@ -2,6 +2,7 @@
 the set-up, which is tests/run --prepare and runs in CI's own phase of `.ci/run`)."""
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -46,6 +47,36 @@ def test_the_demo_runs_the_blog_lab_end_to_end_and_cleans_up():
         for ns in left:
             N.run(["ip", "netns", "del", ns], check=False)
     assert not left, "the demo left namespaces behind: %s" % left
+    assert not [d for d in os.listdir("/tmp") if d.startswith(prefix)]
+
+
+def test_an_interrupted_demo_still_cleans_up_and_says_so():
+    if not os.path.exists(os.path.join(dm.default_directory(), "datamodel.json")):
+        pytest.skip("no XenAPI datamodel at %s" % dm.default_directory())
+    prefix = "xgwt-%d-demoint" % os.getpid()
+    proc = subprocess.Popen([sys.executable, os.path.join(N.REPO, "demo", "lab.py"),
+                             "--non-interactive", "--prefix", prefix],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("[5/10]"):   # the lab is up, the VMs are being started
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest = proc.communicate(timeout=120)[0]
+    finally:
+        N.stop(proc)
+        left = [ns for ns in N.run(["ip", "netns", "list"]).stdout.split()
+                if ns.startswith(prefix)]
+        for ns in left:
+            N.run(["ip", "netns", "del", ns], check=False)
+    assert proc.returncode == 1, "".join(seen) + rest
+    assert re.search(r"^DEMO FAILED: \d+/10 checks passed in \d+ s \(interrupted\)$", rest,
+                     re.M), rest
+    assert re.search(r"^  PASS  cleanup ", rest, re.M), rest
+    assert not left, "the interrupted demo left namespaces behind: %s" % left
     assert not [d for d in os.listdir("/tmp") if d.startswith(prefix)]
 
 
