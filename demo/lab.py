@@ -35,7 +35,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from agent.xapisim import firewall  # noqa: E402  (after the path above)
-from agent.xapisim.netns import Netns, wait_for  # noqa: E402
+from agent.xapisim.netns import Netns, stop, wait_for  # noqa: E402
 
 EXAMPLE = os.path.join(REPO, "examples", "blog-lab.yaml")
 DOM0_UPLINK, OUTSIDE = "198.51.100.1", "198.51.100.2"   # TEST-NET-2, between our namespaces
@@ -100,18 +100,6 @@ class Checks(object):
 
 class DemoFailed(Exception):
     pass
-
-
-# ---------------------------------------------------------------- namespaces
-def stop(proc, timeout=10):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout)
 
 
 # ---------------------------------------------------------------- small servers

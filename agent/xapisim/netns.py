@@ -30,6 +30,22 @@ def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
     raise TimedOut("timed out after %ss waiting for %s (last: %r)" % (timeout, message, last))
 
 
+def stop(proc, timeout=10.0):
+    """Terminate a child, and kill it if it has not exited after ``timeout`` seconds, so
+    that a clean-up (namespaces, directories) always runs after it. Returns False when it
+    had to be killed."""
+    if proc is None or proc.poll() is not None:
+        return True
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+
+
 def run(cmd, check=True, input=None, timeout=60, env=None):
     proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=timeout, env=env)

@@ -255,16 +255,8 @@ class Daemon(object):
 
 
 def stop(proc, timeout=10.0):
-    """Terminate a child, and kill it if it has not exited after ``timeout`` seconds, so
-    that a test's clean-up (namespaces, directories) always runs after it."""
-    if proc is None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """hostns.stop, and a test failure when the child ignored SIGTERM."""
+    if not hostns.stop(proc, timeout):
         raise AssertionError("%s ignored SIGTERM for %ss" % (proc.args, timeout))
 
 
