@@ -93,7 +93,7 @@ class Reconciler(object):
     def _apply(self, plan):
         """Apply ``plan``; returns {bridge or '*': AgentError} for what failed."""
         errors = {}
-        networks = self._networks(plan)
+        networks = self._networks(plan) if plan.ops else {}  # log fields; idle rounds: none
         for op in plan.netlink_ops():
             try:
                 if isinstance(op, P.AddAddress):
