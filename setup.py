@@ -22,13 +22,23 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.6",
     packages=find_packages(include=["agent", "agent.*"]),
-    # Floors are the oldest versions that still install on Python 3.6 (Dom0);
+    # The XenAPI datamodel the simulator follows (agent/xapisim/data/README.md says where
+    # it comes from); MANIFEST.in puts the same files, and the rest of the tree, in the sdist.
+    package_data={"agent.xapisim": ["data/*.json", "data/*.md", "data/*.py"]},
+    include_package_data=True,
+    zip_safe=False,
+    # Every runtime import of agent/, at floors that still install on Python 3.6 (Dom0):
     # requirements/oldest.txt pins exactly these and CI runs the suite against them.
     install_requires=[
+        "aiohttp>=3.8.6",  # the HTTP API (daemon) and its client (xgw)
         "pyroute2>=0.7.11",
+        # 0.9 imports typing.Literal (Python 3.8+) but does not say so in python_requires:
+        # pip would install it on Dom0's 3.6 and the daemon would not start.
+        'pyroute2<0.9; python_version < "3.8"',
         "python-iptables>=1.0.1",
         "pyudev>=0.23.2",
         "PyYAML>=6.0.1",  # topology files (agent/topology); JSON ones need nothing
+        "XenAPI>=23.8.0",  # the XAPI adapter, the service layer and the simulator's tests
     ],
     extras_require={
         "journal": ["systemd-python>=235"],

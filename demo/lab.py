@@ -463,8 +463,8 @@ def main(argv=None):
     interactive = not args.non_interactive and sys.stdin.isatty()
     from agent.xapisim import datamodel
     if not os.path.exists(os.path.join(datamodel.default_directory(), "datamodel.json")):
-        parser.error("the XenAPI datamodel is not at %s: the simulator needs the project's "
-                     "shared/xapi beside the checkout, or XGW_XAPI_DATAMODEL=DIR"
+        parser.error("the XenAPI datamodel is not at %s: XGW_XAPI_DATAMODEL names a "
+                     "directory without datamodel.json (unset it to use the packaged copy)"
                      % datamodel.default_directory())
 
     lab = Lab(args)

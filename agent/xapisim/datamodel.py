@@ -1,7 +1,7 @@
 """The XenAPI datamodel as data: classes, fields, messages and errors.
 
-Loaded from the xapi project's published datamodel (``datamodel.json``, ``errors.json``:
-see ../shared/xapi/README.md). Nothing here is written per class: the simulator's
+Loaded from the xapi project's published datamodel (``datamodel.json``, ``errors.json``,
+package data in ``agent/xapisim/data``: see its README.md for their provenance). Nothing here is written per class: the simulator's
 implicit messages (getters, setters, constructors...) are all derived from this data.
 """
 import datetime
@@ -17,6 +17,7 @@ Message = namedtuple("Message", "name params result implicit errors constructor_
 
 EPOCH = xmlrpc.client.DateTime(datetime.datetime(1970, 1, 1))
 NULL_REF = "OpaqueRef:NULL"
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
 class XapiClass(object):
@@ -64,13 +65,9 @@ class Datamodel(object):
 
 
 def default_directory():
-    """Where the datamodel files are: $XGW_XAPI_DATAMODEL, else ../shared/xapi beside the
-    checkout."""
-    env = os.environ.get("XGW_XAPI_DATAMODEL")
-    if env:
-        return env
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.normpath(os.path.join(here, "..", "..", "..", "shared", "xapi"))
+    """Where the datamodel files are: $XGW_XAPI_DATAMODEL, else the copy shipped in this
+    package (``agent/xapisim/data``)."""
+    return os.environ.get("XGW_XAPI_DATAMODEL") or DATA_DIR
 
 
 def ref_class(type_name):

@@ -21,7 +21,8 @@ def test_the_two_commands_exist_and_ci_runs_them():
     with open(os.path.join(REPO, ".ci", "run")) as f:
         ci = f.read()
     assert "bash tests/run -ra" in ci and "bash tests/run --oldest" in ci
-    assert "bash demo/run --non-interactive" in ci
+    assert '"$dir/xapi-gateway/demo/run" --non-interactive' in ci  # a clone, alone
+    assert "bash .ci/install-check" in ci  # the wheel, away from any checkout
 
 
 def test_the_api_table_lists_exactly_the_documented_operations_with_their_scope():

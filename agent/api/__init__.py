@@ -1,0 +1,1 @@
+"""The HTTP API (aiohttp): routes, middlewares and handlers over the service layer."""
