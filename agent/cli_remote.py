@@ -11,18 +11,18 @@ Exit codes a script can rely on: 0 done; 1 failed (XAPI refused, see the message
 """
 import json
 import os
-import re
 import sys
 
 from agent.api.client import ApiError, Client
 from agent.core import config as configmod
+from agent.core import model
+from agent.errors import GatewayInvalid
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_AUTH = 4, 5, 6
 _BY_STATUS = {400: EXIT_USAGE, 401: EXIT_AUTH, 403: EXIT_AUTH, 404: EXIT_NOT_FOUND,
               409: EXIT_CONFLICT, 413: EXIT_USAGE, 415: EXIT_USAGE, 0: EXIT_UNAVAILABLE,
               503: EXIT_UNAVAILABLE}
-_FORWARD = re.compile(r"^(tcp|udp):(\d{1,5})=([0-9.]+):(\d{1,5})$")
 COMMANDS = ("networks", "vms", "gateways", "plan", "apply", "destroy", "diagram")
 
 
@@ -120,8 +120,11 @@ def _gateway_flags(parser, required):
     parser.add_argument("--gateway", required=required, metavar="CIDR",
                         help="gateway address with prefix, e.g. 172.16.0.1/24")
     parser.add_argument("--no-nat", action="store_true", help="route only, no masquerade")
+    parser.add_argument("--public", action="store_true",
+                        help="allow a subnet outside the private (RFC 1918) and shared "
+                             "(RFC 6598) ranges")
     parser.add_argument("--forward", action="append", default=[],
-                        metavar="PROTO:PORT=ADDRESS:PORT",
+                        metavar="PROTO:PORT=ADDRESS[:PORT]",
                         help="publish a VM's port on the host, e.g. tcp:8080=172.16.0.3:80")
 
 
@@ -302,18 +305,22 @@ _COMMANDS = {"networks": _networks, "vms": _vms, "gateways": _gateways, "plan": 
 # ---- input ---------------------------------------------------------------------------------
 def _gateway_body(args):
     body = {"address": args.gateway, "nat": not args.no_nat}
+    if args.public:
+        body["public"] = True
     if args.forward:
         body["forwards"] = [_forward(text) for text in args.forward]
     return body
 
 
 def _forward(text):
-    match = _FORWARD.match(text)
-    if not match:
-        raise ApiError("--forward %s: write PROTO:PORT=ADDRESS:PORT, e.g. "
-                       "tcp:8080=172.16.0.3:80" % text, status=400)
-    proto, port, address, to_port = match.groups()
-    return {"proto": proto, "port": int(port), "to": "%s:%s" % (address, to_port)}
+    """A --forward in the config file's and xe's text form, parsed by agent.core.model."""
+    try:
+        forwards = model.parse_forwards(text, "--forward")
+    except GatewayInvalid as exc:
+        raise ApiError(str(exc), status=400)
+    if len(forwards) != 1:
+        raise ApiError("--forward %r: give one forward per --forward" % text, status=400)
+    return forwards[0].as_dict()
 
 
 def _disk(text):

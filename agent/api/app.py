@@ -398,14 +398,7 @@ class Api(object):
 # ---- views -----------------------------------------------------------------------------
 def network_view(x, ref, rec):
     config = rec["other_config"]
-    gateway = None
-    if desired.ADDRESS in config:
-        gateways, _invalid = desired.gateways_from_networks({ref: rec})
-        gw = next(iter(gateways.values()), None)  # None: invalid values, shown as stored
-        gateway = {"address": config[desired.ADDRESS],
-                   "nat": config.get(desired.NAT, "true") == "true",
-                   "forwards": [] if gw is None else [
-                       {"proto": f.proto, "port": f.port, "to": f.to} for f in gw.forwards]}
+    gateway = desired.gateway_view(rec)
     vlan = None
     for pif in rec["PIFs"]:
         tag = int(x.PIF.get_VLAN(pif))

@@ -50,18 +50,24 @@ SCHEMAS = {
         "message": _STR,
         "details": {"type": "object"}}, required=("code", "message", "details"))},
         required=("error",), description="The one error body of every failing request"),
+    # Values are checked by agent.core.model, as for the config file, xe and topology
+    # files (same sets, same sentences); the schema says the JSON types and sizes.
     "Forward": _obj({
-        "proto": {"type": "string", "enum": ["tcp", "udp"]},
-        "port": _int(1, 65535, "port on the host's own addresses"),
-        "to": {"type": "string", "maxLength": 21, "pattern": r"^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$",
-               "description": "ADDRESS:PORT inside the gateway's subnet"}},
+        "proto": {"type": "string", "maxLength": 8, "description": "tcp or udp (any case)"},
+        "port": {"type": "integer",
+                 "description": "port on the host's own addresses, 1 to 65535; not tcp 22, "
+                                "80 or 443 (Dom0's own)"},
+        "to": {"type": "string", "maxLength": 21,
+               "description": "ADDRESS[:PORT] of a host of the gateway's subnet (PORT "
+                              "default: port)"}},
         required=("proto", "port", "to"),
         description="A port forward (DNAT) from the host to a VM on the private network"),
     "GatewaySpec": _obj({
         "address": {"type": "string", "maxLength": 18,
-                    "pattern": r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$",
                     "description": "gateway address with prefix, e.g. 172.16.0.1/24"},
         "nat": _BOOL,
+        "public": {"type": "boolean", "description": "allow a subnet outside the private "
+                   "(RFC 1918) and shared (RFC 6598) ranges (default false)"},
         "forwards": {"type": "array", "maxItems": 256, "items": _ref("Forward")}},
         required=("address",)),
     "VlanSpec": _obj({"tag": _int(0, 4094), "pif": {"type": "string", "minLength": 1,
@@ -73,7 +79,7 @@ SCHEMAS = {
     "Network": _obj({
         "uuid": _STR, "name": _STR, "description": _STR, "bridge": _STR,
         "vlan": {"type": "integer", "nullable": True},
-        "gateway": _obj({"address": _STR, "nat": _BOOL,
+        "gateway": _obj({"address": _STR, "nat": _BOOL, "public": _BOOL,
                          "forwards": {"type": "array", "items": _ref("Forward")}},
                         nullable=True),
         "himn": _BOOL,

@@ -18,7 +18,7 @@ import io
 import os
 from collections import OrderedDict, namedtuple
 
-from agent.core import model
+from agent.core import conflicts, model
 from agent.errors import ConfigError, GatewayInvalid
 
 DEFAULT_PATH = "/etc/xapi-gateway/agent.conf"
@@ -175,6 +175,9 @@ GATEWAY_SCHEMA = OrderedDict([
                         "PROTO:PORT=ADDRESS:PORT[,...], e.g. tcp:8080=172.16.1.10:80,"
                         "udp:5353=172.16.1.11:53 (tcp or udp; not tcp 22, 80 or 443, "
                         "Dom0's own). A (proto, port) belongs to one gateway.")),
+    ("public", Option(_bool, False,
+                      "Allow a subnet outside the private (RFC 1918) and shared "
+                      "(RFC 6598) ranges, which may be routed on the internet.")),
 ])
 
 
@@ -222,9 +225,12 @@ def load(path):
 
 
 def parse(text, path="<string>"):
+    # Comments are whole lines starting with '#' or ';'; a '#' after a value is part of
+    # it (a password may hold one), so 'address = 172.16.1.1/24 # lab' is refused, not cut.
     parser = configparser.ConfigParser(interpolation=None, strict=True,
                                        default_section="\0no-defaults",
-                                       inline_comment_prefixes=("#", ";"))
+                                       comment_prefixes=("#", ";"),
+                                       inline_comment_prefixes=None)
     parser.optionxform = str  # keys are case-sensitive; 'Bridge' is a typo, not 'bridge'
     try:
         parser.read_string(text, source=path)
@@ -238,6 +244,7 @@ def parse(text, path="<string>"):
     api_values = {k: o.default for k, o in API_SCHEMA.items()}
     gateways = OrderedDict()
     bridges = {}
+    claims = conflicts.Claims()  # subnets and ports of the file's gateways so far
     for section in parser.sections():
         items = parser.items(section)
         if section == "agent":
@@ -262,12 +269,18 @@ def parse(text, path="<string>"):
                                   % (path, section, values["bridge"], GATEWAY_PREFIX,
                                      bridges[values["bridge"]]),
                                   path=path, section=section, key="bridge")
-            try:  # the destinations must be in this gateway's subnet
-                values["forwards"] = model.check_forwards(values["forwards"],
-                                                          values["address"])
+            try:  # the values together: subnet range, forwards in the subnet
+                values["forwards"] = model.check_gateway(values["address"],
+                                                         values["forwards"], values["public"])
             except GatewayInvalid as exc:
                 raise ConfigError("config %s [%s]: %s" % (path, section, exc), path=path,
-                                  section=section, key="forwards")
+                                  section=section, key=exc.details.get("field"))
+            clash = claims.conflict(values["address"].network, values["forwards"])
+            if clash is not None:  # what the daemon would refuse the gateway for
+                raise ConfigError("config %s [%s]: %s" % (path, section, clash.reason),
+                                  path=path, section=section,
+                                  key="address" if clash.index is None else "forwards")
+            claims.add(name, values["address"].network, values["forwards"])
             bridges[values["bridge"]] = name
             gateways[name] = model.Gateway(name=name, source="config", **values)
         else:
@@ -324,8 +337,8 @@ def reference():
     lines.append("")
     lines.append("[gateway:NAME]   (one section per gateway)")
     for key, opt in GATEWAY_SCHEMA.items():
-        default = "(required)" if opt.default is None else (
-            "(none)" if opt.default == () else opt.default)
+        default = "(required)" if opt.default is None else "no" if opt.default is False \
+            else "(none)" if opt.default == () else opt.default
         lines.append("%-16s default %-24s %s" % (key, default, opt.help))
     return "\n".join(lines)
 

@@ -7,6 +7,8 @@ other-config:xapi-gateway.address=172.16.1.1/24`` is a supported interface:
     xapi-gateway.nat       true/false (default true)
     xapi-gateway.forwards  port forwards (DNAT) from the host to hosts of the subnet, as
                            comma-separated PROTO:PORT=ADDRESS:PORT entries (default none)
+    xapi-gateway.public    true/false (default false): allow a subnet outside the private
+                           (RFC 1918) and shared (RFC 6598) ranges
 
     xe network-param-set uuid=<network uuid>          (one command, wrapped here)
        other-config:xapi-gateway.forwards=tcp:8080=172.16.1.10:80,udp:5353=172.16.1.11:53
@@ -30,7 +32,8 @@ PREFIX = "xapi-gateway."
 ADDRESS = PREFIX + "address"
 NAT = PREFIX + "nat"
 FORWARDS = PREFIX + "forwards"
-KNOWN = frozenset([ADDRESS, NAT, FORWARDS])
+PUBLIC = PREFIX + "public"
+KNOWN = frozenset([ADDRESS, NAT, FORWARDS, PUBLIC])
 # Marks what a declarative topology manages (value: the topology's name), on networks and
 # VMs. Deliberately outside PREFIX: a mark alone does not make a network a gateway.
 TOPOLOGY_MARK = "xapi-gateway-topology"
@@ -71,22 +74,61 @@ def gateways_from_networks(records):
         label, uuid = rec.get("name_label", ""), rec.get("uuid", "")
         name = label if labels[label] == 1 and _valid_name(label) else \
             "network-%s" % uuid[:8]
-        config = rec["other_config"]
         bridge = rec.get("bridge", "")
-        unknown = sorted(k for k in config if k.startswith(PREFIX) and k not in KNOWN)
         try:
-            if unknown:
-                raise GatewayInvalid("unknown key %s (known: %s)"
-                                     % (", ".join(unknown), ", ".join(sorted(KNOWN))))
-            if ADDRESS not in config:
-                raise GatewayInvalid("%s is missing" % ADDRESS)
-            gateways[name] = model.make_gateway(
-                name, bridge, config[ADDRESS], config.get(NAT, "true"),
-                source=SOURCE_PREFIX + uuid, forwards=config.get(FORWARDS, ""))
+            gateways[name] = read_gateway(rec, name)
         except GatewayInvalid as exc:
             invalid[name] = Invalid(bridge, "network %s (%s): %s" % (label, uuid, exc),
                                     network=uuid or None)
     return gateways, invalid
+
+
+def read_gateway(rec, name=None):
+    """The Gateway that a network record's other_config holds, None when it has no
+    ``xapi-gateway.*`` key; raises GatewayInvalid when its values are invalid. ``name``:
+    the gateway's name (default: the network's uuid). The one reader of these keys: the
+    daemon, the API's network views and the topology planner all call it."""
+    config = rec.get("other_config", {})
+    if not any(k.startswith(PREFIX) for k in config):
+        return None
+    uuid = rec.get("uuid", "")
+    unknown = sorted(k for k in config if k.startswith(PREFIX) and k not in KNOWN)
+    if unknown:
+        raise GatewayInvalid("unknown key %s (known: %s)"
+                             % (", ".join(unknown), ", ".join(sorted(KNOWN))))
+    if ADDRESS not in config:
+        raise GatewayInvalid("%s is missing" % ADDRESS)
+    return model.make_gateway(
+        name or "network-%s" % (uuid[:8] or "unknown"), rec.get("bridge", ""), config[ADDRESS], config.get(NAT, "true"),
+        source=SOURCE_PREFIX + uuid, forwards=config.get(FORWARDS, ""),
+        public=config.get(PUBLIC, "false"))
+
+
+def gateway_view(rec):
+    """A network's gateway as the API shows it ({address, nat, forwards, public}), None
+    without one. Invalid values are shown as stored, with no forwards (status says why)."""
+    config = rec.get("other_config", {})
+    try:
+        gw = read_gateway(rec)
+    except GatewayInvalid:
+        if ADDRESS not in config:
+            return None
+        return {"address": config[ADDRESS], "nat": config.get(NAT, "true") == "true",
+                "forwards": [], "public": config.get(PUBLIC, "false") == "true"}
+    if gw is None:
+        return None
+    return {"address": str(gw.address), "nat": gw.nat,
+            "forwards": [f.as_dict() for f in gw.forwards], "public": gw.public}
+
+
+def other_config(address, nat=True, forwards=(), public=False):
+    """The other_config keys of a gateway, canonical: what the service layer writes."""
+    config = {ADDRESS: str(address), NAT: "true" if nat else "false"}
+    if forwards:
+        config[FORWARDS] = model.format_forwards(forwards)
+    if public:
+        config[PUBLIC] = "true"
+    return config
 
 
 def _valid_name(label):

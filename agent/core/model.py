@@ -14,6 +14,14 @@ PROTO is tcp or udp (any case), PORT the port on the host's own addresses, ADDRE
 of the gateway's subnet and TO_PORT its port (default: PORT). Blanks around entries are
 ignored; an empty text means no forwards. ``format_forwards`` writes the canonical form:
 lower case, sorted by protocol and port, TO_PORT always written.
+
+This module is the one home of what a gateway accepts. The config file, ``xe`` values
+(other_config), API bodies and topology files differ in syntax only (text, JSON, YAML):
+each hands its values to the parsers here and to ``check_gateway``, so they accept and
+refuse the same values with the same sentences. Decided once for all of them: the
+protocol in any case (written lower case), the destination port optional (default: the
+same port), a subnet outside PRIVATE_RANGES only with ``public``. What gateways may not
+share (a subnet, a forwarded port) is agent.core.conflicts'.
 """
 import ipaddress
 import re
@@ -30,6 +38,12 @@ _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
 MIN_PREFIX = 8
 MAX_PREFIX = 30
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+# Where a gateway's subnet may be without ``public``: the private ranges of RFC 1918 and
+# the shared address space of RFC 6598 (carrier-grade NAT). Anything else may be routed on
+# the internet, and a gateway there would hide (or hijack) real hosts from the VMs.
+PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
 
 PROTOCOLS = ("tcp", "udp")
 # Ports Dom0 serves itself. A forward takes a port on every address of the host (and for
@@ -53,13 +67,22 @@ class Forward(namedtuple("Forward", "proto port to_address to_port")):
     def to(self):
         return "%s:%d" % (self.to_address, self.to_port)
 
+    def key(self):
+        """``tcp:8080``: what the forward takes on the host."""
+        return "%s:%d" % (self.proto, self.port)
+
+    def as_dict(self):
+        """The forward as the API and a topology file write it."""
+        return {"proto": self.proto, "port": self.port, "to": self.to}
+
     def __str__(self):
         return "%s:%d=%s" % (self.proto, self.port, self.to)
 
 
-class Gateway(namedtuple("Gateway", "name bridge address nat source forwards")):
+class Gateway(namedtuple("Gateway", "name bridge address nat source forwards public")):
     """A desired gateway: ``address`` (an IPv4Interface) on ``bridge``, NAT if ``nat``,
-    and ``forwards`` (a tuple of Forward, sorted by protocol and port; default none).
+    ``forwards`` (a tuple of Forward, sorted by protocol and port; default none), and
+    ``public`` (True: its subnet may be outside the private and shared ranges).
 
     ``source`` says where it came from ("config", later "xapi:<network uuid>") so that
     status and logs can point the user at the place to fix it.
@@ -76,13 +99,14 @@ class Gateway(namedtuple("Gateway", "name bridge address nat source forwards")):
         return self.address.ip
 
     def describe(self):
-        return "%s (%s on %s%s%s)" % (
+        return "%s (%s on %s%s%s%s)" % (
             self.name, self.address, self.bridge, ", NAT" if self.nat else "",
+            ", public" if self.public else "",
             ", forwards %s" % format_forwards(self.forwards) if self.forwards else "")
 
 
 # Callers that predate forwards build Gateway(name, bridge, address, nat, source).
-Gateway.__new__.__defaults__ = ((),)
+Gateway.__new__.__defaults__ = ((), False)
 
 
 def parse_name(value, field="name"):
@@ -263,6 +287,8 @@ def check_forwards(forwards, address, field="forwards", item_field=None):
         elif fwd.to_address == network.broadcast_address:
             problem = "the broadcast address of %s" % network
         if problem is not None:
+            if not problem.startswith("the gateway's own"):
+                problem += "; forward to a host of %s" % network
             where = name(index, "to")
             raise GatewayInvalid("%s: %s forwards to %s, which is %s"
                                  % (where, fwd, fwd.to_address, problem),
@@ -270,7 +296,8 @@ def check_forwards(forwards, address, field="forwards", item_field=None):
         other = seen.get((fwd.proto, fwd.port))
         if other is not None:
             where = name(index, "port")
-            raise GatewayInvalid("%s: %s port %d is forwarded twice (to %s and to %s)"
+            raise GatewayInvalid("%s: %s port %d is forwarded twice (to %s and to %s); "
+                                 "forward each port once"
                                  % (where, fwd.proto, fwd.port, other.to, fwd.to),
                                  field=where, value=str(fwd))
         seen[(fwd.proto, fwd.port)] = fwd
@@ -282,17 +309,41 @@ def format_forwards(forwards):
     return ",".join(str(f) for f in sorted(forwards, key=lambda f: (f.proto, f.port)))
 
 
-def make_gateway(name, bridge, address, nat=True, source="config", forwards=()):
+def check_subnet(address, public, field="address"):
+    """Refuse a gateway ``address`` (an IPv4Interface) whose subnet is outside
+    PRIVATE_RANGES unless ``public`` says the user means it."""
+    network = address.network
+    if public or any(network.network_address in r and network.broadcast_address in r
+                     for r in PRIVATE_RANGES):
+        return
+    raise GatewayInvalid(
+        "%s %s: subnet %s is outside the private ranges (RFC 1918: 10.0.0.0/8, "
+        "172.16.0.0/12, 192.168.0.0/16) and the shared range (RFC 6598: 100.64.0.0/10), so "
+        "it may be routed on the internet; mark the gateway public to use it anyway"
+        % (field, address, network), field=field, value=str(address))
+
+
+def check_gateway(address, forwards, public=False, prefix="", item_field=None):
+    """The checks of a gateway's values taken together, whatever their syntax was: its
+    subnet (check_subnet) and its forwards (check_forwards), which it returns sorted.
+    Fields are named ``<prefix>address`` and ``<prefix>forwards`` (or ``item_field``)."""
+    check_subnet(address, public, prefix + "address")
+    return check_forwards(tuple(forwards), address, prefix + "forwards", item_field)
+
+
+def make_gateway(name, bridge, address, nat=True, source="config", forwards=(),
+                 public=False):
     """Build a validated Gateway; raises GatewayInvalid naming the bad field.
     ``forwards``: their text form, or a tuple or list of Forward values."""
     name = parse_name(name)
     bridge = parse_bridge(bridge)
     address = parse_address(address)
     nat = parse_bool(nat, "nat")
+    public = parse_bool(public, "public")
     if not isinstance(forwards, (tuple, list)):
         forwards = parse_forwards(forwards)  # text; anything else is refused there
     return Gateway(name=name, bridge=bridge, address=address, nat=nat, source=source,
-                   forwards=check_forwards(tuple(forwards), address))
+                   forwards=check_gateway(address, forwards, public), public=public)
 
 
 def _ip(text, field, shown):

@@ -8,10 +8,10 @@ that it removes exactly those and nothing else.
 The plan lists idempotent operations, and a status for every desired gateway. An empty
 plan means: nothing to write.
 """
-import bisect
 from collections import OrderedDict, namedtuple
 
 from agent.core import rules as rulesmod
+from agent.core.conflicts import Claims, NetworkIndex
 
 # ---- observation -----------------------------------------------------------------------
 Link = namedtuple("Link", "index name up")
@@ -167,7 +167,7 @@ def resolve(desired, observed, owned, previous=()):
         link = observed.links.get(bridge)
         if link is not None and address in observed.addresses.get(link.index, ()):
             ours_by_index.setdefault(link.index, set()).add(address)
-    host = _NetworkIndex()
+    host = NetworkIndex()
     for ifindex, addrs in observed.addresses.items():
         ours = ours_by_index.get(ifindex, ())
         for addr in addrs:
@@ -178,20 +178,17 @@ def resolve(desired, observed, owned, previous=()):
         if route.network.prefixlen == 0 or route.network in our_nets.get(route.ifindex, ()):
             continue
         host.add(route.network, (1, route.ifindex, route.network))
-    gateways = _NetworkIndex()
-    published = {}  # (proto, port) -> the accepted gateway that forwards it
+    claims = Claims()  # subnets and ports of the gateways accepted so far
 
     for gw in order:
-        reason = None
+        reason = clash = None
         other = by_bridge.get(gw.bridge)
         if other is not None:
             reason = "bridge %s is already the gateway %s" % (gw.bridge, other.name)
         if reason is None:
-            hits = gateways.overlapping(gw.network)
-            if hits:
-                acc = accepted[min(hits)]
-                reason = "subnet %s overlaps gateway %s (%s)" % (gw.network, acc.name,
-                                                               acc.network)
+            clash = claims.conflict(gw.network, gw.forwards)
+            if clash is not None and clash.kind == "subnet":
+                reason = clash.reason
         if reason is None:
             own_link = observed.links.get(gw.bridge)
             own_index = own_link.index if own_link is not None else None
@@ -201,61 +198,15 @@ def resolve(desired, observed, owned, previous=()):
                 where = index_name.get(ifindex, "#%s" % ifindex)
                 reason = ("subnet %s overlaps address %s on %s" if kind == 0 else
                           "subnet %s overlaps route %s on %s") % (gw.network, what, where)
-        if reason is None:
-            for fwd in gw.forwards:
-                other = published.get((fwd.proto, fwd.port))
-                if other is not None:
-                    reason = ("forward %s: %s port %d is already published by gateway %s"
-                              % (fwd, fwd.proto, fwd.port, other.name))
-                    break
+        if reason is None and clash is not None:
+            reason = clash.reason
         if reason is not None:
             status[gw.name] = GatewayStatus(gw.name, gw.bridge, REFUSED, reason)
             continue
-        gateways.add(gw.network, len(accepted))
+        claims.add(gw.name, gw.network, gw.forwards)
         accepted.append(gw)
         by_bridge[gw.bridge] = gw
-        for fwd in gw.forwards:
-            published[(fwd.proto, fwd.port)] = gw
     return accepted, status
-
-
-class _NetworkIndex(object):
-    """Networks found by overlap in O(prefix lengths present + log n).
-
-    CIDR blocks are nested or disjoint, so X overlaps Q iff X contains Q's first address
-    (X is Q or one of its supernets: a dict look-up per prefix length in use) or Q
-    contains X's first address (a bisect over the sorted first addresses)."""
-
-    def __init__(self):
-        self.by_key = {}      # (first address as int, prefixlen) -> [item]
-        self.starts = []      # sorted keys
-        self.prefixes = []    # sorted prefix lengths in use
-
-    def add(self, network, item):
-        key = (int(network.network_address), network.prefixlen)
-        items = self.by_key.get(key)
-        if items is None:
-            self.by_key[key] = items = []
-            bisect.insort(self.starts, key)
-            if network.prefixlen not in self.prefixes:
-                bisect.insort(self.prefixes, network.prefixlen)
-        items.append(item)
-
-    def overlapping(self, network):
-        first = int(network.network_address)
-        last = int(network.broadcast_address)
-        plen = network.prefixlen
-        found = []
-        for p in self.prefixes:  # Q itself and its supernets
-            if p > plen:
-                break
-            mask = (0xFFFFFFFF << (32 - p)) & 0xFFFFFFFF if p else 0
-            found.extend(self.by_key.get((first & mask, p), ()))
-        i = bisect.bisect_left(self.starts, (first, plen + 1))
-        while i < len(self.starts) and self.starts[i][0] <= last:  # strict subnets of Q
-            found.extend(self.by_key[self.starts[i]])
-            i += 1
-        return found
 
 
 def _plan_rules(wanted, observed):

@@ -10,7 +10,7 @@ import xmlrpc.client
 
 import XenAPI
 
-from agent.core import desired, model
+from agent.core import conflicts, desired, model
 from agent.errors import GatewayInvalid
 from agent.service.errors import Conflict, InvalidInput, NotFound, XapiCallFailed
 
@@ -107,35 +107,30 @@ class Networks(object):
         if not isinstance(gateway, dict):
             raise InvalidInput("gateway must be an object with address, nat and forwards",
                                field="gateway")
-        unknown = sorted(set(gateway) - {"address", "nat", "forwards"})
+        unknown = sorted(set(gateway) - {"address", "nat", "forwards", "public"})
         if unknown:
             raise InvalidInput("gateway has unknown field(s) %s" % ", ".join(unknown),
                                field="gateway." + unknown[0])
         address = _field(model.parse_address, gateway.get("address"), "gateway.address")
-        nat = _field(lambda v, f: model.parse_bool(v, f), gateway.get("nat", True),
-                     "gateway.nat")
-        forwards = _forwards(gateway.get("forwards", []), address)
+        nat = _field(model.parse_bool, gateway.get("nat", True), "gateway.nat")
+        public = _field(model.parse_bool, gateway.get("public", False), "gateway.public")
+        requested = _forwards(gateway.get("forwards", []))
+        index_of = {f.key(): i for i, f in enumerate(requested)}  # sorted -> as requested
+        try:
+            forwards = model.check_gateway(address, requested, public, prefix="gateway.",
+                                           item_field="gateway.forwards[%d]")
+        except GatewayInvalid as exc:
+            raise InvalidInput(str(exc), field=exc.details.get("field", "gateway"))
         others, _ = desired.gateways_from_networks(
             {r: rec for r, rec in self.x.network.get_all_records().items() if r != exclude})
-        published = {}
-        for gw in others.values():
-            if gw.network.overlaps(address.network):
-                raise Conflict("subnet %s overlaps the gateway of network %s (%s)"
-                               % (address.network, gw.name, gw.network),
-                               field="gateway.address", network=gw.name)
-            for fwd in gw.forwards:
-                published[(fwd.proto, fwd.port)] = (gw, fwd)
-        for index, fwd in forwards:
-            taken = published.get((fwd.proto, fwd.port))
-            if taken is not None:
-                raise Conflict("%s port %d is already forwarded by the gateway of network %s "
-                               "(to %s)" % (fwd.proto, fwd.port, taken[0].name, taken[1].to),
-                               field="gateway.forwards[%d].port" % index,
-                               network=taken[0].name)
-        config = {desired.ADDRESS: str(address), desired.NAT: "true" if nat else "false"}
-        if forwards:
-            config[desired.FORWARDS] = model.format_forwards(f for _i, f in forwards)
-        return config
+        claims = conflicts.Claims((gw.name, gw.network, gw.forwards)
+                                  for gw in sorted(others.values(), key=lambda g: g.name))
+        clash = claims.conflict(address.network, forwards)
+        if clash is not None:
+            raise Conflict(clash.reason, network=clash.owner, field=(
+                "gateway.address" if clash.index is None else
+                "gateway.forwards[%d].port" % index_of[forwards[clash.index].key()]))
+        return desired.other_config(address, nat, forwards, public)
 
     def _physical_pif(self, device):
         for ref, pif in self.x.PIF.get_all_records().items():
@@ -174,9 +169,10 @@ def _field(parse, value, field):
         raise InvalidInput(str(exc), field=field)
 
 
-def _forwards(value, address):
-    """[(index in the request, Forward)] of a gateway's ``forwards`` list; errors name the
-    item and its field, e.g. ``gateway.forwards[1].to`` (indexes count from 0)."""
+def _forwards(value):
+    """The Forward values of a gateway's ``forwards`` list, in the request's order; errors
+    name the item and its field, e.g. ``gateway.forwards[1].to`` (indexes count from 0).
+    Their checks against the gateway are model.check_gateway's."""
     if not isinstance(value, list):
         raise InvalidInput("gateway.forwards must be a list of objects with proto, port "
                            "and to", field="gateway.forwards")
@@ -202,12 +198,7 @@ def _forwards(value, address):
             forwards.append(model.parse_forward(item["proto"], port, item["to"], field))
         except GatewayInvalid as exc:
             raise InvalidInput(str(exc), field=exc.details.get("field", field))
-    try:
-        checked = model.check_forwards(forwards, address, item_field="gateway.forwards[%d]")
-    except GatewayInvalid as exc:
-        raise InvalidInput(str(exc), field=exc.details.get("field", "gateway.forwards"))
-    index_of = {(f.proto, f.port): i for i, f in enumerate(forwards)}
-    return [(index_of[(f.proto, f.port)], f) for f in checked]
+    return forwards
 
 
 def _vlan(vlan):

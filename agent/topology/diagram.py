@@ -9,7 +9,6 @@ uuids or MACs in it, so the same lab on two hosts draws the same.
 """
 import re
 
-from agent.core import desired
 from agent.service.errors import InvalidInput
 from agent.topology import model
 from agent.topology.plan import MARK, current_gateway
@@ -84,7 +83,7 @@ def _network_lines(ref, rec, pifs):
         lines.extend("forward %s:%d to %s:%d" % (f.proto, f.port, f.to_address, f.to_port)
                      for f in gateway.forwards)
     elif gateway is not None:
-        lines.append("gateway invalid: %s" % rec["other_config"][desired.ADDRESS])
+        lines.append("gateway %s" % gateway)  # "invalid (...)"
     if rec["other_config"].get(MARK):
         lines.append("topology %s" % rec["other_config"][MARK])
     return lines

@@ -10,8 +10,9 @@ The document (YAML or JSON)::
         gateway:                     # optional
           address: 172.16.0.1/24     # the gateway's address with prefix
           nat: true                  # optional, default true
+          public: false              # optional: true allows a non-private subnet
           forwards:                  # optional port forwards to hosts of the subnet
-            - {proto: tcp, port: 8080, to: 172.16.0.3:80}
+            - {proto: tcp, port: 8080, to: 172.16.0.3:80}   # to: ADDRESS[:PORT]
     vms:                             # made after the networks, in this order
       - name: Controller
         template: Other install media   # default
@@ -25,7 +26,8 @@ The document (YAML or JSON)::
                                      # XenCenter plug-in attaches it (device 9)
         start: false                 # start it when it is created, or when halted
 
-Defaults and limits are the service layer's (agent/service/vms.py, networks.py). A NIC
+Defaults and limits are the service layer's (agent/service/vms.py, networks.py); a
+gateway's values are agent.core.model's, as for the config file, xe and the API. A NIC
 names a network of this file, or one that exists on the host (checked when planning).
 Memory is ``memory_mib`` (a whole number of MiB) or ``memory`` with a binary unit,
 ``512MiB`` / ``4 GiB`` (not both; ``GB`` is refused as ambiguous).
@@ -36,13 +38,12 @@ errors, with a suggestion for a likely typo, and so is a key given twice.
 """
 import difflib
 import io
-import ipaddress
 import json
 import os
 import re
 from collections import namedtuple
 
-from agent.core import model as core
+from agent.core import conflicts, model as core
 from agent.errors import GatewayInvalid
 from agent.service.errors import InvalidInput
 
@@ -59,57 +60,46 @@ DISK_GIB = (1, 2040)
 HIMN_DEVICE = 9               # the HIMN's VIF device: NICs may use 0..8 beside it
 VLAN_TAG = (0, 4094)
 DEFAULT_PIF = "eth0"
-PROTOCOLS = ("tcp", "udp")
-PORT = (1, 65535)
-# Ports Dom0 serves itself (SSH, XAPI): the gateway refuses forwards of them. From
-# agent.core.model where that version has it.
-RESERVED_PORTS = getattr(core, "RESERVED_PORTS", {
-    ("tcp", 22): "SSH", ("tcp", 80): "XAPI (HTTP)", ("tcp", 443): "XAPI (HTTPS)"})
 
 _BOOT = re.compile(r"^[cdn]{1,3}$")
 _MEMORY = re.compile(r"^\s*(\d+)\s*(MiB|GiB)\s*$", re.I)
 _MEMORY_DECIMAL = re.compile(r"^\s*\d+(\.\d+)?\s*(M|G|MB|GB)\s*$", re.I)
-_ENDPOINT = re.compile(r"^\s*(\d+\.\d+\.\d+\.\d+):(\d+)\s*$")
 
 TOP_KEYS = ("name", "networks", "vms")
 NETWORK_KEYS = ("name", "description", "vlan", "gateway")
 VLAN_KEYS = ("tag", "pif")
-GATEWAY_KEYS = ("address", "nat", "forwards")
+GATEWAY_KEYS = ("address", "nat", "forwards", "public")
 FORWARD_KEYS = ("proto", "port", "to")
 VM_KEYS = ("name", "template", "memory_mib", "memory", "vcpus", "disks", "nics", "iso",
            "boot", "himn", "start")
 DISK_KEYS = ("size_gib", "sr")
 
 
-class Forward(namedtuple("Forward", "proto port to_address to_port")):
-    """``proto`` traffic to the gateway's ``port`` goes to ``to_address:to_port``."""
-    __slots__ = ()
-
-    def key(self):
-        return "%s:%d" % (self.proto, self.port)
-
-    def __str__(self):  # the text form of agent.core.model and xe: tcp:8080=172.16.0.3:80
-        return "%s=%s:%d" % (self.key(), self.to_address, self.to_port)
-
-    def to_service(self):
-        return {"proto": self.proto, "port": self.port,
-                "to": "%s:%d" % (self.to_address, self.to_port)}
+# A forward is agent.core.model's: this file and the other entry points accept the same.
+Forward = core.Forward
 
 
-class GatewaySpec(namedtuple("GatewaySpec", "address nat forwards")):
-    """``address``: an IPv4Interface; ``forwards``: a tuple of Forward, sorted."""
+class GatewaySpec(namedtuple("GatewaySpec", "address nat forwards public")):
+    """``address``: an IPv4Interface; ``forwards``: a tuple of core.model.Forward, sorted;
+    ``public``: a subnet outside the private and shared ranges is meant."""
     __slots__ = ()
 
     def __str__(self):
-        return "%s%s" % (self.address, " nat" if self.nat else "")
+        return "%s%s%s" % (self.address, " nat" if self.nat else "",
+                           " public" if self.public else "")
 
     def to_service(self):
-        """The ``gateway`` argument of Networks.create / set_gateway. ``forwards`` only
-        when there are some, so a gateway without forwards needs no forwards support."""
+        """The ``gateway`` argument of Networks.create / set_gateway. ``forwards`` and
+        ``public`` only when set, so a plain gateway needs no support for them."""
         gateway = {"address": str(self.address), "nat": self.nat}
         if self.forwards:
-            gateway["forwards"] = [f.to_service() for f in self.forwards]
+            gateway["forwards"] = [f.as_dict() for f in self.forwards]
+        if self.public:
+            gateway["public"] = True
         return gateway
+
+
+GatewaySpec.__new__.__defaults__ = (False,)
 
 
 class VlanSpec(namedtuple("VlanSpec", "tag pif")):
@@ -283,15 +273,24 @@ def parse(document):
     doc = _mapping(document, "", TOP_KEYS, required=("name",), what="a topology")
     name = _name(doc["name"], "name", "the topology")
     networks = []
-    published = {}  # "tcp:8080" -> the network whose gateway forwards it
+    claims = conflicts.Claims()  # subnets and ports of the file's gateways so far
     for i, item in enumerate(_list(doc.get("networks", []), "networks", "networks")):
-        spec = _network(item, "networks[%d]" % i, published)
+        path = "networks[%d]" % i
+        spec = _network(item, path)
         for j, other in enumerate(networks):
             if other.name == spec.name:
-                _fail("networks[%d].name" % i, "network %s is also networks[%d]"
+                _fail(path + ".name", "network %s is also networks[%d]"
                       % (spec.name, j), "give each network its own name")
+        if spec.gateway is not None:
+            clash = claims.conflict(spec.gateway.address.network, spec.gateway.forwards)
+            if clash is not None:
+                _fail(path + ".gateway." + ("address" if clash.index is None else
+                                            "forwards[%d].port" % clash.index),
+                      clash.reason, "give each gateway a subnet of its own" if
+                      clash.index is None else "a port of the host can be forwarded once "
+                      "(on every address): choose another")
+            claims.add(spec.name, spec.gateway.address.network, spec.gateway.forwards)
         networks.append(spec)
-    _no_overlap(networks)
     vms = []
     for i, item in enumerate(_list(doc.get("vms", []), "vms", "VMs")):
         spec = _vm(item, "vms[%d]" % i)
@@ -303,7 +302,7 @@ def parse(document):
     return Topology(name, tuple(networks), tuple(vms))
 
 
-def _network(item, path, published):
+def _network(item, path):
     item = _mapping(item, path, NETWORK_KEYS, required=("name",), what="a network")
     name = _name(item["name"], path + ".name", "the network")
     description = item.get("description", "")
@@ -315,7 +314,7 @@ def _network(item, path, published):
     vlan = None if item.get("vlan") is None else _vlan(item["vlan"], path + ".vlan")
     gateway = None
     if item.get("gateway") is not None:
-        gateway = _gateway(item["gateway"], path + ".gateway", name, published)
+        gateway = _gateway(item["gateway"], path + ".gateway")
     return NetworkSpec(name, description, vlan, gateway)
 
 
@@ -329,78 +328,47 @@ def _vlan(item, path):
     return VlanSpec(tag, pif.strip())
 
 
-def _gateway(item, path, network, published):
+def _gateway(item, path):
     item = _mapping(item, path, GATEWAY_KEYS, required=("address",), what="a gateway")
     try:
         address = core.parse_address(item["address"], path + ".address")
     except GatewayInvalid as exc:
         _fail(path + ".address", _core(exc, path + ".address"), "write the gateway's own "
               "address with the subnet's prefix, e.g. 172.16.0.1/24")
+    nat = _core_bool(item.get("nat", True), path + ".nat")
+    public = _core_bool(item.get("public", False), path + ".public")
+    forwards = [_forward(f, "%s.forwards[%d]" % (path, i)) for i, f in
+                enumerate(_list(item.get("forwards", []), path + ".forwards", "forwards"))]
     try:
-        nat = core.parse_bool(item.get("nat", True), path + ".nat")
+        forwards = core.check_gateway(address, forwards, public, prefix=path + ".",
+                                      item_field=path + ".forwards[%d]")
+    except GatewayInvalid as exc:  # its sentence says what to do
+        raise InvalidInput(str(exc), field=exc.details.get("field", path))
+    return GatewaySpec(address, nat, forwards, public)
+
+
+def _core_bool(value, path):
+    try:
+        return core.parse_bool(value, path)
     except GatewayInvalid as exc:
-        _fail(path + ".nat", _core(exc, path + ".nat"), "write nat: true or nat: false")
-    forwards = []
-    for i, f in enumerate(_list(item.get("forwards", []), path + ".forwards", "forwards")):
-        forward = _forward(f, "%s.forwards[%d]" % (path, i), address)
-        for j, other in enumerate(forwards):
-            if other.key() == forward.key():
-                _fail("%s.forwards[%d].port" % (path, i), "%s is forwarded already by "
-                      "forwards[%d]" % (forward.key(), j), "forward each port once")
-        if forward.key() in published:
-            _fail("%s.forwards[%d].port" % (path, i), "%s is forwarded by the gateway of "
-                  "network %s already" % (forward.key(), published[forward.key()]),
-                  "a port of the host can be forwarded once (on every address): choose "
-                  "another")
-        forwards.append(forward)
-    for forward in forwards:
-        published[forward.key()] = network
-    return GatewaySpec(address, nat, tuple(sorted(forwards)))
+        _fail(path, _core(exc, path), "write true or false")
 
 
-def _forward(item, path, gateway):
+def _forward(item, path):
+    """A forward from its YAML/JSON mapping: the same values as the API's."""
     item = _mapping(item, path, FORWARD_KEYS, required=FORWARD_KEYS, what="a forward")
-    proto = item["proto"]
-    if proto not in PROTOCOLS:
-        _fail(path + ".proto", "%r is not a protocol that can be forwarded" % (proto,),
-              "write tcp or udp")
-    port = _whole(item["port"], path + ".port", PORT, "")
-    service = RESERVED_PORTS.get((proto, port))
-    if service is not None:
-        _fail(path + ".port", "%s port %d is Dom0's own %s port: a forward there would cut "
-              "the host off from it" % (proto, port, service), "choose another port, e.g. 8080")
-    match = _ENDPOINT.match(item["to"]) if isinstance(item["to"], str) else None
-    if match is None:
-        _fail(path + ".to", "%r is not an address and port" % (item["to"],),
-              "write the address and port of a host on this network, e.g. 172.16.0.3:80")
+    if isinstance(item["port"], bool) or not isinstance(item["port"], int):
+        _fail(path + ".port", "%r is not a whole number" % (item["port"],),
+              "write a port from 1 to 65535 without quotes")
     try:
-        to = ipaddress.IPv4Address(match.group(1))
-    except ValueError:
-        _fail(path + ".to", "%s is not an IPv4 address" % match.group(1),
-              "write four numbers from 0 to 255, e.g. 172.16.0.3:80")
-    if to not in gateway.network or to in (gateway.ip, gateway.network.network_address,
-                                          gateway.network.broadcast_address):
-        _fail(path + ".to", "%s is not a host of the gateway's subnet %s (other than the "
-              "gateway)" % (to, gateway.network),
-              "forward to a VM's address on this network")
-    to_port = int(match.group(2))
-    if not PORT[0] <= to_port <= PORT[1]:
-        _fail(path + ".to", "port %d is outside %d to %d" % (to_port, PORT[0], PORT[1]),
-              "give the port the service listens on, e.g. 80")
-    return Forward(proto, port, str(to), to_port)
-
-
-def _no_overlap(networks):
-    """Gateways of different networks have subnets apart."""
-    with_gateway = [(i, n) for i, n in enumerate(networks) if n.gateway is not None]
-    for a, (i, first) in enumerate(with_gateway):
-        for j, second in with_gateway[a + 1:]:
-            if first.gateway.address.network.overlaps(second.gateway.address.network):
-                _fail("networks[%d].gateway.address" % j,
-                      "subnet %s overlaps the gateway of network %s (%s)"
-                      % (second.gateway.address.network, first.name,
-                         first.gateway.address.network),
-                      "give each gateway a subnet of its own")
+        return core.parse_forward(item["proto"], item["port"], item["to"], path)
+    except GatewayInvalid as exc:
+        field = exc.details.get("field", path)
+        _fail(field, _core(exc, field), {
+            path + ".proto": "write tcp or udp",
+            path + ".port": "choose a port from 1 to 65535",
+        }.get(field, "write the address (and port) of a host on this network, e.g. "
+                     "172.16.0.3:80"))
 
 
 def _vm(item, path):
@@ -525,7 +493,10 @@ def _name(value, path, what):
 def _core(exc, path):
     """agent.core.model's message without the field name it starts with."""
     text = str(exc)
-    return text[len(path):].lstrip() if text.startswith(path + " ") else text
+    for start in (path + ": ", path + " "):
+        if text.startswith(start):
+            return text[len(start):]
+    return text
 
 
 def _whole(value, path, limits, unit):

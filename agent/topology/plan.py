@@ -29,7 +29,7 @@ not resolve is an InvalidInput naming the field (``vms[0].nics[1]``).
 """
 from collections import namedtuple
 
-from agent.core import desired
+from agent.core import conflicts, desired
 from agent.core import model as core
 from agent.errors import GatewayInvalid
 from agent.service.errors import InvalidInput
@@ -167,16 +167,13 @@ def _owner(rec):
 def current_gateway(ref, rec):
     """The gateway a network record has, as a GatewaySpec; None without one; the text
     of the values when they are invalid (a set_gateway replaces them)."""
-    config = rec["other_config"]
-    if desired.ADDRESS not in config:
+    try:
+        gw = desired.read_gateway(rec)
+    except GatewayInvalid:
+        return "invalid (%s)" % rec["other_config"].get(desired.ADDRESS, "no address")
+    if gw is None:
         return None
-    gateways, invalid = desired.gateways_from_networks({ref: rec})
-    if not gateways:
-        return "invalid (%s)" % config[desired.ADDRESS]
-    gw = next(iter(gateways.values()))
-    forwards = tuple(sorted(model.Forward(f.proto, f.port, str(f.to_address), f.to_port)
-                            for f in gw.forwards))
-    return model.GatewaySpec(gw.address, gw.nat, forwards)
+    return model.GatewaySpec(gw.address, gw.nat, gw.forwards, gw.public)
 
 
 def _gateway_change(current, wanted):
@@ -213,22 +210,13 @@ def _create_text(spec):
 
 
 def _overlap(spec, others):
-    """The conflict sentence if ``spec``'s gateway overlaps one of ``others`` (its subnet,
-    or a host port it forwards), else None."""
+    """The conflict sentence if ``spec``'s gateway clashes with one of ``others`` (its
+    subnet, or a host port it forwards), else None."""
     if spec.gateway is None:
         return None
-    subnet = spec.gateway.address.network
-    for name, gateway in others:
-        if subnet.overlaps(gateway.address.network):
-            return ("gateway subnet %s overlaps the gateway of network %s (%s); choose "
-                    "another subnet" % (subnet, name, gateway.address.network))
-        taken = set(f.key() for f in gateway.forwards)
-        for forward in spec.gateway.forwards:
-            if forward.key() in taken:
-                return ("%s is forwarded by the gateway of network %s already; a port of "
-                        "the host can be forwarded once: choose another" % (forward.key(),
-                                                                            name))
-    return None
+    claims = conflicts.Claims((name, gw.address.network, gw.forwards) for name, gw in others)
+    clash = claims.conflict(spec.gateway.address.network, spec.gateway.forwards)
+    return None if clash is None else clash.reason
 
 
 def _other_gateways(host, topology, deleted):

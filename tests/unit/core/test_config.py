@@ -286,7 +286,7 @@ def test_schema_defaults_are_valid_values():
     pytest.param("", "", id="absent"),
     pytest.param("forwards =\n", "", id="empty"),
     pytest.param("forwards = tcp:8080=172.16.1.10:80\n", "tcp:8080=172.16.1.10:80", id="one"),
-    pytest.param("forwards = udp:53=172.16.1.11, tcp:8080=172.16.1.10:80  # DNS and web\n",
+    pytest.param("# DNS and web\nforwards = udp:53=172.16.1.11, tcp:8080=172.16.1.10:80\n",
                  "tcp:8080=172.16.1.10:80,udp:53=172.16.1.11:53", id="two-comment"),
 ])
 def test_gateway_forwards(line, expected):
@@ -314,18 +314,40 @@ def test_gateway_forwards_invalid(line, fragments):
     assert info.value.details == dict(path="/etc/xgw.conf", section="gateway:a", key="forwards")
 
 
-def test_same_forward_on_two_gateways_is_left_to_the_planner():
-    """As overlapping subnets: the file is valid, the second gateway is refused at run
-    time with the reason (see test_planner)."""
+@pytest.mark.parametrize("second,key,reason", [
+    ("address = 172.16.2.1/24\nforwards = tcp:8080=172.16.2.10:80\n", "forwards",
+     "tcp port 8080 is already forwarded by gateway a (to 172.16.1.10:80)"),
+    ("address = 172.16.0.1/16\n", "address",
+     "subnet 172.16.0.0/16 overlaps gateway a (172.16.1.0/24)"),
+])
+def test_gateways_of_one_file_that_clash_make_it_invalid(second, key, reason):
+    """What the daemon would refuse the second gateway for (agent.core.conflicts) makes
+    the file invalid, so --check-config and a reload say so, in the daemon's words."""
     text = (GW + "forwards = tcp:8080=172.16.1.10:80\n"
-            "[gateway:b]\nbridge = xapi2\naddress = 172.16.2.1/24\n"
-            "forwards = tcp:8080=172.16.2.10:80\n")
-    assert list(config.parse(text).gateways) == ["a", "b"]
+            "[gateway:b]\nbridge = xapi2\n" + second)
+    with pytest.raises(ConfigError) as info:
+        config.parse(text)
+    assert info.value.message == "config <string> [gateway:b]: " + reason
+    assert info.value.details["key"] == key
 
 
-def test_inline_comments_are_allowed():
-    cfg = config.parse(GW + "nat = no  # the blog's 'pxe' network needs no NAT\n")
-    assert cfg.gateways["a"].nat is False
+@pytest.mark.parametrize("line,value", [
+    ("password = abc #def\n", "abc #def"),
+    ("password = abc ;def\n", "abc ;def"),
+    ("# a comment line\npassword = abc\n", "abc"),
+    ("; a comment line\npassword = abc\n", "abc"),
+])
+def test_a_hash_after_a_value_is_part_of_it(line, value):
+    """Comments are whole lines: 'password = abc #def' is the password 'abc #def', never
+    silently cut to 'abc'."""
+    assert config.parse("[xapi]\n" + line).xapi.password == value
+
+
+def test_an_inline_comment_after_a_checked_value_is_refused():
+    with pytest.raises(ConfigError) as info:
+        config.parse(GW + "nat = no  # the blog's 'pxe' network needs no NAT\n")
+    assert """nat "no  # the blog's 'pxe' network needs no NAT" is not a boolean""" in \
+        info.value.message
 
 
 @pytest.mark.parametrize("url,ok", [

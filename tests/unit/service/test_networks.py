@@ -49,7 +49,7 @@ def test_conflicts_are_named(networks, engine):
     assert info.value.details["field"] == "name"
     with pytest.raises(Conflict) as info:
         networks.create("other", gateway={"address": "172.16.0.129/25"})
-    assert "overlaps the gateway of network private" in info.value.message
+    assert "overlaps gateway private" in info.value.message
     assert count(engine, "network") == before
 
 
@@ -184,7 +184,7 @@ def test_a_port_forwarded_by_another_network_is_a_conflict(networks, engine, xen
     with pytest.raises(Conflict) as info:
         networks.create("other", gateway=other)
     assert info.value.details == {"field": "gateway.forwards[1].port", "network": "web"}
-    assert "tcp port 8080 is already forwarded by the gateway of network web" in \
+    assert "tcp port 8080 is already forwarded by gateway web (to 172.16.0.3:80)" in \
         info.value.message
     assert count(engine, "network") == before
     # set_gateway checks the same, and a network's own forwards never conflict with it

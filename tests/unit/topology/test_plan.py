@@ -70,7 +70,7 @@ def test_a_gateway_overlapping_a_foreign_one_is_a_conflict(xenapi, lab):
     Networks(xenapi).create("office", gateway={"address": "172.16.5.1/16"})
     private = [a for a in plan(xenapi, lab) if a.name == "private"][0]
     assert private.kind == "conflict"
-    assert "overlaps the gateway of network office (172.16.0.0/16)" in private.detail
+    assert "overlaps gateway office (172.16.0.0/16)" in private.detail
 
 
 def test_a_vlan_tag_in_use_is_a_conflict(xenapi):
