@@ -1,0 +1,237 @@
+"""One table of gateway and forward cases, run through every entry point a user has:
+
+- the config file (agent.core.config, what --check-config and the daemon read),
+- ``xe`` text: other_config values written through the real SDK into the simulator, read
+  back by the daemon's XAPI source and resolved by its planner (what ``xgw status`` says),
+- the HTTP API (``POST /v1/networks`` on the served API, in front of the simulator),
+- a topology file (YAML text, agent.topology.model).
+
+They differ in syntax only: each case is accepted by all four (with the same canonical
+forwards) or refused by all four with the same reason. A case has one or two gateways,
+named a and b; where two clash, b is the one refused.
+"""
+import json
+
+import pytest
+
+from agent.api.client import Client
+from agent.core import config, desired, planner
+from agent.daemon.sources import XapiSource
+from agent.errors import ConfigError
+from agent.service.errors import InvalidInput
+from agent.topology import model as topology
+from tests.unit.api.conftest import Http, start, tls_files  # noqa: F401 (a fixture)
+
+OK = None
+
+
+def gw(address="172.16.1.1/24", forwards=(), public=None):
+    """A gateway's values: forwards are (proto, port, to) with port an int, or None for
+    'missing'."""
+    return {"address": address, "forwards": list(forwards), "public": public}
+
+
+WEB = ("tcp", 8080, "172.16.1.10:80")
+B_NET = "172.16.2.1/24"
+
+# id, gateways, the reason every entry point gives (OK: accepted), the canonical forwards
+# of every gateway when accepted.
+CASES = [
+    ("plain", [gw()], OK, [[]]),
+    ("forward", [gw(forwards=[WEB])], OK, [["tcp:8080=172.16.1.10:80"]]),
+    ("protocol-upper-case", [gw(forwards=[("TCP", 8080, "172.16.1.10:80")])], OK,
+     [["tcp:8080=172.16.1.10:80"]]),
+    ("protocol-mixed-case", [gw(forwards=[("Udp", 5353, "172.16.1.11:53")])], OK,
+     [["udp:5353=172.16.1.11:53"]]),
+    ("destination-port-left-out", [gw(forwards=[("tcp", 8080, "172.16.1.10")])], OK,
+     [["tcp:8080=172.16.1.10:8080"]]),
+    ("two-forwards-sorted", [gw(forwards=[("udp", 53, "172.16.1.11"), WEB])], OK,
+     [["tcp:8080=172.16.1.10:80", "udp:53=172.16.1.11:53"]]),
+    ("same-port-other-protocol", [gw(forwards=[WEB, ("udp", 8080, "172.16.1.10:80")])], OK,
+     [["tcp:8080=172.16.1.10:80", "udp:8080=172.16.1.10:80"]]),
+    ("udp-22-is-not-ssh", [gw(forwards=[("udp", 22, "172.16.1.10")])], OK,
+     [["udp:22=172.16.1.10:22"]]),
+    ("shared-range-rfc6598", [gw("100.64.0.1/24")], OK, [[]]),
+    ("public-with-opt-in", [gw("8.8.8.1/24", public=True)], OK, [[]]),
+    ("two-gateways-apart", [gw(forwards=[WEB]), gw(B_NET, [("tcp", 8081, "172.16.2.10")])],
+     OK, [["tcp:8080=172.16.1.10:80"], ["tcp:8081=172.16.2.10:8081"]]),
+    ("protocol-icmp", [gw(forwards=[("icmp", 8080, "172.16.1.10")])],
+     "'icmp' is not a protocol a forward can use: use tcp or udp", None),
+    ("port-zero", [gw(forwards=[("tcp", 0, "172.16.1.10:80")])],
+     "0 is out of range: use a whole number from 1 to 65535", None),
+    ("port-65536", [gw(forwards=[("tcp", 65536, "172.16.1.10:80")])],
+     "65536 is out of range: use a whole number from 1 to 65535", None),
+    ("destination-port-zero", [gw(forwards=[("tcp", 8080, "172.16.1.10:0")])],
+     "0 is out of range: use a whole number from 1 to 65535", None),
+    ("destination-port-65536", [gw(forwards=[("tcp", 8080, "172.16.1.10:65536")])],
+     "65536 is out of range: use a whole number from 1 to 65535", None),
+    ("destination-not-an-address", [gw(forwards=[("tcp", 8080, "web:80")])],
+     "is not an IPv4 ADDRESS:PORT (like 172.16.1.10:80)", None),
+    ("reserved-ssh", [gw(forwards=[("tcp", 22, "172.16.1.10")])],
+     "tcp port 22 is Dom0's own SSH port; a forward there would cut the host off from it",
+     None),
+    ("reserved-xapi-upper-case", [gw(forwards=[("TCP", 443, "172.16.1.10")])],
+     "tcp port 443 is Dom0's own XAPI (HTTPS) port", None),
+    ("reserved-xapi-http", [gw(forwards=[("tcp", 80, "172.16.1.10")])],
+     "tcp port 80 is Dom0's own XAPI (HTTP) port", None),
+    ("destination-outside-subnet", [gw(forwards=[("tcp", 8080, "10.0.0.3:80")])],
+     "tcp:8080=10.0.0.3:80 forwards to 10.0.0.3, which is outside the gateway's subnet "
+     "172.16.1.0/24; forward to a host of 172.16.1.0/24", None),
+    ("destination-is-the-gateway", [gw(forwards=[("tcp", 8080, "172.16.1.1:80")])],
+     "forwards to 172.16.1.1, which is the gateway's own address", None),
+    ("destination-is-the-network", [gw(forwards=[("tcp", 8080, "172.16.1.0:80")])],
+     "forwards to 172.16.1.0, which is the network address of 172.16.1.0/24", None),
+    ("destination-is-broadcast", [gw(forwards=[("tcp", 8080, "172.16.1.255:80")])],
+     "forwards to 172.16.1.255, which is the broadcast address of 172.16.1.0/24", None),
+    ("port-forwarded-twice", [gw(forwards=[WEB, ("TCP", 8080, "172.16.1.11:80")])],
+     "tcp port 8080 is forwarded twice (to 172.16.1.10:80 and to 172.16.1.11:80); "
+     "forward each port once", None),
+    ("port-forwarded-by-two-gateways",
+     [gw(forwards=[WEB]), gw(B_NET, [("tcp", 8080, "172.16.2.10:80")])],
+     "tcp port 8080 is already forwarded by gateway a (to 172.16.1.10:80)", None),
+    ("overlapping-subnets", [gw(), gw("172.16.0.1/16")],
+     "subnet 172.16.0.0/16 overlaps gateway a (172.16.1.0/24)", None),
+    ("same-subnet", [gw(), gw("172.16.1.2/24")],
+     "subnet 172.16.1.0/24 overlaps gateway a (172.16.1.0/24)", None),
+    ("address-is-the-network", [gw("172.16.1.0/24")],
+     "is the network address of 172.16.1.0/24 (host bits all zero)", None),
+    ("address-is-broadcast", [gw("172.16.1.255/24")],
+     "is the broadcast address of 172.16.1.0/24", None),
+    ("prefix-31", [gw("172.16.1.1/31")],
+     "has prefix /31; a gateway subnet must be between /8 and /30", None),
+    ("prefix-7", [gw("10.1.1.1/7")],
+     "has prefix /7; a gateway subnet must be between /8 and /30", None),
+    ("prefix-33", [gw("172.16.1.1/33")], "is not an IPv4 address with prefix", None),
+    ("no-prefix", [gw("172.16.1.1")], "needs a prefix length, for example 172.16.1.1/24",
+     None),
+    ("loopback", [gw("127.0.0.1/8")], "is a loopback address", None),
+    ("public-without-opt-in", [gw("8.8.8.1/24")],
+     "subnet 8.8.8.0/24 is outside the private ranges (RFC 1918: 10.0.0.0/8, "
+     "172.16.0.0/12, 192.168.0.0/16) and the shared range (RFC 6598: 100.64.0.0/10), so it "
+     "may be routed on the internet; mark the gateway public to use it anyway", None),
+    ("public-explicitly-no", [gw("198.51.100.1/24", public=False)],
+     "subnet 198.51.100.0/24 is outside the private ranges", None),
+    ("public-range-straddled", [gw("172.0.0.1/8")],
+     "subnet 172.0.0.0/8 is outside the private ranges", None),
+]
+NAMES = ("a", "b")
+
+
+# ---- the four entry points: (True, [canonical forwards per gateway]) or (False, message) ---
+def _text_forwards(forwards):
+    return ",".join("%s:%s=%s" % f for f in forwards)
+
+
+def through_config(gateways, _env):
+    text = ""
+    for i, g in enumerate(gateways):
+        text += "[gateway:%s]\nbridge = xapi%d\naddress = %s\n" % (NAMES[i], i + 1,
+                                                                   g["address"])
+        if g["forwards"]:
+            text += "forwards = %s\n" % _text_forwards(g["forwards"])
+        if g["public"] is not None:
+            text += "public = %s\n" % ("yes" if g["public"] else "no")
+    try:
+        parsed = config.parse(text, "agent.conf")
+    except ConfigError as exc:
+        return False, exc.message
+    return True, [[str(f) for f in parsed.gateways[n].forwards] for n in NAMES[:len(gateways)]]
+
+
+def through_xe(gateways, env):
+    """Values as ``xe network-param-set other-config:...`` stores them (text), read the way
+    the daemon does: all network records -> XapiSource -> the planner's resolve."""
+    x = env["xenapi"]
+    made = []
+    try:
+        return _xe(x, gateways, made)
+    finally:  # the API's turn comes next, on the same simulator
+        for ref in made:
+            x.network.destroy(ref)
+
+
+def _xe(x, gateways, made):
+    for i, g in enumerate(gateways):
+        other = {desired.ADDRESS: g["address"]}
+        if g["forwards"]:
+            other[desired.FORWARDS] = _text_forwards(g["forwards"])
+        if g["public"] is not None:
+            other[desired.PUBLIC] = "true" if g["public"] else "false"
+        made.append(x.network.create({"name_label": NAMES[i], "name_description": "",
+                                      "other_config": other}))
+    source = XapiSource()
+    source.update(x.network.get_all_records())
+    if source.invalid():
+        return False, " ".join(i.reason for i in source.invalid().values())
+    observed = planner.Observed(links={}, addresses={}, routes=set(), tables={},
+                                ip_forward=True)
+    accepted, status = planner.resolve(source.gateways(), observed, {})
+    if status:
+        return False, " ".join(s.reason for s in status.values())
+    by_name = {g.name: g for g in accepted}
+    return True, [[str(f) for f in by_name[n].forwards] for n in NAMES[:len(gateways)]]
+
+
+def through_api(gateways, env):
+    api = start(env["served"], env["tls"])
+    try:
+        http = Http(Client(socket_path=api.socket))
+        result = []
+        for i, g in enumerate(gateways):
+            body = {"address": g["address"],
+                    "forwards": [{"proto": p, "port": port, "to": to}
+                                 for p, port, to in g["forwards"]]}
+            if g["public"] is not None:
+                body["public"] = g["public"]
+            status, data = http("POST", "/v1/networks", {"name": NAMES[i], "gateway": body})
+            if status != 201:
+                assert status in (400, 409), (status, data)
+                return False, data["error"]["message"]
+            result.append(["%s:%d=%s" % (f["proto"], f["port"], f["to"])
+                           for f in data["gateway"]["forwards"]])
+        return True, result
+    finally:
+        api.close()
+
+
+def through_topology(gateways, _env):
+    lines = ["name: lab", "networks:"]
+    for i, g in enumerate(gateways):
+        lines += ["  - name: %s" % NAMES[i], "    gateway:", "      address: %s" % g["address"]]
+        if g["public"] is not None:
+            lines.append("      public: %s" % ("true" if g["public"] else "false"))
+        if g["forwards"]:
+            lines.append("      forwards:")
+            lines += ["        - {proto: %s, port: %d, to: %s}" % (p, port, json.dumps(to))
+                      for p, port, to in g["forwards"]]
+    try:
+        parsed = topology.parse(topology.loads("\n".join(lines) + "\n", fmt="yaml"))
+    except InvalidInput as exc:
+        return False, exc.message
+    return True, [[str(f) for f in n.gateway.forwards] for n in parsed.networks]
+
+
+ENTRY_POINTS = [("config", through_config), ("xe", through_xe), ("api", through_api),
+                ("topology", through_topology)]
+
+
+@pytest.mark.parametrize("gateways,reason,forwards", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_every_entry_point_accepts_and_refuses_the_same(served, xenapi, tls_files, gateways,
+                                                        reason, forwards):
+    env = {"served": served, "xenapi": xenapi, "tls": tls_files}
+    results = {name: run(gateways, env) for name, run in ENTRY_POINTS}
+    if reason is OK:
+        assert results == {name: (True, forwards) for name, _run in ENTRY_POINTS}
+    else:
+        refused = {name: ok is False and reason in said for name, (ok, said) in results.items()}
+        assert all(refused.values()), "expected every entry point to refuse with %r, got %s" \
+            % (reason, json.dumps(results, indent=1))
+
+
+def test_the_second_of_two_clashing_gateways_is_the_one_named():
+    """Where two gateways clash, each entry point names b (the later) as the refused one."""
+    ok, said = through_config([gw(), gw("172.16.0.1/16")], None)
+    assert not ok and "[gateway:b]" in said
+    ok, said = through_topology([gw(), gw("172.16.0.1/16")], None)
+    assert not ok and said.startswith("networks[1].gateway.address: ")
