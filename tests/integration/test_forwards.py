@@ -214,20 +214,28 @@ def test_removing_the_forwards_on_sighup_removes_their_rules_and_chains(topo, fo
         assert tcp_connect(topo.outside, DOM0, 8080) == "peer=%s" % topo.OUTSIDE
 
 
-def test_a_port_published_twice_is_refused_for_the_second_gateway(topo, workdir, daemons):
+def test_a_port_published_twice_in_the_config_file_is_refused_before_anything_changes(
+        topo, workdir, daemons):
+    # Two gateways of one file that clash make the file invalid: the daemon says so and
+    # exits (status 2) as --check-config does, instead of applying one and refusing the
+    # other. (A clash between a file's gateway and XAPI's is a per-gateway refusal: the
+    # planner's, see tests/unit/core/test_planner.py.)
     topo.create_bridge()
     topo.dom0.run(["ip", "link", "add", "xapi2", "type", "bridge"])
     topo.dom0.run(["ip", "link", "set", "xapi2", "up"])
     gateways = dict(GW)
     gateways["second"] = {"bridge": "xapi2", "address": "172.16.2.1/24",
                           "forwards": "tcp:8080=172.16.2.10:80"}
-    daemon = daemons(topo.dom0, workdir, gateways)
-    N.wait_for(lambda: applied(daemon), message="first gateway applied")
-    second = daemon.gateway_state("second")
-    assert second["state"] == "refused"
-    assert "tcp port 8080 is already published by gateway private" in second["reason"]
-    assert not any("xapi2" in l for t in ("nat", "filter") for l in topo.dom0.rules(t))
-    assert in_kernel(topo.dom0)
+    daemon = N.Daemon(topo.dom0, workdir, gateways)
+    check = topo.dom0.run([sys.executable, "-m", "agent.daemon.main", "-c",
+                           daemon.config_path, "--check-config"], check=False)
+    assert check.returncode == 2
+    assert "[gateway:second]: tcp port 8080 is already forwarded by gateway private" in \
+        check.stderr
+    with pytest.raises(AssertionError, match="daemon exited with 2"):
+        daemons(topo.dom0, workdir, gateways)
+    assert not any("XGW" in l for t in ("nat", "filter") for l in topo.dom0.rules(t))
+    assert topo.dom0.addresses("xapi1") == [] and topo.dom0.addresses("xapi2") == []
 
 
 DRIFTS = {
