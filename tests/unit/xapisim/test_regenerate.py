@@ -246,3 +246,10 @@ def test_xenapi_json_needs_the_commit_it_was_built_from(sources, capsys):
         regenerate.main(argv[:2])
     assert exit_.value.code == 2
     assert "--xen-api-commit and --latest-release" in capsys.readouterr().err
+
+
+def test_the_shipped_codes_are_those_xapi_sends(model):
+    # api_errors.ml builds this one as pool_auth_enable_failed ^
+    # auth_suffix_no_support_encrypt_type; its identifier says NO_SUPP.
+    assert model.errors["POOL_AUTH_ENABLE_FAILED_NO_SUPPORT_ENCRYPT_TYPE"] == ["host", "message"]
+    assert "POOL_AUTH_ENABLE_FAILED_NO_SUPP_ENCRYPT_TYPE" not in model.errors
