@@ -24,7 +24,7 @@ setup(
     packages=find_packages(include=["agent", "agent.*"]),
     # The XenAPI datamodel the simulator follows (agent/xapisim/data/README.md says where
     # it comes from); MANIFEST.in puts the same files, and the rest of the tree, in the sdist.
-    package_data={"agent.xapisim": ["data/*.json", "data/*.md", "data/*.py"]},
+    package_data={"agent.xapisim.data": ["*.json", "*.md"]},
     include_package_data=True,
     zip_safe=False,
     # Every runtime import of agent/, at floors that still install on Python 3.6 (Dom0):
