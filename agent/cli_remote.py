@@ -9,6 +9,7 @@ Exit codes a script can rely on: 0 done; 1 failed (XAPI refused, see the message
 2 usage or invalid input; 3 the API or XAPI is unreachable; 4 not found; 5 conflict
 (name taken, in use, overlap); 6 not authorised (no token, wrong token, read-only token).
 """
+import ipaddress
 import json
 import os
 import sys
@@ -126,6 +127,10 @@ def _gateway_flags(parser, required):
     parser.add_argument("--forward", action="append", default=[],
                         metavar="PROTO:PORT=ADDRESS[:PORT]",
                         help="publish a VM's port on the host, e.g. tcp:8080=172.16.0.3:80")
+    parser.add_argument("--inbound", action="append", default=[], metavar="CIDR",
+                        help="let this outside network open connections into the subnet, "
+                             "routed and not NATed (repeat, or separate with commas; 'any' "
+                             "for the whole Internet), e.g. 192.0.2.0/24")
 
 
 def client(args, config):
@@ -309,6 +314,9 @@ def _gateway_body(args):
         body["public"] = True
     if args.forward:
         body["forwards"] = [_forward(text) for text in args.forward]
+    if args.inbound:
+        # the daemon's API validates each entry (agent.core.model.parse_inbound)
+        body["inbound"] = [e.strip() for text in args.inbound for e in text.split(",")]
     return body
 
 
@@ -360,6 +368,8 @@ def _gw_text(gw):
     text = gw["address"] + (" NAT" if gw["nat"] else "")
     for f in gw.get("forwards", []):
         text += " %s:%d->%s" % (f["proto"], f["port"], f["to"])
+    if gw.get("inbound"):
+        text += " in:" + ",".join(gw["inbound"])
     return text
 
 
@@ -402,3 +412,16 @@ def gateway_table(gateways):
                      "yes" if g.get("nat") else "no", g["state"],
                      g.get("error") or g.get("reason") or ""))
     table(rows)
+    for g in gateways:
+        network = g.get("address") and str(ipaddress.IPv4Interface(g["address"]).network)
+        for route in g.get("routes") or []:
+            print()
+            if not route["via"]:
+                print("%s: no route from this host to inbound source %s; add one on the "
+                      "host first" % (g["name"], route["source"]))
+                continue
+            print("To reach %s (%s) from %s through this host (%s), run there:"
+                  % (g["name"], network, route["source"], route["via"]))
+            for system, label in (("linux", "Linux"), ("macos", "macOS"),
+                                  ("windows", "Windows")):
+                print("  %-8s %s" % (label + ":", route["commands"][system]))

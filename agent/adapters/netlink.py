@@ -312,6 +312,29 @@ class Netlink(object):
                    dst_len=network.prefixlen, oif=ifindex, prefsrc=str(source),
                    scope=RT_SCOPE_LINK, table=MAIN_TABLE)
 
+    def source_address(self, network):
+        """The address this host sends from towards ``network`` (an IPv4Network), as
+        ``ip route get`` says for its first host (for 0.0.0.0/0: towards the default
+        route's next hop); None when the host has no route there. A lookup: nothing is
+        sent, nothing is changed."""
+        try:
+            if network.prefixlen == 0:
+                hops = [m.get_attr("RTA_GATEWAY") for m in
+                        self._ipr.get_default_routes(family=socket.AF_INET, table=MAIN_TABLE)]
+                hops = [h for h in hops if h]
+                if not hops:
+                    return None
+                target = hops[0]
+            else:
+                target = str(network.network_address + (1 if network.prefixlen < 31 else 0))
+            for msg in self._ipr.route("get", dst=target):
+                src = msg.get_attr("RTA_PREFSRC")
+                if src:
+                    return ipaddress.IPv4Address(src)
+        except NetlinkError:
+            pass  # ENETUNREACH and the like: no route
+        return None
+
     @staticmethod
     def _call(what, benign, func, *args, **kwargs):
         try:

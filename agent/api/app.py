@@ -24,7 +24,7 @@ import agent
 from agent.api import openapi
 from agent.api import tokens as tokensmod
 from agent.api.xapi import XapiUnavailable
-from agent.core import desired
+from agent.core import desired, model
 from agent.errors import AgentError
 from agent.service import doctor
 from agent.service.errors import Conflict, InvalidInput, NotFound, XapiCallFailed

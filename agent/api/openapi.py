@@ -68,7 +68,11 @@ SCHEMAS = {
         "nat": _BOOL,
         "public": {"type": "boolean", "description": "allow a subnet outside the private "
                    "(RFC 1918) and shared (RFC 6598) ranges (default false)"},
-        "forwards": {"type": "array", "maxItems": 256, "items": _ref("Forward")}},
+        "forwards": {"type": "array", "maxItems": 256, "items": _ref("Forward")},
+        "inbound": {"type": "array", "maxItems": 64, "items": {
+            "type": "string", "minLength": 1, "maxLength": 18},
+            "description": "outside networks (CIDR, or 'any') allowed to open connections "
+                           "into the subnet, routed and not NATed"}},
         required=("address",)),
     "VlanSpec": _obj({"tag": _int(0, 4094), "pif": {"type": "string", "minLength": 1,
                                                     "maxLength": 15}}, required=("tag",)),
@@ -80,7 +84,8 @@ SCHEMAS = {
         "uuid": _STR, "name": _STR, "description": _STR, "bridge": _STR,
         "vlan": {"type": "integer", "nullable": True},
         "gateway": _obj({"address": _STR, "nat": _BOOL, "public": _BOOL,
-                         "forwards": {"type": "array", "items": _ref("Forward")}},
+                         "forwards": {"type": "array", "items": _ref("Forward")},
+                         "inbound": {"type": "array", "items": _STR}},
                         nullable=True),
         "himn": _BOOL,
         "vms": {"type": "array", "items": _STR},
@@ -146,6 +151,16 @@ SCHEMAS = {
                               "error"]},
                           "address": {"type": "string", "nullable": True},
                           "nat": {"type": "boolean", "nullable": True},
+                          "inbound": {"type": "array", "items": _STR, "description":
+                                      "sources allowed to connect in (CIDRs or 'any')"},
+                          "routes": {"type": "array", "items": _obj({
+                              "source": _STR,
+                              "via": {"type": "string", "nullable": True, "description":
+                                      "the host's address on the way to the source"},
+                              "commands": _obj({"linux": _STR, "macos": _STR,
+                                                "windows": _STR})}),
+                              "description": "the route a machine of each inbound source "
+                                             "adds to reach the subnet through the host"},
                           "reason": {"type": "string", "nullable": True},
                           "error": {"type": "string", "nullable": True},
                           "source": {"type": "string", "nullable": True},

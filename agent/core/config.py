@@ -178,6 +178,11 @@ GATEWAY_SCHEMA = OrderedDict([
     ("public", Option(_bool, False,
                       "Allow a subnet outside the private (RFC 1918) and shared "
                       "(RFC 6598) ranges, which may be routed on the internet.")),
+    ("inbound", Option(model.parse_inbound, (),
+                       "Outside networks allowed to open connections into the subnet, "
+                       "routed through the host and not NATed (the VMs see the client's "
+                       "address): CIDRs, e.g. 192.0.2.0/24,198.51.100.7/32, or 'any' for "
+                       "the whole Internet. Everyone else still meets Dom0's firewall.")),
 ])
 
 
@@ -271,7 +276,8 @@ def parse(text, path="<string>"):
                                   path=path, section=section, key="bridge")
             try:  # the values together: subnet range, forwards in the subnet
                 values["forwards"] = model.check_gateway(values["address"],
-                                                         values["forwards"], values["public"])
+                                                         values["forwards"], values["public"],
+                                                         inbound=values["inbound"])
             except GatewayInvalid as exc:
                 raise ConfigError("config %s [%s]: %s" % (path, section, exc), path=path,
                                   section=section, key=exc.details.get("field"))

@@ -9,6 +9,9 @@ other-config:xapi-gateway.address=172.16.1.1/24`` is a supported interface:
                            comma-separated PROTO:PORT=ADDRESS:PORT entries (default none)
     xapi-gateway.public    true/false (default false): allow a subnet outside the private
                            (RFC 1918) and shared (RFC 6598) ranges
+    xapi-gateway.inbound   outside networks allowed to open connections into the subnet,
+                           routed and not NATed: comma-separated CIDRs, or ``any``
+                           (default none: only replies come in)
 
     xe network-param-set uuid=<network uuid>          (one command, wrapped here)
        other-config:xapi-gateway.forwards=tcp:8080=172.16.1.10:80,udp:5353=172.16.1.11:53
@@ -33,7 +36,8 @@ ADDRESS = PREFIX + "address"
 NAT = PREFIX + "nat"
 FORWARDS = PREFIX + "forwards"
 PUBLIC = PREFIX + "public"
-KNOWN = frozenset([ADDRESS, NAT, FORWARDS, PUBLIC])
+INBOUND = PREFIX + "inbound"
+KNOWN = frozenset([ADDRESS, NAT, FORWARDS, PUBLIC, INBOUND])
 # Marks what a declarative topology manages (value: the topology's name), on networks and
 # VMs. Deliberately outside PREFIX: a mark alone does not make a network a gateway.
 TOPOLOGY_MARK = "xapi-gateway-topology"
@@ -101,11 +105,11 @@ def read_gateway(rec, name=None):
     return model.make_gateway(
         name or "network-%s" % (uuid[:8] or "unknown"), rec.get("bridge", ""), config[ADDRESS], config.get(NAT, "true"),
         source=SOURCE_PREFIX + uuid, forwards=config.get(FORWARDS, ""),
-        public=config.get(PUBLIC, "false"))
+        public=config.get(PUBLIC, "false"), inbound=config.get(INBOUND, ""))
 
 
 def gateway_view(rec):
-    """A network's gateway as the API shows it ({address, nat, forwards, public}), None
+    """A network's gateway as the API shows it ({address, nat, forwards, public, inbound}), None
     without one. Invalid values are shown as stored, with no forwards (status says why)."""
     config = rec.get("other_config", {})
     try:
@@ -114,20 +118,24 @@ def gateway_view(rec):
         if ADDRESS not in config:
             return None
         return {"address": config[ADDRESS], "nat": config.get(NAT, "true") == "true",
-                "forwards": [], "public": config.get(PUBLIC, "false") == "true"}
+                "forwards": [], "public": config.get(PUBLIC, "false") == "true",
+                "inbound": []}
     if gw is None:
         return None
     return {"address": str(gw.address), "nat": gw.nat,
-            "forwards": [f.as_dict() for f in gw.forwards], "public": gw.public}
+            "forwards": [f.as_dict() for f in gw.forwards], "public": gw.public,
+            "inbound": [model.format_inbound((n,)) for n in gw.inbound]}
 
 
-def other_config(address, nat=True, forwards=(), public=False):
+def other_config(address, nat=True, forwards=(), public=False, inbound=()):
     """The other_config keys of a gateway, canonical: what the service layer writes."""
     config = {ADDRESS: str(address), NAT: "true" if nat else "false"}
     if forwards:
         config[FORWARDS] = model.format_forwards(forwards)
     if public:
         config[PUBLIC] = "true"
+    if inbound:
+        config[INBOUND] = model.format_inbound(inbound)
     return config
 
 

@@ -79,10 +79,13 @@ class Forward(namedtuple("Forward", "proto port to_address to_port")):
         return "%s:%d=%s" % (self.proto, self.port, self.to)
 
 
-class Gateway(namedtuple("Gateway", "name bridge address nat source forwards public")):
+class Gateway(namedtuple("Gateway", "name bridge address nat source forwards public "
+                                   "inbound")):
     """A desired gateway: ``address`` (an IPv4Interface) on ``bridge``, NAT if ``nat``,
-    ``forwards`` (a tuple of Forward, sorted by protocol and port; default none), and
-    ``public`` (True: its subnet may be outside the private and shared ranges).
+    ``forwards`` (a tuple of Forward, sorted by protocol and port; default none),
+    ``public`` (True: its subnet may be outside the private and shared ranges) and
+    ``inbound`` (a tuple of IPv4Network, sorted: the sources whose new connections into
+    the subnet are routed in, not NATed; default none).
 
     ``source`` says where it came from ("config", later "xapi:<network uuid>") so that
     status and logs can point the user at the place to fix it.
@@ -99,14 +102,15 @@ class Gateway(namedtuple("Gateway", "name bridge address nat source forwards pub
         return self.address.ip
 
     def describe(self):
-        return "%s (%s on %s%s%s%s)" % (
+        return "%s (%s on %s%s%s%s%s)" % (
             self.name, self.address, self.bridge, ", NAT" if self.nat else "",
             ", public" if self.public else "",
-            ", forwards %s" % format_forwards(self.forwards) if self.forwards else "")
+            ", forwards %s" % format_forwards(self.forwards) if self.forwards else "",
+            ", inbound from %s" % format_inbound(self.inbound) if self.inbound else "")
 
 
 # Callers that predate forwards build Gateway(name, bridge, address, nat, source).
-Gateway.__new__.__defaults__ = ((), False)
+Gateway.__new__.__defaults__ = ((), False, ())
 
 
 def parse_name(value, field="name"):
@@ -323,18 +327,112 @@ def check_subnet(address, public, field="address"):
         % (field, address, network), field=field, value=str(address))
 
 
-def check_gateway(address, forwards, public=False, prefix="", item_field=None):
+# Inbound sources: which outside networks may open connections into a gateway's subnet
+# (routed through the host, not NATed, so the VMs see the real client address).
+#
+#     xapi-gateway.inbound=192.0.2.0/24,198.51.100.7/32
+#
+# Each entry is a network in CIDR form with no host bits set (a bare address means /32).
+# The whole Internet (0.0.0.0/0) must be asked for by its own word, ``any``: a typo or a
+# copied default route must not open every VM to the world.
+ANY = "any"
+_EVERYWHERE = ipaddress.IPv4Network("0.0.0.0/0")
+
+
+def parse_inbound(value, field="inbound"):
+    """Inbound sources from their text form (comma-separated) or a list of strings (API
+    bodies, topology files): a sorted tuple of IPv4Network, syntax and host bits only;
+    their relation to the gateway's subnet is check_inbound's."""
+    if isinstance(value, (list, tuple)):
+        entries = list(value)
+    elif isinstance(value, str):
+        entries = [] if not value.strip() else value.split(",")
+    else:
+        raise GatewayInvalid("%s must be a list of networks or their comma-separated text, "
+                             "not %s" % (field, type(value).__name__),
+                             field=field, value=repr(value))
+    networks = []
+    for number, entry in enumerate(entries, 1):
+        if isinstance(entry, ipaddress.IPv4Network):
+            networks.append(entry)
+            continue
+        if not isinstance(entry, str) or not entry.strip():
+            raise GatewayInvalid("%s entry %d is empty or not text: write networks such as "
+                                 "192.0.2.0/24, separated by single commas" % (field, number),
+                                 field=field, value=repr(entry))
+        text = entry.strip()
+        if text.lower() == ANY:
+            networks.append(_EVERYWHERE)
+            continue
+        try:
+            net = ipaddress.IPv4Network(text, strict=False)
+        except (ValueError, ipaddress.AddressValueError, ipaddress.NetmaskValueError) as exc:
+            raise GatewayInvalid("%s entry %d %r is not an IPv4 network such as "
+                                 "192.0.2.0/24: %s" % (field, number, text, exc),
+                                 field=field, value=text)
+        if str(net.network_address) != text.split("/", 1)[0].strip():
+            raise GatewayInvalid("%s entry %d %r has host bits set; the network is %s"
+                                 % (field, number, text, net), field=field, value=text)
+        if net.prefixlen == 0:
+            raise GatewayInvalid("%s entry %d %r lets the whole Internet in; write %r if "
+                                 "that is really what you mean" % (field, number, text, ANY),
+                                 field=field, value=text)
+        networks.append(net)
+    return tuple(sorted(networks))
+
+
+def check_inbound(inbound, address, field="inbound"):
+    """Inbound sources checked against the gateway ``address`` (an IPv4Interface): none
+    may overlap the gateway's own subnet (its hosts reach each other on the bridge), and
+    each is listed once (no entry inside another). Returns them sorted."""
+    network = address.network
+    inbound = tuple(sorted(inbound))
+    for net in inbound:
+        if net != _EVERYWHERE and net.overlaps(network):
+            raise GatewayInvalid("%s: %s overlaps the gateway's own subnet %s; list the "
+                                 "outside networks that may connect in" % (field, net, network),
+                                 field=field, value=str(net))
+    for i, net in enumerate(inbound):
+        for other in inbound[i + 1:]:
+            if net.overlaps(other):
+                outer, inner = (net, other) if net.prefixlen <= other.prefixlen else (other, net)
+                raise GatewayInvalid("%s: %s is inside %s; list each source once"
+                                     % (field, inner, format_inbound((outer,))),
+                                     field=field, value=str(inner))
+    return inbound
+
+
+def format_inbound(inbound):
+    """The canonical text of ``inbound`` (what other_config stores): sorted, ``any`` for
+    the whole Internet."""
+    return ",".join(ANY if net == _EVERYWHERE else str(net) for net in sorted(inbound))
+
+
+def inbound_routes(network, via):
+    """What a user runs on a machine of an inbound source to reach ``network`` (an
+    IPv4Network) through the host address ``via``: {system: command}."""
+    return {
+        "linux": "sudo ip route add %s via %s" % (network, via),
+        "macos": "sudo route -n add -net %s %s" % (network, via),
+        "windows": "route ADD %s MASK %s %s" % (network.network_address, network.netmask, via),
+    }
+
+
+def check_gateway(address, forwards, public=False, prefix="", item_field=None, inbound=()):
     """The checks of a gateway's values taken together, whatever their syntax was: its
-    subnet (check_subnet) and its forwards (check_forwards), which it returns sorted.
-    Fields are named ``<prefix>address`` and ``<prefix>forwards`` (or ``item_field``)."""
+    subnet (check_subnet), its inbound sources (check_inbound, parsed already) and its
+    forwards (check_forwards), which it returns sorted. Fields are named
+    ``<prefix>address``, ``<prefix>inbound`` and ``<prefix>forwards`` (or ``item_field``)."""
     check_subnet(address, public, prefix + "address")
+    check_inbound(inbound, address, prefix + "inbound")
     return check_forwards(tuple(forwards), address, prefix + "forwards", item_field)
 
 
 def make_gateway(name, bridge, address, nat=True, source="config", forwards=(),
-                 public=False):
+                 public=False, inbound=()):
     """Build a validated Gateway; raises GatewayInvalid naming the bad field.
-    ``forwards``: their text form, or a tuple or list of Forward values."""
+    ``forwards``: their text form, or a tuple or list of Forward values; ``inbound``: its
+    text form, or a tuple or list of networks (text or IPv4Network)."""
     name = parse_name(name)
     bridge = parse_bridge(bridge)
     address = parse_address(address)
@@ -342,8 +440,10 @@ def make_gateway(name, bridge, address, nat=True, source="config", forwards=(),
     public = parse_bool(public, "public")
     if not isinstance(forwards, (tuple, list)):
         forwards = parse_forwards(forwards)  # text; anything else is refused there
+    inbound = parse_inbound(inbound)
     return Gateway(name=name, bridge=bridge, address=address, nat=nat, source=source,
-                   forwards=check_gateway(address, forwards, public), public=public)
+                   forwards=check_gateway(address, forwards, public, inbound=inbound),
+                   public=public, inbound=inbound)
 
 
 def _ip(text, field, shown):

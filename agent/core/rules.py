@@ -28,6 +28,13 @@ would answer that VM directly, from an address it never connected to. The FORWAR
 takes only connections our DNAT made (``--ctstate DNAT``), not anything routed straight to
 the VM's port.
 
+An inbound source (a network allowed to open connections into the subnet, routed and not
+NATed) is one rule; replies go out by ``forward-out``, and the MASQUERADE rule never sees
+them (nat rules apply to the first packet of a connection, which came from outside):
+
+    filter XGW-FORWARD     -s 192.0.2.0/24 -d 172.16.1.0/24 -o xapi1 -j ACCEPT
+                                                                          (role inbound)
+
 XGW-POSTROUTING and XGW-FORWARD always exist once the daemon runs; XGW-PREROUTING and
 XGW-OUTPUT (ON_DEMAND) exist, with their jumps, only while a forward needs them, so that a
 host without forwards keeps its nat PREROUTING and OUTPUT chains as they were.
@@ -103,6 +110,12 @@ def gateway_rules(gw):
     rules.append(RuleSpec("filter", fwd_chain, rule_key(gw.bridge, "forward-back", net),
                           src=None, dst=net, in_iface=None, out_iface=gw.bridge,
                           ctstate="RELATED,ESTABLISHED", target="ACCEPT"))
+    for source in gw.inbound:
+        # New connections from an allowed source into the subnet, ahead of Dom0's REJECT.
+        rules.append(RuleSpec("filter", fwd_chain, rule_key(gw.bridge, "inbound", str(source)),
+                              src=None if source.prefixlen == 0 else str(source), dst=net,
+                              in_iface=None, out_iface=gw.bridge, ctstate=None,
+                              target="ACCEPT"))
     for fwd in gw.forwards:
         rules.extend(forward_rules(gw, fwd))
     return tuple(rules)

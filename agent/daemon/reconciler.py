@@ -12,6 +12,7 @@ import logging
 import time
 from collections import OrderedDict, namedtuple
 
+from agent.core import model
 from agent.core import planner as P
 from agent.core import rules as rulesmod
 from agent.core.desired import network_of
@@ -50,6 +51,7 @@ class Reconciler(object):
         self.rounds = 0
         self.writes = 0
         self.last = None
+        self._vias = (None, {})   # (netlink mirror generation, {source: host address})
 
     # ---- one round (kernel thread) -----------------------------------------------------
     def run_round(self):
@@ -180,6 +182,8 @@ class Reconciler(object):
                 "name": name, "bridge": st.bridge,
                 "address": str(gw.address) if gw else None,
                 "nat": gw.nat if gw else None,
+                "inbound": [model.format_inbound((n,)) for n in gw.inbound] if gw else [],
+                "routes": self._inbound_routes(gw) if gw else [],
                 "source": gw.source if gw else None,
                 "state": state, "reason": reason,
                 "error": str(error) if error else None,
@@ -193,7 +197,7 @@ class Reconciler(object):
             old = self.status.get(name)
             unchanged = old is not None and old["state"] == "invalid" and old["reason"] == reason
             status[name] = {"name": name, "bridge": bridge, "address": None, "nat": None,
-                            "source": None, "state": "invalid", "reason": reason,
+                            "inbound": [], "routes": [], "source": None, "state": "invalid", "reason": reason,
                             "error": None, "since": old["since"] if unchanged else now,
                             "since_monotonic": old["since_monotonic"] if unchanged else mono}
             if not unchanged:
@@ -201,6 +205,28 @@ class Reconciler(object):
                           extra=fields(gateway=name, bridge=bridge, operation="state",
                                        network=getattr(entry, "network", None)))
         self.status = status
+
+    def _inbound_routes(self, gw):
+        """For each inbound source of ``gw``: the host address on the way to it and the
+        route a machine there adds to reach the subnet. Looked up again only when the
+        netlink mirror changed (an idle round does no lookup)."""
+        if not gw.inbound:
+            return []
+        generation, vias = self._vias
+        if generation != self.view.generation:
+            vias = {}
+            self._vias = (self.view.generation, vias)
+        routes = []
+        for source in gw.inbound:
+            if source not in vias:
+                vias[source] = self.netlink.source_address(source)
+            via = vias[source]
+            routes.append({
+                "source": model.format_inbound((source,)),
+                "via": str(via) if via else None,
+                "commands": model.inbound_routes(gw.network, via) if via else {},
+            })
+        return routes
 
     def summary(self):
         counts = OrderedDict()

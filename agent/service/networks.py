@@ -40,7 +40,7 @@ class Networks(object):
     def create(self, name, gateway=None, vlan=None, description="", marks=None):
         """Create a private network, or a VLAN one (``vlan={"tag": N, "pif": device}``),
         with an optional ``gateway={"address": CIDR, "nat": bool, "forwards": [{"proto":
-        "tcp"|"udp", "port": N, "to": "ADDRESS:PORT"}]}``. ``marks``: extra other_config
+        "tcp"|"udp", "port": N, "to": "ADDRESS:PORT"}], "inbound": [CIDR or "any"]}``. ``marks``: extra other_config
         keys (a topology marks what it manages). Returns the record."""
         name = _field(model.parse_name, name, "name")
         config = self._gateway_config(gateway, exclude=None)
@@ -107,18 +107,19 @@ class Networks(object):
         if not isinstance(gateway, dict):
             raise InvalidInput("gateway must be an object with address, nat and forwards",
                                field="gateway")
-        unknown = sorted(set(gateway) - {"address", "nat", "forwards", "public"})
+        unknown = sorted(set(gateway) - {"address", "nat", "forwards", "public", "inbound"})
         if unknown:
             raise InvalidInput("gateway has unknown field(s) %s" % ", ".join(unknown),
                                field="gateway." + unknown[0])
         address = _field(model.parse_address, gateway.get("address"), "gateway.address")
         nat = _field(model.parse_bool, gateway.get("nat", True), "gateway.nat")
         public = _field(model.parse_bool, gateway.get("public", False), "gateway.public")
+        inbound = _field(model.parse_inbound, gateway.get("inbound", []), "gateway.inbound")
         requested = _forwards(gateway.get("forwards", []))
         index_of = {f.key(): i for i, f in enumerate(requested)}  # sorted -> as requested
         try:
             forwards = model.check_gateway(address, requested, public, prefix="gateway.",
-                                           item_field="gateway.forwards[%d]")
+                                           item_field="gateway.forwards[%d]", inbound=inbound)
         except GatewayInvalid as exc:
             raise InvalidInput(str(exc), field=exc.details.get("field", "gateway"))
         others, _ = desired.gateways_from_networks(
@@ -130,7 +131,7 @@ class Networks(object):
             raise Conflict(clash.reason, network=clash.owner, field=(
                 "gateway.address" if clash.index is None else
                 "gateway.forwards[%d].port" % index_of[forwards[clash.index].key()]))
-        return desired.other_config(address, nat, forwards, public)
+        return desired.other_config(address, nat, forwards, public, inbound)
 
     def _physical_pif(self, device):
         for ref, pif in self.x.PIF.get_all_records().items():

@@ -1,4 +1,4 @@
-"""One table of gateway and forward cases, run through every entry point a user has:
+"""One table of gateway, forward and inbound-source cases, run through every entry point a user has:
 
 - the config file (agent.core.config, what --check-config and the daemon read),
 - ``xe`` text: other_config values written through the real SDK into the simulator, read
@@ -15,7 +15,7 @@ import json
 import pytest
 
 from agent.api.client import Client
-from agent.core import config, desired, planner
+from agent.core import config, desired, model, planner
 from agent.daemon.sources import XapiSource
 from agent.errors import ConfigError
 from agent.service.errors import InvalidInput
@@ -25,10 +25,18 @@ from tests.unit.api.conftest import Http, start, tls_files  # noqa: F401 (a fixt
 OK = None
 
 
-def gw(address="172.16.1.1/24", forwards=(), public=None):
+def gw(address="172.16.1.1/24", forwards=(), public=None, inbound=()):
     """A gateway's values: forwards are (proto, port, to) with port an int, or None for
-    'missing'."""
-    return {"address": address, "forwards": list(forwards), "public": public}
+    'missing'; inbound a list of source texts."""
+    return {"address": address, "forwards": list(forwards), "public": public,
+            "inbound": list(inbound)}
+
+
+def _accepted(forwards, inbound):
+    """What an entry point accepted for one gateway, in one comparable form: the canonical
+    forwards, then ``inbound=<canonical sources>`` when there are some."""
+    return [str(f) for f in forwards] + (
+        ["inbound=" + ",".join(inbound)] if inbound else [])
 
 
 WEB = ("tcp", 8080, "172.16.1.10:80")
@@ -113,6 +121,22 @@ CASES = [
      "subnet 198.51.100.0/24 is outside the private ranges", None),
     ("public-range-straddled", [gw("172.0.0.1/8")],
      "subnet 172.0.0.0/8 is outside the private ranges", None),
+    ("inbound", [gw(inbound=["198.51.100.7", "192.0.2.0/24"])], OK,
+     [["inbound=192.0.2.0/24,198.51.100.7/32"]]),
+    ("inbound-any", [gw(inbound=["ANY"])], OK, [["inbound=any"]]),
+    ("inbound-with-forwards", [gw(forwards=[WEB], inbound=["192.0.2.0/24"])], OK,
+     [["tcp:8080=172.16.1.10:80", "inbound=192.0.2.0/24"]]),
+    ("inbound-host-bits", [gw(inbound=["192.0.2.1/24"])],
+     "entry 1 '192.0.2.1/24' has host bits set; the network is 192.0.2.0/24", None),
+    ("inbound-everything-without-any", [gw(inbound=["0.0.0.0/0"])],
+     "entry 1 '0.0.0.0/0' lets the whole Internet in; write 'any' if that is really what "
+     "you mean", None),
+    ("inbound-overlaps-own-subnet", [gw(inbound=["172.16.0.0/16"])],
+     "inbound: 172.16.0.0/16 overlaps the gateway's own subnet 172.16.1.0/24", None),
+    ("inbound-listed-twice", [gw(inbound=["192.0.2.0/24", "192.0.2.128/25"])],
+     "inbound: 192.0.2.128/25 is inside 192.0.2.0/24; list each source once", None),
+    ("inbound-not-a-network", [gw(inbound=["lab.example"])],
+     "entry 1 'lab.example' is not an IPv4 network such as 192.0.2.0/24", None),
 ]
 NAMES = ("a", "b")
 
@@ -131,11 +155,18 @@ def through_config(gateways, _env):
             text += "forwards = %s\n" % _text_forwards(g["forwards"])
         if g["public"] is not None:
             text += "public = %s\n" % ("yes" if g["public"] else "no")
+        if g["inbound"]:
+            text += "inbound = %s\n" % ",".join(g["inbound"])
     try:
         parsed = config.parse(text, "agent.conf")
     except ConfigError as exc:
         return False, exc.message
-    return True, [[str(f) for f in parsed.gateways[n].forwards] for n in NAMES[:len(gateways)]]
+    return True, [_accepted(parsed.gateways[n].forwards, _inbound(parsed.gateways[n]))
+                  for n in NAMES[:len(gateways)]]
+
+
+def _inbound(gateway):
+    return [model.format_inbound((n,)) for n in gateway.inbound]
 
 
 def through_xe(gateways, env):
@@ -157,6 +188,8 @@ def _xe(x, gateways, made):
             other[desired.FORWARDS] = _text_forwards(g["forwards"])
         if g["public"] is not None:
             other[desired.PUBLIC] = "true" if g["public"] else "false"
+        if g["inbound"]:
+            other[desired.INBOUND] = ",".join(g["inbound"])
         made.append(x.network.create({"name_label": NAMES[i], "name_description": "",
                                       "other_config": other}))
     source = XapiSource()
@@ -169,7 +202,8 @@ def _xe(x, gateways, made):
     if status:
         return False, " ".join(s.reason for s in status.values())
     by_name = {g.name: g for g in accepted}
-    return True, [[str(f) for f in by_name[n].forwards] for n in NAMES[:len(gateways)]]
+    return True, [_accepted(by_name[n].forwards, _inbound(by_name[n]))
+                  for n in NAMES[:len(gateways)]]
 
 
 def through_api(gateways, env):
@@ -183,12 +217,15 @@ def through_api(gateways, env):
                                  for p, port, to in g["forwards"]]}
             if g["public"] is not None:
                 body["public"] = g["public"]
+            if g["inbound"]:
+                body["inbound"] = g["inbound"]
             status, data = http("POST", "/v1/networks", {"name": NAMES[i], "gateway": body})
             if status != 201:
                 assert status in (400, 409), (status, data)
                 return False, data["error"]["message"]
-            result.append(["%s:%d=%s" % (f["proto"], f["port"], f["to"])
-                           for f in data["gateway"]["forwards"]])
+            result.append(_accepted(["%s:%d=%s" % (f["proto"], f["port"], f["to"])
+                                     for f in data["gateway"]["forwards"]],
+                                    data["gateway"]["inbound"]))
         return True, result
     finally:
         api.close()
@@ -200,6 +237,8 @@ def through_topology(gateways, _env):
         lines += ["  - name: %s" % NAMES[i], "    gateway:", "      address: %s" % g["address"]]
         if g["public"] is not None:
             lines.append("      public: %s" % ("true" if g["public"] else "false"))
+        if g["inbound"]:
+            lines.append("      inbound: [%s]" % ", ".join(g["inbound"]))
         if g["forwards"]:
             lines.append("      forwards:")
             lines += ["        - {proto: %s, port: %d, to: %s}" % (p, port, json.dumps(to))
@@ -208,7 +247,9 @@ def through_topology(gateways, _env):
         parsed = topology.parse(topology.loads("\n".join(lines) + "\n", fmt="yaml"))
     except InvalidInput as exc:
         return False, exc.message
-    return True, [[str(f) for f in n.gateway.forwards] for n in parsed.networks]
+    return True, [_accepted(n.gateway.forwards, [model.format_inbound((i,))
+                                                 for i in n.gateway.inbound])
+                  for n in parsed.networks]
 
 
 ENTRY_POINTS = [("config", through_config), ("xe", through_xe), ("api", through_api),

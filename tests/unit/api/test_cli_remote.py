@@ -74,3 +74,24 @@ def test_vms_create_start_delete(xgw):
 def test_gateways(xgw):
     code, out, _ = xgw("gateways")
     assert code == 0 and "applied" in out and "xapi1" in out
+
+
+def test_inbound_sources_through_xgw_and_the_route_hints(xgw, api):
+    code, out, _ = xgw("networks", "create", "lab", "--gateway", "172.16.5.1/24",
+                       "--inbound", "192.0.2.0/24,198.51.100.7/32", "--inbound", "10.9.0.0/16")
+    assert code == 0 and "in:10.9.0.0/16,192.0.2.0/24,198.51.100.7/32" in out
+    code, _, err = xgw("networks", "create", "bad", "--gateway", "172.16.6.1/24",
+                       "--inbound", "192.0.2.1/24")
+    assert code == 2 and "has host bits set" in err
+    # what xgw gateways prints for a gateway whose status carries a route
+    api.api.state.statuses[0].update(inbound=["192.0.2.0/24"], routes=[{
+        "source": "192.0.2.0/24", "via": "10.200.0.1",
+        "commands": {"linux": "sudo ip route add 172.16.0.0/24 via 10.200.0.1",
+                     "macos": "sudo route -n add -net 172.16.0.0/24 10.200.0.1",
+                     "windows": "route ADD 172.16.0.0 MASK 255.255.255.0 10.200.0.1"}}])
+    code, out, _ = xgw("gateways")
+    assert code == 0
+    assert ("To reach private (172.16.0.0/24) from 192.0.2.0/24 through this host "
+            "(10.200.0.1), run there:") in out
+    assert "  Linux:   sudo ip route add 172.16.0.0/24 via 10.200.0.1" in out.splitlines()
+    assert "  Windows: route ADD 172.16.0.0 MASK 255.255.255.0 10.200.0.1" in out.splitlines()

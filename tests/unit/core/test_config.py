@@ -395,3 +395,15 @@ def test_api_defaults_and_tcp():
     api = config.parse("[api]\nlisten = 127.0.0.1:8080\ninsecure = %s\n"
                        % config.INSECURE_WORDS).api
     assert api.insecure is True
+
+
+def test_inbound_in_the_config_file():
+    from agent.core import config as C
+    from agent.errors import ConfigError
+    good = "[gateway:lab]\nbridge = xapi1\naddress = 172.16.1.1/24\ninbound = 192.0.2.0/24\n"
+    assert [str(n) for n in C.parse(good).gateways["lab"].inbound] == ["192.0.2.0/24"]
+    with pytest.raises(ConfigError) as info:
+        C.parse(good.replace("192.0.2.0/24", "172.16.0.0/16"))
+    assert "[gateway:lab]" in str(info.value) and "overlaps the gateway's own subnet" in \
+        str(info.value)
+    assert info.value.details["key"] == "inbound"

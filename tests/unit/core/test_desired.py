@@ -87,3 +87,14 @@ def test_invalid_forwards_make_that_network_invalid_only(text, fragment):
     assert list(gws) == ["fine"] and len(gws["fine"].forwards) == 1
     bridge, reason = invalid["broken"]
     assert bridge == "xapi5" and fragment in reason and "aaaa1111-x" in reason
+
+
+def test_inbound_from_other_config_and_its_errors():
+    from agent.core import desired as D
+    ok = {"uuid": "u1", "name_label": "lab", "bridge": "xapi1",
+          "other_config": {D.ADDRESS: "172.16.1.1/24", D.INBOUND: "192.0.2.0/24,any"}}
+    gateways, invalid = D.gateways_from_networks({"r1": ok})
+    assert gateways == {} and "192.0.2.0/24 is inside any" in invalid["lab"].reason
+    ok["other_config"][D.INBOUND] = "192.0.2.0/24"
+    gateways, invalid = D.gateways_from_networks({"r1": ok})
+    assert invalid == {} and [str(n) for n in gateways["lab"].inbound] == ["192.0.2.0/24"]

@@ -205,3 +205,39 @@ def test_set_gateway_replaces_and_removes_forwards(networks):
     assert rec["other_config"]["xapi-gateway.forwards"] == "tcp:8080=172.16.0.3:80"
     rec = networks.set_gateway("private", None)
     assert not any(k.startswith("xapi-gateway.") for k in rec["other_config"])
+
+
+# ---- inbound sources -----------------------------------------------------------------------
+
+def test_inbound_is_stored_in_its_text_form_and_read_back_by_the_daemon(networks, xenapi):
+    from agent.core import desired, model
+    rec = networks.create("private", gateway={
+        "address": "172.16.0.1/24", "inbound": ["198.51.100.7", "192.0.2.0/24"]})
+    assert rec["other_config"]["xapi-gateway.inbound"] == "192.0.2.0/24,198.51.100.7/32"
+    gateways, invalid = desired.gateways_from_networks(xenapi.network.get_all_records())
+    assert invalid == {}
+    assert model.format_inbound(gateways["private"].inbound) == \
+        rec["other_config"]["xapi-gateway.inbound"]
+    # set_gateway without inbound removes the key: the path closes
+    rec = networks.set_gateway("private", {"address": "172.16.0.1/24"})
+    assert "xapi-gateway.inbound" not in rec["other_config"]
+
+
+@pytest.mark.parametrize("inbound, fragment", [
+    (["192.0.2.1/24"], "has host bits set"),
+    (["0.0.0.0/0"], "write 'any'"),
+    (["172.16.0.0/16"], "overlaps the gateway's own subnet"),
+    ("192.0.2.0/24", None),   # the text form is accepted too
+    ([7], "not text"),
+])
+def test_invalid_inbound_changes_nothing(networks, engine, inbound, fragment):
+    before = count(engine, "network")
+    if fragment is None:
+        rec = networks.create("n", gateway={"address": "172.16.0.1/24", "inbound": inbound})
+        assert rec["other_config"]["xapi-gateway.inbound"] == "192.0.2.0/24"
+        return
+    with pytest.raises(InvalidInput) as info:
+        networks.create("n", gateway={"address": "172.16.0.1/24", "inbound": inbound})
+    assert info.value.details["field"] == "gateway.inbound"
+    assert fragment in info.value.message
+    assert count(engine, "network") == before

@@ -1,4 +1,6 @@
 """Plans against the simulator: what a topology would change, before anything changes."""
+import os
+
 import pytest
 
 from agent.core import desired
@@ -205,3 +207,24 @@ def test_plan_destroy_lists_only_what_is_marked(xenapi, lab):
     assert actions[4].detail == "- network private: delete it and its gateway"
     assert kinds(plan_destroy(xenapi, "blog-lab")) == kinds(actions)
     assert plan_destroy(xenapi, "another")[0].name == "Other"
+
+
+def test_inbound_sources_are_planned_applied_and_read_back(xenapi, lab):
+    """The example's commented inbound line, uncommented, is a valid file; adding inbound
+    to a made network is an update, applied in place and then converged."""
+    applier.apply(xenapi, lab)
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.dirname(os.path.abspath(__file__))))), "examples", "blog-lab.yaml")) as f:
+        text = f.read()
+    assert "      # inbound: [192.0.2.0/24]\n" in text
+    doc = model.loads(text.replace("# inbound:", "inbound:"), fmt="yaml")
+    for network in doc["networks"]:
+        (network.get("gateway") or {}).pop("forwards", None)  # as the lab fixture has it
+    wanted = model.parse(doc)
+    actions = plan(xenapi, wanted)
+    assert actions[1].detail == ("~ network private: gateway 172.16.0.1/24 nat -> "
+                                 "172.16.0.1/24 nat inbound 192.0.2.0/24")
+    applier.apply(xenapi, wanted)
+    rec = Networks(xenapi).find("private")[1]
+    assert rec["other_config"][desired.INBOUND] == "192.0.2.0/24"
+    assert summary(plan(xenapi, wanted)) == "6 unchanged"
