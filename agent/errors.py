@@ -47,6 +47,13 @@ class TransientKernelError(KernelError):
     code = "kernel_busy"
 
 
+class NetlinkDumpInterrupted(TransientKernelError):
+    """The kernel flagged a netlink dump as inconsistent (NLM_F_DUMP_INTR): the tables
+    changed while it was read, so it must be taken again."""
+
+    code = "netlink_dump_interrupted"
+
+
 class LockTimeout(TransientKernelError):
     """The xtables lock stayed taken by another process for too long."""
 

@@ -186,7 +186,7 @@ class Daemon(object):
         view = NetlinkView()
 
         def resync():
-            view.load(*netlink.dump())
+            view.resync(netlink.dump)
 
         self.source = StaticSource(self.config.gateways)
         self.xapi = None

@@ -280,7 +280,12 @@ class Engine(object):
             self.round_started = time.monotonic()
             try:
                 if resync:
-                    await self.loop.run_in_executor(self.executor, self.resync)
+                    try:
+                        await self.loop.run_in_executor(self.executor, self.resync)
+                    except AgentError as exc:
+                        # The events keep the mirror current meanwhile; the next resync
+                        # (timer or overflow) tries again.
+                        log.error("re-reading the kernel's links failed: %s", exc)
                 try:
                     result = await self.loop.run_in_executor(self.executor,
                                                              self.reconciler.run_round)

@@ -119,8 +119,10 @@ class Daemon(object):
     """xapi-gateway-agent running for real inside a namespace, readiness by sd_notify."""
 
     def __init__(self, ns, workdir, gateways=None, agent_opts=None, extra="", env=None,
-                 xapi_url="none"):
+                 xapi_url="none", launcher=None):
         self.ns = ns
+        # argv that runs the daemon, followed by "-c CONFIG" (a helper may wrap it)
+        self.launcher = launcher or [sys.executable, "-m", "agent.daemon.main"]
         self.xapi_url = xapi_url
         self.env = dict(env or {})
         self.workdir = workdir
@@ -163,8 +165,8 @@ class Daemon(object):
                    PYTHONUNBUFFERED="1")
         env.update(self.env)
         log = open(self.log_path, "a")
-        self.proc = self.ns.popen([sys.executable, "-m", "agent.daemon.main",
-                                   "-c", self.config_path], stdout=log, stderr=log, env=env)
+        self.proc = self.ns.popen(list(self.launcher) + ["-c", self.config_path],
+                                  stdout=log, stderr=log, env=env)
         log.close()
         if wait_ready:
             self.wait_notify("READY=1", timeout)
