@@ -1,9 +1,13 @@
 """The daemon's record of what it added, on disk, written atomically.
 
-{"version": 1, "owned": {"xapi1": "172.16.1.1/24"}, "ip_forward_was": false}
+{"version": 1, "owned": {"xapi1": "172.16.1.1/24"}, "links": {"xapi1": 7},
+ "links_of": "<boot id> <network namespace>", "ip_forward_was": false}
 
 ``owned`` lets the daemon (and ``--cleanup``) remove exactly the addresses it added, even
-after a restart with a changed configuration. ``ip_forward_was`` remembers the value
+after a restart with a changed configuration; ``links`` says on which link (by index, so
+that a renamed bridge is still found), valid only in the boot and network namespace
+``links_of`` names: elsewhere the same number is another link, and the record falls back
+to names. ``ip_forward_was`` remembers the value
 before the daemon first enabled forwarding, so a full clean-up can put it back.
 """
 import ipaddress
@@ -11,6 +15,7 @@ import json
 import os
 import tempfile
 
+from agent.core.planner import Owned
 from agent.errors import StateError
 
 VERSION = 1
@@ -22,7 +27,7 @@ class StateFile(object):
         self.path = os.path.join(directory, name)
 
     def load(self):
-        """(owned {bridge: IPv4Interface}, ip_forward_was or None). Missing file: empty."""
+        """(owned {bridge: Owned}, ip_forward_was or None). Missing file: empty."""
         try:
             with open(self.path) as f:
                 data = json.load(f)
@@ -32,8 +37,15 @@ class StateFile(object):
             raise StateError("cannot read %s: %s" % (self.path, exc), path=self.path)
         except ValueError as exc:
             raise StateError("state file %s is corrupt: %s" % (self.path, exc), path=self.path)
+        links = data.get("links") if data.get("links_of") == links_scope() else None
+        if not isinstance(links, dict):
+            links = {}
         try:
-            owned = {str(b): ipaddress.IPv4Interface(a) for b, a in data.get("owned", {}).items()}
+            owned = {}
+            for bridge, address in data.get("owned", {}).items():
+                index = links.get(bridge)
+                owned[str(bridge)] = Owned(ipaddress.IPv4Interface(address),
+                                           index if isinstance(index, int) else None)
         except (ValueError, AttributeError) as exc:
             raise StateError("state file %s has a bad address: %s" % (self.path, exc),
                              path=self.path)
@@ -42,7 +54,10 @@ class StateFile(object):
 
     def save(self, owned, ip_forward_was):
         data = {"version": VERSION,
-                "owned": {b: str(a) for b, a in sorted(owned.items())},
+                "owned": {b: str(rec.address) for b, rec in sorted(owned.items())},
+                "links": {b: rec.ifindex for b, rec in sorted(owned.items())
+                          if rec.ifindex is not None},
+                "links_of": links_scope(),
                 "ip_forward_was": ip_forward_was}
         write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n", mode=0o600)
 
@@ -52,6 +67,17 @@ class StateFile(object):
         except OSError as exc:
             if exc.errno != 2:
                 raise StateError("cannot remove %s: %s" % (self.path, exc.strerror))
+
+
+def links_scope():
+    """Where interface indexes mean the same links: this boot, this network namespace."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        netns = os.stat("/proc/self/ns/net")
+    except (IOError, OSError):
+        return None
+    return "%s %d:%d" % (boot, netns.st_dev, netns.st_ino)
 
 
 def write_atomic(path, text, mode=0o644, durable=True):

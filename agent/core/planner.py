@@ -2,8 +2,9 @@
 
 ``desired`` is {name: Gateway}. ``observed`` is what the adapters read from the kernel
 (links, IPv4 addresses and main-table routes, the daemon's chains and the jumps to them,
-ip_forward). ``owned`` is the record of addresses the daemon added ({bridge: address}), so
-that it removes exactly those and nothing else.
+ip_forward). ``owned`` is the record of addresses the daemon added ({bridge: Owned}), so
+that it removes exactly those and nothing else, on the link it put them on (followed by
+its index: a renamed bridge keeps it).
 
 The plan lists idempotent operations, and a status for every desired gateway. An empty
 plan means: nothing to write.
@@ -21,6 +22,20 @@ Route = namedtuple("Route", "network ifindex")          # main table, IPv4
 # observer did not read it.
 RuleView = namedtuple("RuleView", "position key target match")
 RuleView.__new__.__defaults__ = (None,)
+# An address the daemon added, and the index of the link it went on (None when unknown:
+# a record from before indexes were kept, or from another boot).
+Owned = namedtuple("Owned", "address ifindex")
+
+
+def owned_link(bridge, record, links, by_index=None):
+    """The Link that ``record`` (owned on ``bridge``) went on, as ``links`` ({name: Link})
+    show it now, or None when it is gone: by index when known (a rename keeps it; a new
+    link with the old name is another link), else by name."""
+    if record.ifindex is None:
+        return links.get(bridge)
+    if by_index is None:
+        by_index = {link.index: link for link in links.values()}
+    return by_index.get(record.ifindex)
 
 
 class Observed(namedtuple("Observed", "links addresses routes tables ip_forward")):
@@ -59,8 +74,8 @@ GatewayStatus = namedtuple("GatewayStatus", "name bridge state reason")
 
 
 class Plan(namedtuple("Plan", "ops status owned")):
-    """ops: [operation]; status: {name: GatewayStatus}; owned: {bridge: IPv4Interface}
-    the record of added addresses once ``ops`` are applied."""
+    """ops: [operation]; status: {name: GatewayStatus}; owned: {bridge: Owned} the record
+    of added addresses once ``ops`` are applied."""
 
     __slots__ = ()
 
@@ -116,12 +131,9 @@ def plan_network(desired, observed, owned=None, previous=()):
                                             "bridge %s does not exist yet" % gw.bridge)
             continue
         live.append(gw)
-        new_owned[gw.bridge] = gw.address
+        new_owned[gw.bridge] = Owned(gw.address, link.index)
         addrs = observed.addresses.get(link.index, frozenset())
         before = len(ops)
-        old = owned.get(gw.bridge)
-        if old is not None and old != gw.address and old in addrs:
-            ops.append(RemoveAddress(gw.bridge, link.index, old))
         if gw.address not in addrs:
             ops.append(AddAddress(gw.bridge, link.index, gw.address))
         elif link.up and Route(gw.network, link.index) not in observed.routes:
@@ -136,13 +148,23 @@ def plan_network(desired, observed, owned=None, previous=()):
         else:
             status[gw.name] = GatewayStatus(gw.name, gw.bridge, APPLIED, None)
 
-    # Addresses we added on bridges that no longer carry (that) gateway.
-    for bridge, address in sorted(owned.items()):
-        if bridge in new_owned:
+    # Addresses we added that no gateway wants where they are now: a gateway's old
+    # address, one of a dropped gateway, or one left on a renamed bridge. Removed first,
+    # so that a moved address never sits on two links at once.
+    wanted = set((rec.ifindex, rec.address) for rec in new_owned.values())
+    by_index = {link.index: link for link in observed.links.values()}
+    removals = []
+    for bridge, record in sorted(owned.items()):
+        link = owned_link(bridge, record, observed.links, by_index)
+        if (link is None or (link.index, record.address) in wanted
+                or record.address not in observed.addresses.get(link.index, ())):
             continue
-        link = observed.links.get(bridge)
-        if link is not None and address in observed.addresses.get(link.index, ()):
-            ops.append(RemoveAddress(bridge, link.index, address))
+        removals.append(RemoveAddress(link.name, link.index, record.address))
+    touched = set(op.ifindex for op in removals)
+    for gw in live:
+        if new_owned[gw.bridge].ifindex in touched and status[gw.name].state in (APPLIED, DOWN):
+            status[gw.name] = GatewayStatus(gw.name, gw.bridge, PENDING, None)
+    ops = removals + ops
     return NetworkPlan(ops=ops, status=status, owned=new_owned, live=live,
                        wanted=rulesmod.desired_rules(live))
 
@@ -162,11 +184,12 @@ def resolve(desired, observed, owned, previous=()):
     accepted = []
     by_bridge = {}
     index_name = {link.index: name for name, link in observed.links.items()}
+    by_index = {link.index: link for link in observed.links.values()}
     ours_by_index = {}
-    for bridge, address in owned.items():
-        link = observed.links.get(bridge)
-        if link is not None and address in observed.addresses.get(link.index, ()):
-            ours_by_index.setdefault(link.index, set()).add(address)
+    for bridge, record in owned.items():
+        link = owned_link(bridge, record, observed.links, by_index)
+        if link is not None and record.address in observed.addresses.get(link.index, ()):
+            ours_by_index.setdefault(link.index, set()).add(record.address)
     host = NetworkIndex()
     for ifindex, addrs in observed.addresses.items():
         ours = ours_by_index.get(ifindex, ())

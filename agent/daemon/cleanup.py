@@ -6,6 +6,7 @@ from agent.adapters.iptables import Iptables, XtablesLock
 from agent.adapters.netlink import Netlink
 from agent.adapters.statefile import StateFile
 from agent.adapters.sysctl import Sysctl
+from agent.core.planner import owned_link
 from agent.errors import KernelError
 
 log = logging.getLogger(__name__)
@@ -23,11 +24,11 @@ def cleanup(settings):
         links, addresses, _routes = netlink.dump()
         by_name = {link.name: link for link in links}
         present = set(addresses)
-        for bridge, address in sorted(owned.items()):
-            link = by_name.get(bridge)
-            if link is not None and (link.index, address) in present:
-                netlink.remove_address(link.index, address)
-                summary["addresses"].append("%s on %s" % (address, bridge))
+        for bridge, record in sorted(owned.items()):
+            link = owned_link(bridge, record, by_name)
+            if link is not None and (link.index, record.address) in present:
+                netlink.remove_address(link.index, record.address)
+                summary["addresses"].append("%s on %s" % (record.address, link.name))
     finally:
         netlink.close()
     if ip_forward_was is False:

@@ -1,4 +1,5 @@
 """The gateway engine for real: namespaces, a bridge, the Dom0 firewall, real packets."""
+import json
 import os
 import re
 import subprocess
@@ -339,3 +340,47 @@ def test_doctor_sees_the_forward_path_before_and_after_the_daemon(topo, workdir,
     assert code == 0, checks
     assert checks["forward path"]["status"] == "ok" and checks["ip_forward"]["status"] == "ok"
     assert checks["xapi"]["status"] == "warn"
+
+
+def rename(ns, old, new):
+    ns.run(["ip", "link", "set", old, "down"])   # the kernel renames only a link that is down
+    ns.run(["ip", "link", "set", old, "name", new])
+    ns.run(["ip", "link", "set", new, "up"])
+
+
+def owned(daemon):
+    with open(os.path.join(daemon.state_dir, "state.json")) as f:
+        return json.load(f)["owned"]
+
+
+FOREIGN_ADDRESS = "192.168.77.1/24"
+
+
+@pytest.mark.parametrize("while_stopped", [False, True], ids=["running", "while-stopped"])
+def test_renamed_gateway_bridge_gives_back_its_address(topo, workdir, daemons, while_stopped):
+    """`ip link set xapi1 name other`: the daemon follows the interface index and takes
+    its own address (and only its own) off the renamed link, also when the rename
+    happened while it was stopped; a new xapi1 then becomes the gateway, and the VM's
+    traffic goes out through it."""
+    topo.create_bridge()
+    topo.dom0.run(["ip", "addr", "add", FOREIGN_ADDRESS, "dev", "xapi1"])  # someone else's
+    daemon = daemons(topo.dom0, workdir, GW)
+    N.wait_for(lambda: gateway_in_kernel(topo.dom0), message="gateway")
+    if while_stopped:
+        assert daemon.stop() == 0
+    rename(topo.dom0, "xapi1", "other")
+    if while_stopped:
+        daemon = daemons(topo.dom0, workdir, GW)
+    N.wait_for(lambda: topo.dom0.addresses("other") == [FOREIGN_ADDRESS], timeout=5,
+               message="our address off the renamed link, the foreign one left")
+    N.wait_for(lambda: daemon.gateway_state("private")["state"] == "absent")
+
+    topo.dom0.run(["ip", "link", "add", "xapi1", "type", "bridge"])
+    topo.dom0.run(["ip", "link", "set", "xapi1", "up"])
+    topo.dom0.run(["ip", "link", "set", "vif1.0", "master", "xapi1"])
+    N.wait_for(lambda: gateway_in_kernel(topo.dom0) and applied(daemon), timeout=5,
+               message="the new xapi1 is the gateway")
+    assert topo.dom0.addresses("xapi1") == [N.Topology.PRIVATE]
+    assert topo.dom0.addresses("other") == [FOREIGN_ADDRESS]
+    assert owned(daemon) == {"xapi1": N.Topology.PRIVATE}
+    assert tcp_through(topo) == "peer=10.200.0.1"

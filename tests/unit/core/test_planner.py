@@ -185,10 +185,29 @@ def desired_of(gateways):
     return OrderedDict((g.name, g) for g in gateways)
 
 
+def owned_of(records):
+    """{bridge: Owned} from {bridge: address}: put on the bridge's link (INDEX)."""
+    if records is None:
+        return None
+    return {b: a if isinstance(a, P.Owned) else P.Owned(a, INDEX[b]) for b, a in records.items()}
+
+
+def renamed(observed, old, new, new_link_index=None):
+    """``observed`` after `ip link set OLD name NEW` (same index, addresses, routes), and
+    with a new link named OLD (index ``new_link_index``, up, bare) when given."""
+    links = dict(observed.links)
+    link = links.pop(old)
+    links[new] = link._replace(name=new)
+    if new_link_index is not None:
+        links[old] = Link(new_link_index, old, True)
+    return observed._replace(links=links)
+
+
 # ---- the scenario table ------------------------------------------------------------------
 
 def case(id, desired, observed, ops, states=None, owned=None, previous=(), owned_after=None):
-    return pytest.param(desired, observed, owned, previous, ops, states, owned_after, id=id)
+    return pytest.param(desired, observed, owned_of(owned), previous, ops, states,
+                        owned_of(owned_after), id=id)
 
 
 STALE_A = ("xgw:xapi7:forward-out:10.7.0.0/24", "ACCEPT")
@@ -283,6 +302,36 @@ SCENARIOS = [
          owned={"xapi1": G1.address}, owned_after={}),
     case("owned-address-already-gone", [], kernel(bridges=["xapi1"], tables=rule_tables()), [],
          owned={"xapi1": G1.address}, owned_after={}),
+    # ---- renames: the record follows the link's index, not its name
+    case("renamed-gateway-bridge-gives-back-our-address", [G1],
+         renamed(converged(G1), "xapi1", "other"),
+         [RemoveAddress("other", 11, G1.address), delete(G1, "masquerade", 0),
+          delete(G1, "forward-back", 1), delete(G1, "forward-out", 0)],
+         states={"g1": ABSENT}, owned={"xapi1": G1.address}, owned_after={}),
+    case("renamed-and-a-new-bridge-with-the-old-name", [G1],
+         renamed(converged(G1), "xapi1", "other", new_link_index=21),
+         [RemoveAddress("other", 11, G1.address), AddAddress("xapi1", 21, G1.address)],
+         states={"g1": PENDING}, owned={"xapi1": G1.address},
+         owned_after={"xapi1": P.Owned(G1.address, 21)}),
+    case("renamed-link-keeps-what-is-not-ours", [G1],
+         renamed(converged(G1, addresses=[("xapi1", str(G1.address)),
+                                          ("xapi1", "192.168.77.1/24")]),
+                 "xapi1", "other", new_link_index=21),
+         [RemoveAddress("other", 11, G1.address), AddAddress("xapi1", 21, G1.address)],
+         states={"g1": PENDING}, owned={"xapi1": G1.address}),
+    case("renamed-onto-a-bridge-that-is-its-gateway-now", [G1._replace(bridge="xapi4")],
+         renamed(converged(G1._replace(bridge="xapi4"), bridges=["xapi1"],
+                           addresses=[("xapi1", str(G1.address))]), "xapi1", "xapi4"),
+         [], states={"g1": APPLIED}, owned={"xapi1": G1.address},
+         owned_after={"xapi4": P.Owned(G1.address, 11)}),
+    case("new-link-with-the-old-name-is-not-ours", [],
+         kernel(bridges=["xapi2"], addresses=[("xapi2", str(G1.address))],
+                tables=rule_tables()),
+         [], owned={"xapi2": P.Owned(G1.address, 12345)}, owned_after={}),
+    case("record-without-index-goes-by-name", [], converged(G1),
+         [RemoveAddress("xapi1", 11, G1.address), delete(G1, "masquerade", 0),
+          delete(G1, "forward-back", 1), delete(G1, "forward-out", 0)],
+         owned={"xapi1": P.Owned(G1.address, None)}, owned_after={}),
     case("address-changed", [G1_MOVED], converged(G1),
          [RemoveAddress("xapi1", 11, G1.address), add_address(G1_MOVED),
           delete(G1, "masquerade", 0)] + add_rules("nat", G1_MOVED)
@@ -396,7 +445,7 @@ G_WIDE = gw("g2", "xapi2", "172.16.0.1/16")  # overlaps G1's 172.16.1.0/24
 
 
 def conflict(id, desired, observed, expected, owned=None, previous=()):
-    return pytest.param(desired, observed, owned, previous, expected, id=id)
+    return pytest.param(desired, observed, owned_of(owned), previous, expected, id=id)
 
 
 CONFLICTS = [
@@ -526,7 +575,7 @@ def test_refused_gateway_gets_no_operations():
 
 def test_refused_gateway_loses_its_owned_address():
     observed = converged(G1, addresses=[("xapi1", "172.16.1.1/24"), ("eth0", "172.16.0.1/16")])
-    result = P.plan(desired_of([G1]), observed, {"xapi1": G1.address}, ["g1"])
+    result = P.plan(desired_of([G1]), observed, owned_of({"xapi1": G1.address}), ["g1"])
     assert result.status["g1"].state == REFUSED
     assert result.ops == [RemoveAddress("xapi1", 11, G1.address), delete(G1, "masquerade", 0),
                           delete(G1, "forward-back", 1), delete(G1, "forward-out", 0)]
@@ -536,14 +585,14 @@ def test_refused_gateway_loses_its_owned_address():
 def test_gateway_moved_to_another_bridge():
     """An owned address on the old bridge does not block the move and is removed."""
     observed = converged(G1._replace(bridge="xapi3"), bridges=["xapi1", "xapi3"])
-    result = P.plan(desired_of([G1]), observed, {"xapi3": G1.address})
+    result = P.plan(desired_of([G1]), observed, owned_of({"xapi3": G1.address}))
     old = G1._replace(bridge="xapi3")
     assert result.ops == (
-        [add_address(G1), RemoveAddress("xapi3", 13, G1.address)]
+        [RemoveAddress("xapi3", 13, G1.address), add_address(G1)]
         + [delete(old, "masquerade", 0)] + add_rules("nat", G1)
         + [delete(old, "forward-back", 1), delete(old, "forward-out", 0)]
         + add_rules("filter", G1))
-    assert result.owned == {"xapi1": G1.address}
+    assert result.owned == owned_of({"xapi1": G1.address})
 
 
 # ---- questionable behaviours -------------------------------------------------------------
@@ -570,7 +619,7 @@ def test_missing_jump_marks_gateways_pending():
 ])
 def test_host_route_on_an_interface_with_an_owned_address_still_conflicts(gateway, observed,
                                                                           route):
-    owned = {"xapi5": iface("172.16.5.1/24")}  # left over from a removed gateway
+    owned = owned_of({"xapi5": iface("172.16.5.1/24")})  # left over from a removed gateway
     first = P.plan(desired_of([gateway]), observed, owned)
     sim = Kernel(observed, owned)
     sim.apply(first.ops)
@@ -630,7 +679,9 @@ class Kernel(object):
 
     def _RemoveAddress(self, op):
         self._link(op)
-        assert self.owned.get(op.bridge) == op.address, "not ours: %s" % (op,)
+        assert any(rec.address == op.address and (rec.ifindex == op.ifindex or (
+            rec.ifindex is None and bridge == op.bridge))
+            for bridge, rec in self.owned.items()), "not ours: %s" % (op,)
         addrs = self.addresses[op.ifindex]
         assert op.address in addrs, "EADDRNOTAVAIL: %s" % (op,)
         addrs.remove(op.address)
@@ -813,7 +864,9 @@ def random_state(rng, gateways):
             choices.append(gateway.address)
         choices.append(random_host(rng, rng.choice(POOL)))
         if rng.random() < 0.4:
-            owned[bridge] = rng.choice(choices)
+            # on its link; on a link renamed since (any index); or on an unknown one
+            where = rng.choice([INDEX[bridge]] * 4 + [None, rng.choice(sorted(INDEX.values()))])
+            owned[bridge] = P.Owned(rng.choice(choices), where)
     observed_tables = {}
     for table, builtin_name, chain_name in R.OWN_CHAINS:
         builtin, chain = random_chain(rng, chain_name, gateways, with_jumps=True)
@@ -834,7 +887,7 @@ def check_outcome(desired, before, after, first):
     """What the user sees once the first plan is applied."""
     live = [desired[n] for n, s in first.status.items() if s.state in (APPLIED, PENDING, DOWN)]
     assert set(first.status) == set(desired)
-    assert first.owned == dict((g.bridge, g.address) for g in live)
+    assert first.owned == dict((g.bridge, P.Owned(g.address, INDEX[g.bridge])) for g in live)
     for g in live:
         link = after.links[g.bridge]
         assert g.address in after.addresses[link.index]
