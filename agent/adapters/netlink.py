@@ -143,24 +143,30 @@ def _dump(request_type, request_body, reply_type, attempts=DUMP_ATTEMPTS,
     the kernel flags as interrupted (the table changed while it was read) is taken again.
     """
     for attempt in range(1, attempts + 1):
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         try:
-            sock.settimeout(timeout)
-            sock.bind((0, 0))
-            seq, port = next(_sequence) & 0xFFFFFFFF, sock.getsockname()[0]
-            sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(request_body), request_type,
-                                     NLM_F_REQUEST | NLM_F_DUMP, seq, port) + request_body)
-            try:
-                return collect(lambda: sock.recv(RECV_SIZE), seq, port, reply_type)
-            except socket.timeout:
-                raise KernelError("netlink dump: no reply from the kernel within %.0f s"
-                                  % timeout, errno=errno.ETIMEDOUT)
-            except NetlinkDumpInterrupted:
-                if attempt == attempts:
-                    raise
-                log.debug("netlink dump %d interrupted; taking it again", request_type)
-        finally:
-            sock.close()
+            return _dump_once(request_type, request_body, reply_type, timeout)
+        except NetlinkDumpInterrupted:
+            if attempt == attempts:
+                raise
+            log.debug("netlink dump %d interrupted; taking it again", request_type)
+        except socket.timeout:
+            raise KernelError("netlink dump: no reply from the kernel within %.0f s" % timeout,
+                              errno=errno.ETIMEDOUT)
+        except OSError as exc:
+            raise KernelError("netlink dump: %s" % _strerror(exc.errno), errno=exc.errno)
+
+
+def _dump_once(request_type, request_body, reply_type, timeout):
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    try:
+        sock.settimeout(timeout)
+        sock.bind((0, 0))
+        seq, port = next(_sequence) & 0xFFFFFFFF, sock.getsockname()[0]
+        sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(request_body), request_type,
+                                 NLM_F_REQUEST | NLM_F_DUMP, seq, port) + request_body)
+        return collect(lambda: sock.recv(RECV_SIZE), seq, port, reply_type)
+    finally:
+        sock.close()
 
 
 def collect(recv, seq, port, reply_type):

@@ -315,3 +315,18 @@ def test_a_failed_resync_keeps_the_mirror_and_stops_buffering():
     assert sorted(view.snapshot()[1]) == ["lo", "xapi1"]
     view.resync(lambda: ([Link(LO, "lo", True)], [], []))   # nothing left over to replay
     assert sorted(view.snapshot()[1]) == ["lo"]
+
+
+class SilentSocket(FakeSocket):
+    def send(self, data):
+        pass
+
+    def recv(self, size):
+        raise N.socket.timeout("timed out")
+
+
+def test_a_kernel_that_does_not_answer_is_an_error_not_a_hang(monkeypatch):
+    monkeypatch.setattr(N.socket, "socket", SilentSocket)
+    with pytest.raises(KernelError) as info:
+        N.dump_links()
+    assert "no reply" in str(info.value)
