@@ -1,41 +1,31 @@
-"""The HTTP API (aiohttp): networks, VMs, gateways, health, doctor and metrics under /v1.
+"""The HTTP API (aiohttp): the routes under /v1 and their thin handlers.
 
-- Every request body and query is validated against the OpenAPI document
-  (agent/api/openapi.py) before a handler runs; the service layer then checks what only
-  XAPI can tell (names taken, subnets overlapping, networks in use).
-- One error body everywhere: {"error": {"code", "message", "details"}}; an unexpected
-  exception is logged with its traceback and answered with a plain 500 body.
-- Transports: on the Unix socket the peer must be root (SO_PEERCRED) and needs no token;
-  on TCP a bearer token is required (scope read for GET, admin for changes) unless the
-  configuration says insecure in so many words.
-- XAPI calls block: they run in a thread pool, each thread with its own session. Two
-  creations of one name at once give one 201 and one 409.
+- A handler parses (agent.api.body: JSON, nesting-limited, validated against the OpenAPI
+  document), calls the service layer (which checks what only XAPI can tell: names taken,
+  subnets overlapping, networks in use, and builds the views), and answers.
+- agent.api.middleware authenticates (scope per route from the OpenAPI document) and maps
+  errors to HTTP: one error body everywhere, {"error": {"code", "message", "details"}}.
+- XAPI calls block: they run in a thread pool, each thread with its own session
+  (agent.api.xapi), each call with a timeout.
 """
 import asyncio
 import json
 import logging
-import socket
-import struct
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 import agent
-from agent.api import openapi
-from agent.api import tokens as tokensmod
+from agent.api import body as bodymod
+from agent.api import middleware, openapi
+from agent.api.middleware import Fail
 from agent.api.xapi import XapiUnavailable
-from agent.core import desired, model
-from agent.errors import AgentError
-from agent.service import doctor
-from agent.service.errors import Conflict, InvalidInput, NotFound, XapiCallFailed
+from agent.service import doctor, views
+from agent.service.errors import Conflict, InvalidInput, NotFound
 from agent.service.networks import Networks
 from agent.service.vms import Vms
 
 log = logging.getLogger(__name__)
-
-STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, XapiCallFailed: 502,
-          XapiUnavailable: 503}
-KEY_TRANSPORT = "xgw_transport"
 
 
 class State(object):
@@ -66,11 +56,12 @@ class Api(object):
         self.body_timeout = body_timeout
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="api")
         self.requests = {}      # HTTP status -> count, for /metrics
-        self._busy = set()      # ("network"|"vm", name) being created right now
+        self._busy = set()      # ("topology", name) being applied or destroyed right now
 
     # ---- the application ---------------------------------------------------------------
     def app(self):
-        app = web.Application(middlewares=[self._errors, self._auth],
+        app = web.Application(middlewares=[middleware.errors(self.requests),
+                                           middleware.auth(self.tokens, self.insecure)],
                               client_max_size=self.max_body)
         r = app.router
         r.add_get("/v1/health", self.health)
@@ -102,53 +93,6 @@ class Api(object):
     async def _on_shutdown(self, app):
         self.executor.shutdown(wait=False)
 
-    # ---- middlewares -------------------------------------------------------------------
-    @web.middleware
-    async def _errors(self, request, handler):
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            response = _http_error(exc)
-        except _Fail as exc:
-            response = _error(exc.status, exc.code, exc.message)
-        except AgentError as exc:
-            response = _error(STATUS.get(type(exc), 400), exc.code, str(exc), exc.details)
-        except Exception:  # noqa: B902 - never a traceback to the client
-            log.exception("%s %s failed", request.method, request.path)
-            response = _error(500, "internal_error", "internal error; the daemon's log "
-                              "(journalctl -u xapi-gateway) has the details")
-        self.requests[response.status] = self.requests.get(response.status, 0) + 1
-        return response
-
-    @web.middleware
-    async def _auth(self, request, handler):
-        scope = _scope(request)
-        if scope is None:
-            return await handler(request)
-        sock = request.transport.get_extra_info("socket") if request.transport else None
-        if sock is not None and sock.family == socket.AF_UNIX:
-            uid = _peer_uid(sock)
-            if uid not in (0, None):
-                return _error(403, "forbidden", "the API socket is for root only",
-                              {"uid": uid})
-            return await handler(request)
-        if self.insecure:
-            return await handler(request)
-        header = request.headers.get("Authorization", "")
-        kind, _, presented = header.partition(" ")
-        token = tokensmod.match(self.tokens, presented.strip()) \
-            if kind.lower() == "bearer" and presented.strip() else None
-        if token is None:
-            return _error(401, "unauthorized", "a valid bearer token is required: "
-                          "Authorization: Bearer <token> (tokens are in the daemon's token "
-                          "file)", headers={"WWW-Authenticate": "Bearer"})
-        if not tokensmod.allows(token, scope):
-            log.warning("token %s (scope %s) refused for %s %s", token.label, token.scope,
-                        request.method, request.path)
-            return _error(403, "forbidden", "this token is read-only; %s %s needs an admin "
-                          "token" % (request.method, request.path), {"scope": token.scope})
-        return await handler(request)
-
     # ---- helpers -----------------------------------------------------------------------
     async def _xapi(self, operation):
         loop = asyncio.get_event_loop()
@@ -161,17 +105,9 @@ class Api(object):
         try:
             raw = await asyncio.wait_for(request.read(), self.body_timeout)
         except asyncio.TimeoutError:
-            raise _Fail(408, "timeout", "the request body did not arrive within %d s"
-                        % self.body_timeout)
-        try:
-            body = json.loads(raw.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput("the body is not valid JSON: %s" % exc, field="body")
-        try:
-            openapi.validate(openapi.SCHEMAS[schema_name], body)
-        except openapi.Invalid as exc:
-            raise InvalidInput(str(exc), field=exc.field)
-        return body
+            raise Fail(408, "timeout", "the request body did not arrive within %d s"
+                       % self.body_timeout)
+        return bodymod.parse(raw, schema_name)
 
     def _claim(self, kind, name):
         if (kind, name) in self._busy:
@@ -224,26 +160,21 @@ class Api(object):
 
     # ---- handlers: networks ------------------------------------------------------------
     async def list_networks(self, request):
-        return _json(await self._xapi(lambda x: [
-            network_view(x, ref, rec) for ref, rec in sorted(
-                x.network.get_all_records().items(), key=lambda i: i[1]["name_label"])]))
+        return _json(await self._xapi(views.networks))
 
     async def get_network(self, request):
         key = request.match_info["key"]
-        return _json(await self._xapi(lambda x: network_view(x, *Networks(x).find(key))))
+        return _json(await self._xapi(lambda x: Networks(x).view(key)))
 
     async def create_network(self, request):
         body = await self._body(request, "NetworkCreate")
-        self._claim("network", body["name"])
-        try:
-            def create(x):
-                rec = Networks(x).create(body["name"], gateway=body.get("gateway"),
-                                         vlan=body.get("vlan"),
-                                         description=body.get("description", ""))
-                return network_view(x, x.network.get_by_uuid(rec["uuid"]), rec)
-            view = await self._xapi(create)
-        finally:
-            self._busy.discard(("network", body["name"]))
+
+        def create(x):
+            networks = Networks(x)
+            return networks.view(networks.create(
+                body["name"], gateway=body.get("gateway"), vlan=body.get("vlan"),
+                description=body.get("description", ""))["uuid"])
+        view = await self._xapi(create)
         log.info("network %s created (%s)", view["name"], view["uuid"])
         return _json(view, status=201)
 
@@ -264,8 +195,8 @@ class Api(object):
 
     @staticmethod
     def _set_gateway(x, key, gateway):
-        rec = Networks(x).set_gateway(key, gateway)
-        return network_view(x, x.network.get_by_uuid(rec["uuid"]), rec)
+        networks = Networks(x)
+        return networks.view(networks.set_gateway(key, gateway)["uuid"])
 
     # ---- handlers: VMs -----------------------------------------------------------------
     async def list_vms(self, request):
@@ -277,14 +208,10 @@ class Api(object):
 
     async def create_vm(self, request):
         body = await self._body(request, "VmCreate")
-        self._claim("vm", body["name"])
-        try:
-            if _wants_stream(request):
-                return await self._stream(request, lambda x, progress: Vms(x).create(
-                    progress=progress, **body), created=True)
-            view = await self._xapi(lambda x: Vms(x).create(**body))
-        finally:
-            self._busy.discard(("vm", body["name"]))
+        if _wants_stream(request):
+            return await self._stream(request, lambda x, progress: Vms(x).create(
+                progress=progress, **body), created=True)
+        view = await self._xapi(lambda x: Vms(x).create(**body))
         log.info("VM %s created (%s)", view["name"], view["uuid"])
         return _json(view, status=201)
 
@@ -312,13 +239,9 @@ class Api(object):
             await response.write(_line({"progress": queue.get_nowait()}))
         try:
             final = {"status": 201 if created else 200, "result": future.result()}
-        except AgentError as exc:
-            final = {"status": STATUS.get(type(exc), 400), "error": exc.to_dict()}
-        except Exception:  # noqa: B902 - never a traceback to the client
-            log.exception("%s %s failed", request.method, request.path)
-            final = {"status": 500, "error": {"code": "internal_error", "message":
-                                              "internal error; see the daemon's log",
-                                              "details": {}}}
+        except Exception as exc:  # noqa: B902 - never a traceback to the client
+            status, error = middleware.failure(request, exc)
+            final = {"status": status, "error": error}
         await response.write(_line(final))
         await response.write_eof()
         return response
@@ -395,34 +318,9 @@ class Api(object):
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
-# ---- views -----------------------------------------------------------------------------
-def network_view(x, ref, rec):
-    config = rec["other_config"]
-    gateway = desired.gateway_view(rec)
-    vlan = None
-    for pif in rec["PIFs"]:
-        tag = int(x.PIF.get_VLAN(pif))
-        if tag >= 0:
-            vlan = tag
-    vms = sorted(set(x.VM.get_name_label(x.VIF.get_VM(vif)) for vif in rec["VIFs"]))
-    return {"uuid": rec["uuid"], "name": rec["name_label"],
-            "description": rec["name_description"], "bridge": rec["bridge"], "vlan": vlan,
-            "gateway": gateway,
-            "himn": config.get("is_host_internal_management_network") == "true",
-            "vms": vms, "topology": config.get(desired.TOPOLOGY_MARK)}
-
-
+# ---- responses ------------------------------------------------------------------------
 def _gateway_view(status):
     return {k: v for k, v in status.items() if k != "since_monotonic"}
-
-
-# ---- responses -------------------------------------------------------------------------
-class _Fail(Exception):
-    """An error answered with the API's error body from inside a handler."""
-
-    def __init__(self, status, code, message):
-        super(_Fail, self).__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def _wants_stream(request):
@@ -435,48 +333,6 @@ def _line(data):
 
 def _json(data, status=200):
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, indent=1))
-
-
-def _error(status, code, message, details=None, headers=None):
-    return web.json_response({"error": {"code": code, "message": message,
-                                        "details": details or {}}},
-                             status=status, headers=headers)
-
-
-_HTTP_CODES = {400: "invalid_input", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 408: "timeout", 409: "conflict",
-               413: "payload_too_large", 415: "unsupported_media_type"}
-
-
-def _http_error(exc):
-    status = exc.status_code
-    if status < 400:
-        return exc
-    if status == 404:
-        message = "no such route; the API is described at /v1/openapi.json"
-    elif status == 405:
-        message = "this route does not take that method"
-    elif status == 413:
-        message = "the body is larger than the limit of this API"
-    else:
-        message = exc.text or exc.reason
-    return _error(status, _HTTP_CODES.get(status, "internal_error"), message)
-
-
-def _scope(request):
-    """The scope a request needs: None for health and the document, read for GETs,
-    admin for changes."""
-    if request.path in ("/v1/health", "/v1/openapi.json"):
-        return None
-    return "read" if request.method in ("GET", "HEAD") else "admin"
-
-
-def _peer_uid(sock):
-    try:
-        data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        return struct.unpack("3i", data)[1]
-    except (OSError, AttributeError):
-        return None
 
 
 def _query_bool(request, name):

@@ -46,7 +46,9 @@ SCHEMAS = {
         "code": {"type": "string", "enum": [
             "invalid_input", "unauthorized", "forbidden", "not_found", "conflict",
             "payload_too_large", "unsupported_media_type", "method_not_allowed",
-            "xapi_error", "xapi_unavailable", "timeout", "internal_error"]},
+            "xapi_error", "xapi_unavailable", "xapi_timeout", "busy", "timeout",
+            "kernel_error", "kernel_busy", "xtables_lock_timeout", "state_error",
+            "config_invalid", "gateway_invalid", "agent_error", "internal_error"]},
         "message": _STR,
         "details": {"type": "object"}}, required=("code", "message", "details"))},
         required=("error",), description="The one error body of every failing request"),
@@ -231,7 +233,8 @@ _KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "strin
 _FORCE = {"name": "force", "in": "query", "required": False,
           "schema": {"type": "string", "enum": ["true", "false"]}}
 _XAPI = {"502": _error("XAPI refused a step; what the request created was undone"),
-         "503": _error("XAPI is unreachable")}
+         "503": _error("XAPI is unreachable or did not answer in time (xapi_timeout), or "
+                       "another change to the pool held it too long (busy)")}
 
 
 def _with(responses, *extra):

@@ -11,8 +11,7 @@ import threading
 import xmlrpc.client
 
 from agent.adapters.xapi import open_session
-from agent.errors import AgentError
-from agent.service.errors import XapiCallFailed
+from agent.service.errors import XapiCallFailed, XapiTimeout, XapiUnavailable
 
 TRANSPORT_ERRORS = (OSError, socket.error, http.client.HTTPException)
 # XAPI answered, but not with a XenAPI reply: HTTP 500 for a request it could not parse
@@ -20,9 +19,7 @@ PROTOCOL_ERRORS = (xmlrpc.client.ProtocolError, xmlrpc.client.Fault,
                    xmlrpc.client.ResponseError)
 
 
-class XapiUnavailable(AgentError):
-    """XAPI cannot be reached (503)."""
-    code = "xapi_unavailable"
+__all__ = ["Sessions", "XapiUnavailable", "XapiTimeout"]
 
 
 class Sessions(object):

@@ -17,6 +17,23 @@ class Conflict(AgentError):
     code = "conflict"
 
 
+class XapiUnavailable(AgentError):
+    """XAPI cannot be reached, or the connection was lost during a step (503); what the
+    request had created is rolled back, at the latest once XAPI answers again."""
+    code = "xapi_unavailable"
+
+
+class XapiTimeout(XapiUnavailable):
+    """XAPI did not answer a call within its timeout ([xapi] timeout): hung or overloaded
+    (503)."""
+    code = "xapi_timeout"
+
+
 class XapiCallFailed(AgentError):
     """XAPI refused a step; everything the operation had created was undone (502)."""
     code = "xapi_error"
+
+
+class Busy(AgentError):
+    """Another change to the same XAPI pool held its lock for too long (503)."""
+    code = "busy"

@@ -1,18 +1,18 @@
 """Networks: private or VLAN, with an optional gateway kept in the network's other_config.
 
 Every operation validates its input before touching XAPI, and undoes what it created if a
-later step fails; the error then names the failing step and XAPI's error code and
-parameters.
+later step fails (agent.service.steps: also when XAPI goes away half way); the error then
+names the failing step and XAPI's error code and parameters. Checking a gateway against
+the other networks and writing it happen under the pool's lock (``steps.pool``): of two
+requests that conflict, one wins and the other gets a Conflict naming it.
 """
-import http.client
 import logging
-import xmlrpc.client
-
-import XenAPI
 
 from agent.core import conflicts, desired, model
 from agent.errors import GatewayInvalid
-from agent.service.errors import Conflict, InvalidInput, NotFound, XapiCallFailed
+from agent.service import steps, views
+from agent.service.errors import Conflict, InvalidInput, NotFound
+from agent.service.steps import field, step
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,10 @@ class Networks(object):
 
     # ---- reading -----------------------------------------------------------------------
     def find(self, key):
-        """(ref, record) of the network whose uuid or name_label is ``key``."""
-        records = self.x.network.get_all_records()
+        """(ref, record) of the network whose uuid or name_label is ``key`` (none being
+        created right now)."""
+        records = {r: rec for r, rec in self.x.network.get_all_records().items()
+                   if not steps.in_flight(rec)}
         for ref, rec in records.items():
             if rec["uuid"] == key:
                 return ref, rec
@@ -36,48 +38,56 @@ class Networks(object):
             raise NotFound("no network with uuid or name %s" % key, network=key)
         return named[0]
 
+    def view(self, key):
+        """The view (agent.service.views) of the network ``key``."""
+        ref, rec = self.find(key)
+        return views.network(views.Records(self.x, network={ref: rec}), ref)
+
     # ---- changes -----------------------------------------------------------------------
     def create(self, name, gateway=None, vlan=None, description="", marks=None):
         """Create a private network, or a VLAN one (``vlan={"tag": N, "pif": device}``),
         with an optional ``gateway={"address": CIDR, "nat": bool, "forwards": [{"proto":
-        "tcp"|"udp", "port": N, "to": "ADDRESS:PORT"}], "inbound": [CIDR or "any"]}``. ``marks``: extra other_config
-        keys (a topology marks what it manages). Returns the record."""
-        name = _field(model.parse_name, name, "name")
-        config = self._gateway_config(gateway, exclude=None)
-        config.update(marks or {})
+        "tcp"|"udp", "port": N, "to": "ADDRESS:PORT"}], "inbound": [CIDR or "any"]}``.
+        ``marks``: extra other_config keys (a topology marks what it manages). Returns the
+        record."""
+        name = field(model.parse_name, name, "name")
         tag = device = None
         if vlan is not None:
             tag, device = _vlan(vlan)
-        records = self.x.network.get_all_records()
-        if any(rec["name_label"] == name for rec in records.values()):
-            raise Conflict("a network named %s exists already" % name, field="name", name=name)
-        pif = self._physical_pif(device) if vlan is not None else None
-
-        created = []
-        try:
-            net = _step("create the network", self.x.network.create, {
-                "name_label": name, "name_description": description, "other_config": config})
-            created.append(("network", net))
-            if vlan is not None:
-                _step("create VLAN %d on %s" % (tag, device),
-                      self.x.pool.create_VLAN_from_PIF, pif, net, str(tag))
-        except XapiCallFailed:
-            self._undo(created)
-            raise
+        with steps.pool(self.x).locked():
+            config = self._gateway_config(gateway, exclude=None)
+            config.update(marks or {})
+            records = self.x.network.get_all_records()
+            if any(rec["name_label"] == name for rec in records.values()):
+                raise Conflict("a network named %s exists already" % name, field="name",
+                               name=name)
+            pif = self._physical_pif(device) if vlan is not None else None
+            with steps.Operation(self.x, "create network %s" % name) as op:
+                config.update(op.mark)
+                net = step("create the network", self.x.network.create, {
+                    "name_label": name, "name_description": description,
+                    "other_config": config})
+                op.undo("destroy the network", steps.discard_network, self.x, net)
+                if vlan is not None:
+                    step("create VLAN %d on %s" % (tag, device),
+                         self.x.pool.create_VLAN_from_PIF, pif, net, str(tag))
+                op.commit("finish the network", self.x.network.remove_from_other_config,
+                          net, steps.MARK)
         return self.x.network.get_record(net)
 
     def set_gateway(self, key, gateway):
         """Set (``gateway`` a dict) or remove (None) a network's gateway."""
-        ref, rec = self.find(key)
-        self._replace_gateway(ref, rec, self._gateway_config(gateway, exclude=ref))
+        with steps.pool(self.x).locked():
+            ref, rec = self.find(key)
+            self._replace_gateway(ref, rec, self._gateway_config(gateway, exclude=ref))
         return self.x.network.get_record(ref)
 
     def _replace_gateway(self, ref, rec, config):
         for k in sorted(rec["other_config"]):
             if k.startswith(desired.PREFIX):
-                _step("remove %s" % k, self.x.network.remove_from_other_config, ref, k)
+                step("remove %s" % k, self.x.network.remove_from_other_config, ref, k)
         for k, v in sorted(config.items()):
-            _step("set %s" % k, self.x.network.add_to_other_config, ref, k, v)
+            step("set %s" % k, self.x.network.add_to_other_config, ref, k, v)
 
     def delete(self, key):
         """Delete a network: refused while VIFs use it (naming their VMs); its gateway
@@ -92,11 +102,7 @@ class Networks(object):
             raise Conflict("network %s is in use by %s" % (rec["name_label"], ", ".join(users)),
                            network=rec["uuid"], vms=users)
         self._replace_gateway(ref, rec, {})
-        for pif in rec["PIFs"]:
-            vlan = self.x.PIF.get_VLAN_master_of(pif)
-            if vlan and vlan != "OpaqueRef:NULL":
-                _step("destroy its VLAN", self.x.VLAN.destroy, vlan)
-        _step("destroy the network", self.x.network.destroy, ref)
+        steps.discard_network(self.x, ref)
 
     # ---- helpers -----------------------------------------------------------------------
     def _gateway_config(self, gateway, exclude):
@@ -111,10 +117,10 @@ class Networks(object):
         if unknown:
             raise InvalidInput("gateway has unknown field(s) %s" % ", ".join(unknown),
                                field="gateway." + unknown[0])
-        address = _field(model.parse_address, gateway.get("address"), "gateway.address")
-        nat = _field(model.parse_bool, gateway.get("nat", True), "gateway.nat")
-        public = _field(model.parse_bool, gateway.get("public", False), "gateway.public")
-        inbound = _field(model.parse_inbound, gateway.get("inbound", []), "gateway.inbound")
+        address = field(model.parse_address, gateway.get("address"), "gateway.address")
+        nat = field(model.parse_bool, gateway.get("nat", True), "gateway.nat")
+        public = field(model.parse_bool, gateway.get("public", False), "gateway.public")
+        inbound = field(model.parse_inbound, gateway.get("inbound", []), "gateway.inbound")
         requested = _forwards(gateway.get("forwards", []))
         index_of = {f.key(): i for i, f in enumerate(requested)}  # sorted -> as requested
         try:
@@ -138,36 +144,6 @@ class Networks(object):
             if pif["device"] == device and pif["physical"]:
                 return ref
         raise NotFound("no physical interface %s on this host" % device, field="vlan.pif")
-
-    def _undo(self, created):
-        for kind, ref in reversed(created):
-            try:
-                getattr(self.x, kind).destroy(ref)
-            except XenAPI.Failure as exc:  # report, keep undoing the rest
-                log.error("rollback: could not destroy %s %s: %s", kind, ref, exc.details)
-
-
-def _step(what, call, *args):
-    try:
-        return call(*args)
-    except XenAPI.Failure as exc:
-        details = [str(d) for d in exc.details]
-        raise XapiCallFailed("%s failed: %s" % (what, " ".join(details)), step=what,
-                             xapi_code=details[0] if details else None,
-                             xapi_params=details[1:])
-    except (xmlrpc.client.Error, OSError, http.client.HTTPException) as exc:
-        # not a XenAPI answer (connection lost, a reply that is not XML-RPC): the caller
-        # must still roll back what earlier steps created
-        raise XapiCallFailed("%s failed: no XenAPI answer (%s: %s)"
-                             % (what, exc.__class__.__name__, exc), step=what,
-                             xapi_code=None, xapi_params=[])
-
-
-def _field(parse, value, field):
-    try:
-        return parse(value, field)
-    except GatewayInvalid as exc:
-        raise InvalidInput(str(exc), field=field)
 
 
 def _forwards(value):

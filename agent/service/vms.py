@@ -14,9 +14,11 @@ import re
 
 import XenAPI
 
-from agent.core import desired, model
+from agent.core import model
+from agent.service import steps, views
 from agent.service.errors import Conflict, InvalidInput, NotFound, XapiCallFailed
-from agent.service.networks import Networks, _field, _step
+from agent.service.networks import Networks
+from agent.service.steps import field, step
 
 log = logging.getLogger(__name__)
 
@@ -41,47 +43,13 @@ class Vms(object):
     # ---- reading -----------------------------------------------------------------------
     def list(self):
         """Views of every VM (no templates, no control domain), by name."""
-        records = self.x.VM.get_all_records()
-        refs = [r for r, rec in records.items()
-                if not rec["is_a_template"] and not rec.get("is_control_domain")]
-        return sorted((self.view(r) for r in refs), key=lambda v: (v["name"], v["uuid"]))
+        return views.vms(self.x)
 
     def get(self, key):
         return self.view(self._find(key))
 
     def view(self, vm):
-        """A VM as a person or a controller wants to see it: sizes in MiB/GiB, NICs and
-        disks in device order with their networks and SRs by name."""
-        rec = self.x.VM.get_record(vm)
-        nics, himn = [], False
-        for vif in rec["VIFs"]:
-            v = self.x.VIF.get_record(vif)
-            net = self.x.network.get_record(v["network"])
-            is_himn = net["other_config"].get("is_host_internal_management_network") == "true"
-            himn = himn or is_himn
-            nics.append({"device": int(v["device"]), "network": net["name_label"],
-                         "network_uuid": net["uuid"], "mac": v["MAC"], "himn": is_himn,
-                         "attached": v["currently_attached"]})
-        disks, iso = [], None
-        for vbd in rec["VBDs"]:
-            b = self.x.VBD.get_record(vbd)
-            if b["type"] == "CD":
-                if not b["empty"]:
-                    iso = self.x.VDI.get_name_label(b["VDI"])
-                continue
-            d = self.x.VDI.get_record(b["VDI"])
-            disks.append({"device": int(b["userdevice"]), "size_gib": _gib(d["virtual_size"]),
-                          "sr": self.x.SR.get_name_label(d["SR"]), "vdi_uuid": d["uuid"]})
-        return {
-            "uuid": rec["uuid"], "name": rec["name_label"], "power_state": rec["power_state"],
-            "memory_mib": int(rec["memory_static_max"]) // MIB,
-            "vcpus": int(rec["VCPUs_at_startup"]),
-            "boot": rec["HVM_boot_params"].get("order", ""),
-            "nics": sorted(nics, key=lambda n: n["device"]),
-            "disks": sorted(disks, key=lambda d: d["device"]),
-            "iso": iso, "himn": himn,
-            "topology": rec["other_config"].get(desired.TOPOLOGY_MARK),
-        }
+        return views.vm(views.Records(self.x), vm)
 
     # ---- changes -----------------------------------------------------------------------
     def create(self, name, memory_mib=256, vcpus=1, nics=(), disks=(), iso=None, boot="dc",
@@ -95,7 +63,7 @@ class Vms(object):
         e.g. "ncd". ``marks``: other_config keys for the VM (a topology marks what it
         manages)."""
         progress = progress or (lambda step: None)
-        name = _field(model.parse_name, name, "name")
+        name = field(model.parse_name, name, "name")
         memory = _whole(memory_mib, "memory_mib", 128, 1024 * 1024) * MIB
         vcpus = _whole(vcpus, "vcpus", 1, 64)
         if not isinstance(boot, str) or not _BOOT.match(boot) or len(set(boot)) != len(boot):
@@ -106,9 +74,6 @@ class Vms(object):
                                field="sr_check")
         if not isinstance(nics, (list, tuple)):
             raise InvalidInput("nics must be a list of network names or uuids", field="nics")
-        if any(not rec["is_a_template"] and rec["name_label"] == name
-               for rec in self.x.VM.get_all_records().values()):
-            raise Conflict("a VM named %s exists already" % name, field="name", name=name)
         networks = []
         for i, key in enumerate(nics):
             try:
@@ -124,49 +89,59 @@ class Vms(object):
         if not templates:
             raise NotFound("no template named %s" % template, field="template")
 
-        vm, vdis, started = None, [], False
-        try:
+        with steps.pool(self.x).claim("VM", name, lambda: self._name_free(name)), \
+                steps.Operation(self.x, "create VM %s" % name) as op:
+            made = {"vm": None, "vdis": [], "started": False}
+            op.undo("undo the VM", self._undo, made)
             progress("clone %s" % template)
-            vm = _step("clone the template", self.x.VM.clone, templates[0], name)
-            _step("provision", self.x.VM.provision, vm)
-            _step("make it a VM", self.x.VM.set_is_a_template, vm, False)
+            vm = made["vm"] = step("clone the template", self.x.VM.clone, templates[0],
+                                   op.temp_name)
+            step("provision", self.x.VM.provision, vm)
+            step("make it a VM", self.x.VM.set_is_a_template, vm, False)
             progress("memory and vCPUs")
-            _step("set memory", self.x.VM.set_memory_limits, vm, str(min(memory, 128 * MIB)),
-                  str(memory), str(memory), str(memory))
-            _step("set vCPUs", self.x.VM.set_VCPUs_max, vm, str(vcpus))
-            _step("set vCPUs at startup", self.x.VM.set_VCPUs_at_startup, vm, str(vcpus))
-            _step("set the boot order", self.x.VM.set_HVM_boot_params, vm, {"order": boot})
+            step("set memory", self.x.VM.set_memory_limits, vm, str(min(memory, 128 * MIB)),
+                 str(memory), str(memory), str(memory))
+            step("set vCPUs", self.x.VM.set_VCPUs_max, vm, str(vcpus))
+            step("set vCPUs at startup", self.x.VM.set_VCPUs_at_startup, vm, str(vcpus))
+            step("set the boot order", self.x.VM.set_HVM_boot_params, vm, {"order": boot})
             for key, value in sorted((marks or {}).items()):
-                _step("mark it %s" % key, self.x.VM.add_to_other_config, vm, key, value)
+                step("mark it %s" % key, self.x.VM.add_to_other_config, vm, key, value)
             for i, (device, size, sr, sr_name) in enumerate(disk_plan):
                 progress("disk %d: %d GiB on %s" % (i, size // GIB, sr_name))
-                vdi = _step("create disk %d" % i, self.x.VDI.create, _vdi(name, i, size, sr))
-                vdis.append(vdi)
-                _step("attach disk %d" % i, self.x.VBD.create, _vbd(vm, vdi, device, i == 0))
+                vdi = step("create disk %d" % i, self.x.VDI.create,
+                           _vdi(name, i, size, sr, op.mark))
+                made["vdis"].append(vdi)
+                step("attach disk %d" % i, self.x.VBD.create, _vbd(vm, vdi, device, i == 0))
             progress("CD drive" + (" with %s" % iso if iso_ref else ""))
-            _step("create the CD drive", self.x.VBD.create, _cd(vm, iso_ref))
+            step("create the CD drive", self.x.VBD.create, _cd(vm, iso_ref))
             for device, net in enumerate(networks):
                 progress("NIC %d" % device)
-                _step("create NIC %d" % device, self.x.VIF.create, _vif(vm, net, device))
+                step("create NIC %d" % device, self.x.VIF.create, _vif(vm, net, device))
             if himn_ref is not None:
                 progress("host internal management network")
                 self._attach_himn(vm, himn_ref)
             if start:
                 progress("start")
-                _step("start", self.x.VM.start, vm, False, False)
-                started = True
-        except XapiCallFailed:
-            self._undo(vm, vdis, started)
-            raise
+                step("start", self.x.VM.start, vm, False, False)
+                made["started"] = True
+            op.commit("name it %s" % name, self.x.VM.set_name_label, vm, name)
+            for vdi in made["vdis"]:
+                op.tidy("unmark its disk", self.x.VDI.remove_from_other_config, vdi,
+                        steps.MARK)
         result = self.view(vm)
         result["warnings"] = warnings
         return result
+
+    def _name_free(self, name):
+        if any(views.is_vm(rec) and rec["name_label"] == name
+               for rec in self.x.VM.get_all_records().values()):
+            raise Conflict("a VM named %s exists already" % name, field="name", name=name)
 
     def start(self, key):
         vm = self._find(key)
         state = self.x.VM.get_power_state(vm)
         if state == "Halted":
-            _step("start", self.x.VM.start, vm, False, False)
+            step("start", self.x.VM.start, vm, False, False)
         elif state != "Running":
             raise Conflict("VM %s is %s; it can be started only when halted"
                            % (key, state.lower()), vm=key, power_state=state)
@@ -177,9 +152,9 @@ class Vms(object):
         vm = self._find(key)
         if self.x.VM.get_power_state(vm) != "Halted":
             if force:
-                _step("power off", self.x.VM.hard_shutdown, vm)
+                step("power off", self.x.VM.hard_shutdown, vm)
             else:
-                _step("shut down", self.x.VM.clean_shutdown, vm)
+                step("shut down", self.x.VM.clean_shutdown, vm)
         return self.view(vm)
 
     def destroy(self, key, force=False):
@@ -193,7 +168,7 @@ class Vms(object):
                 raise Conflict("VM %s is %s; shut it down first (or force)"
                                % (rec["name_label"], rec["power_state"].lower()),
                                vm=rec["uuid"], power_state=rec["power_state"])
-            _step("power off", self.x.VM.hard_shutdown, vm)
+            step("power off", self.x.VM.hard_shutdown, vm)
         mine, kept = [], []
         for vbd in rec["VBDs"]:
             b = self.x.VBD.get_record(vbd)
@@ -202,7 +177,7 @@ class Vms(object):
             d = self.x.VDI.get_record(b["VDI"])
             shared = any(self.x.VBD.get_VM(other) != vm for other in d["VBDs"])
             (kept if shared or d["read_only"] else mine).append((b["VDI"], d["uuid"]))
-        _step("destroy the VM", self.x.VM.destroy, vm)
+        step("destroy the VM", self.x.VM.destroy, vm)
         destroyed = []
         for vdi, uuid in mine:
             try:
@@ -231,7 +206,7 @@ class Vms(object):
         vif = self._attach_himn(vm, himn)
         if self.x.VM.get_power_state(vm) == "Running":
             try:
-                _step("plug the HIMN VIF", self.x.VIF.plug, vif)
+                step("plug the HIMN VIF", self.x.VIF.plug, vif)
             except XapiCallFailed:
                 self._undo_himn(vm, vif)
                 raise
@@ -239,14 +214,14 @@ class Vms(object):
 
     # ---- helpers -----------------------------------------------------------------------
     def _attach_himn(self, vm, himn):
-        vif = _step("create the HIMN VIF", self.x.VIF.create, _vif(vm, himn, HIMN_DEVICE))
+        vif = step("create the HIMN VIF", self.x.VIF.create, _vif(vm, himn, HIMN_DEVICE))
         try:
-            mac = _step("read the HIMN MAC", self.x.VIF.get_MAC, vif)
+            mac = step("read the HIMN MAC", self.x.VIF.get_MAC, vif)
             if HIMN_MAC_KEY in self.x.VM.get_xenstore_data(vm):
-                _step("clear %s" % HIMN_MAC_KEY, self.x.VM.remove_from_xenstore_data, vm,
-                      HIMN_MAC_KEY)
-            _step("record the HIMN MAC", self.x.VM.add_to_xenstore_data, vm, HIMN_MAC_KEY,
-                  mac)
+                step("clear %s" % HIMN_MAC_KEY, self.x.VM.remove_from_xenstore_data, vm,
+                     HIMN_MAC_KEY)
+            step("record the HIMN MAC", self.x.VM.add_to_xenstore_data, vm, HIMN_MAC_KEY,
+                 mac)
         except XapiCallFailed:
             self._undo_himn(vm, vif)
             raise
@@ -327,7 +302,7 @@ class Vms(object):
 
     def _find(self, key):
         found = [ref for ref, rec in self.x.VM.get_all_records().items()
-                 if not rec["is_a_template"] and not rec.get("is_control_domain")
+                 if views.is_vm(rec) and not steps.in_flight(rec)
                  and key in (rec["uuid"], rec["name_label"])]
         if len(found) > 1:
             raise Conflict("%d VMs are named %s; use the uuid" % (len(found), key), vm=key)
@@ -335,20 +310,21 @@ class Vms(object):
             raise NotFound("no VM with uuid or name %s" % key, vm=key)
         return found[0]
 
-    def _undo(self, vm, vdis, started):
+    def _undo(self, made):
         """Undo a creation: power off, destroy the VM (its VIFs and VBDs go with it),
-        then the disks created for it. Every step is tried; failures are logged."""
-        steps = []
-        if vm is not None:
-            if started:
-                steps.append(("power off", self.x.VM.hard_shutdown, vm))
-            steps.append(("destroy the VM", self.x.VM.destroy, vm))
-        steps.extend(("destroy disk %s" % v, self.x.VDI.destroy, v) for v in vdis)
-        for what, call, ref in steps:
+        then the disks created for it. XAPI's refusals are logged and the rest is tried;
+        a lost connection stops here (steps.Operation leaves the rest to the sweep)."""
+        if made["vm"] is not None:
             try:
-                call(ref)
+                steps.discard_vm(self.x, made["vm"], "Running" if made["started"] else
+                                 "Halted")
             except XenAPI.Failure as exc:
-                log.error("rollback: %s %s failed: %s", what, ref, exc.details)
+                log.error("rollback: destroying VM %s failed: %s", made["vm"], exc.details)
+        for vdi in made["vdis"]:
+            try:
+                self.x.VDI.destroy(vdi)
+            except XenAPI.Failure as exc:
+                log.error("rollback: destroying disk %s failed: %s", vdi, exc.details)
 
 
 def _vif(vm, network, device):
@@ -356,10 +332,11 @@ def _vif(vm, network, device):
             "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {}}
 
 
-def _vdi(vm_name, index, size, sr):
+def _vdi(vm_name, index, size, sr, mark):
     return {"name_label": "%s disk %d" % (vm_name, index), "name_description": "",
             "SR": sr, "virtual_size": str(size), "type": "user", "sharable": False,
-            "read_only": False, "other_config": {}, "xenstore_data": {}, "sm_config": {},
+            "read_only": False, "other_config": dict(mark), "xenstore_data": {},
+            "sm_config": {},
             "tags": []}
 
 
@@ -373,10 +350,6 @@ def _cd(vm, iso):
     return {"VM": vm, "VDI": iso or NULL, "userdevice": CD_DEVICE, "bootable": False,
             "mode": "RO", "type": "CD", "empty": iso is None, "unpluggable": True,
             "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {}}
-
-
-def _gib(size):
-    return int(size) // GIB
 
 
 def _whole(value, field, low, high):

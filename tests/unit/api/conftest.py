@@ -82,12 +82,13 @@ class Served(object):
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start(served_sim, tls, state=None, xapi_url=None, insecure=False):
+def start(served_sim, tls, state=None, xapi_url=None, insecure=False, max_body=64 * 1024,
+          sessions=None):
     _engine, url, _unix = served_sim
-    sessions = Sessions(xapi_url or url, "root", "")
+    sessions = sessions or Sessions(xapi_url or url, "root", "")
     api = Api(sessions, tokens=[Token("admin", ADMIN.encode(), "admin"),
                                 Token("read", READ.encode(), "reader")],
-              state=state or FakeState(), insecure=insecure, max_body=64 * 1024,
+              state=state or FakeState(), insecure=insecure, max_body=max_body,
               body_timeout=2.0)
     return Served(api, tls, insecure=insecure)
 
