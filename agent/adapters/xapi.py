@@ -7,7 +7,10 @@ restart is normal) it reports ``on_state(False, reason)``, backs off and reconne
 logging in again; it never gives up and never raises into the daemon.
 """
 import logging
+import re
+import socket
 import threading
+import xmlrpc.client
 
 import XenAPI
 
@@ -15,30 +18,81 @@ log = logging.getLogger(__name__)
 
 WAIT = 30.0           # seconds one event.from call may wait for a change
 BACKOFF = (0.5, 10.0)  # first and largest pause between reconnection attempts
+TIMEOUT = 10.0        # seconds XAPI may take to answer a call ([xapi] timeout)
+LONG_TIMEOUT = 600.0  # ... a call in LONG_CALLS ([xapi] long_timeout)
+# Calls that wait for a guest, a disk or a device: they take longer than the rest
+LONG_CALLS = frozenset([
+    "VM.start", "VM.start_on", "VM.clean_shutdown", "VM.hard_shutdown", "VM.shutdown",
+    "VM.clean_reboot", "VM.hard_reboot", "VM.suspend", "VM.resume", "VM.clone", "VM.copy",
+    "VM.provision", "VM.destroy", "VDI.create", "VDI.destroy", "VBD.plug", "VBD.unplug",
+    "VIF.plug", "VIF.unplug", "pool.create_VLAN_from_PIF", "VLAN.destroy", "PIF.plug",
+    "PIF.unplug"])
+_METHOD = re.compile(rb"<methodName>([^<]{1,100})</methodName>")
 
 
-def open_session(url, username, password):
-    """A logged-in XenAPI session for ``unix:PATH`` or an http(s) URL."""
+def open_session(url, username, password, timeout=None, long_timeout=None):
+    """A logged-in XenAPI session for ``unix:PATH`` or an http(s) URL. With ``timeout``,
+    a call that gets no answer within that many seconds (``long_timeout`` for LONG_CALLS)
+    raises socket.timeout."""
+    timeouts = (timeout, long_timeout or timeout)
     if url.startswith("unix:"):
         path = url[len("unix:"):]
         if "_" in path:  # XenAPI's UDSTransport turns '_' in the host part into '/'
             raise ValueError("the XAPI socket path %r must not contain '_'" % path)
         session = XenAPI.Session("http://%s/" % path.replace("/", "_"),
-                                 transport=XenAPI.UDSTransport())
+                                 transport=_timed(XenAPI.UDSTransport, timeouts))
+    elif url.startswith("https:"):
+        session = XenAPI.Session(url, transport=_timed(xmlrpc.client.SafeTransport, timeouts))
     else:
-        session = XenAPI.Session(url)
+        session = XenAPI.Session(url, transport=_timed(xmlrpc.client.Transport, timeouts))
     session.xenapi.login_with_password(username, password, "1.0", "xapi-gateway")
     return session
 
 
+class _UnixConnection(XenAPI.UDSHTTPConnection):
+    """XenAPI's HTTP over a Unix socket, with the socket's timeout set before connecting."""
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.host.replace("_", "/"))
+        self.sock = sock
+
+
+def _timed(base, timeouts):
+    """An instance of the xmlrpc transport class ``base`` whose calls time out."""
+    class Timed(base):
+        _call_timeout = None
+
+        def request(self, host, handler, request_body, verbose=False):
+            method = _METHOD.search(request_body[:512])
+            name = method.group(1).decode("ascii", "replace") if method else ""
+            self._call_timeout = timeouts[1] if name in LONG_CALLS else timeouts[0]
+            return base.request(self, host, handler, request_body, verbose)
+
+        def make_connection(self, host):
+            conn = base.make_connection(self, host)
+            if isinstance(conn, XenAPI.UDSHTTPConnection) and \
+                    not isinstance(conn, _UnixConnection):
+                conn = _UnixConnection(host)
+                self._connection = host, conn
+            conn.timeout = self._call_timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(self._call_timeout)
+            return conn
+    return Timed()
+
+
 class NetworkWatcher(object):
-    def __init__(self, url, username, password, on_networks, on_state, wait=WAIT):
+    def __init__(self, url, username, password, on_networks, on_state, wait=WAIT,
+                 timeout=TIMEOUT):
         self.url = url
         self.username = username
         self.password = password
         self.on_networks = on_networks  # callable({ref: record}), in this thread
         self.on_state = on_state        # callable(connected, reason or None)
         self.wait = wait
+        self.timeout = timeout  # beyond ``wait``: a hung XAPI counts as disconnected
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="xapi-watch")
         self._thread.daemon = True
@@ -57,7 +111,8 @@ class NetworkWatcher(object):
         while not self._stop.is_set():
             session = None
             try:
-                session = open_session(self.url, self.username, self.password)
+                session = open_session(self.url, self.username, self.password,
+                                       timeout=self.wait + self.timeout)
                 batch = session.xenapi.event_from(["network"], "", 0.0)
                 networks = {e["ref"]: e["snapshot"] for e in batch["events"] if "snapshot" in e}
                 self.on_state(True, None)

@@ -117,11 +117,16 @@ class Api(object):
 
     # ---- handlers: the daemon ----------------------------------------------------------
     async def health(self, request):
-        xapi = self.state.xapi()
+        xapi = dict(self.state.xapi())
+        stalled = self.sessions.stalled() if xapi["configured"] else None
+        xapi["stalled"] = stalled is not None
+        if stalled:
+            xapi["reason"] = stalled
         counts = {}
         for gw in self.state.gateways():
             counts[gw["state"]] = counts.get(gw["state"], 0) + 1
-        bad = (xapi["configured"] and not xapi["connected"]) or counts.get("error")
+        bad = (xapi["configured"] and not (xapi["connected"] and not stalled)) or \
+            counts.get("error")
         return _json({"status": "degraded" if bad else "ok", "version": agent.__version__,
                       "xapi": xapi, "gateways": counts})
 

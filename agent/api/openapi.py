@@ -171,6 +171,9 @@ SCHEMAS = {
         "status": {"type": "string", "enum": ["ok", "degraded"]},
         "version": _STR,
         "xapi": _obj({"configured": _BOOL, "connected": _BOOL,
+                      "stalled": dict(_BOOL, description="the API's last XAPI call went "
+                                      "unanswered within [xapi] timeout (reason says "
+                                      "since when)"),
                       "reason": {"type": "string", "nullable": True}}),
         "gateways": {"type": "object"}}, required=("status", "version", "xapi")),
     "Doctor": _obj({"ok": _BOOL, "checks": {"type": "array", "items": _obj({

@@ -23,7 +23,8 @@ def build(config, state):
         if not tokens:
             raise ConfigError("the token file %s has no token: TCP clients could never "
                               "authenticate" % settings.tokens)
-    sessions = Sessions(config.xapi.url, config.xapi.username, config.xapi.password)
+    sessions = Sessions(config.xapi.url, config.xapi.username, config.xapi.password,
+                        timeout=config.xapi.timeout, long_timeout=config.xapi.long_timeout)
     return Api(sessions, tokens=tokens, state=state, insecure=settings.insecure,
                max_body=settings.max_body, body_timeout=settings.body_timeout)
 

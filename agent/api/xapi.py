@@ -2,16 +2,27 @@
 
 Every SDK call blocks, so handlers run service operations in a thread pool; each worker
 thread keeps its own logged-in session (an xmlrpc proxy is not safe to share between
-threads). A transport failure drops that session and answers 503 (XapiUnavailable); the
-next request logs in again. XenAPI failures (a refused step) are the service layer's.
+threads). Every call has a timeout ([xapi] timeout, long_timeout for calls that wait for a
+guest or storage): a hung XAPI answers 503 xapi_timeout within seconds, and /v1/health
+shows it stalled until a call is answered again. A transport failure drops that session
+and answers 503 (XapiUnavailable); the next request logs in again. Before an operation,
+what a creation cut short by a lost XAPI left behind is swept (agent.service.steps).
+XenAPI failures (a refused step) are the service layer's.
 """
 import http.client
+import logging
 import socket
 import threading
+import time
 import xmlrpc.client
 
-from agent.adapters.xapi import open_session
+from agent.adapters.xapi import LONG_TIMEOUT, TIMEOUT, open_session
+from agent.service import steps
 from agent.service.errors import XapiCallFailed, XapiTimeout, XapiUnavailable
+
+__all__ = ["Sessions", "XapiUnavailable", "XapiTimeout"]
+
+log = logging.getLogger(__name__)
 
 TRANSPORT_ERRORS = (OSError, socket.error, http.client.HTTPException)
 # XAPI answered, but not with a XenAPI reply: HTTP 500 for a request it could not parse
@@ -19,34 +30,66 @@ PROTOCOL_ERRORS = (xmlrpc.client.ProtocolError, xmlrpc.client.Fault,
                    xmlrpc.client.ResponseError)
 
 
-__all__ = ["Sessions", "XapiUnavailable", "XapiTimeout"]
-
-
 class Sessions(object):
-    def __init__(self, url, username, password):
+    def __init__(self, url, username, password, timeout=TIMEOUT, long_timeout=LONG_TIMEOUT):
         self.url = url
         self.username = username
         self.password = password
+        self.timeout = timeout
+        self.long_timeout = long_timeout
         self._local = threading.local()
+        self._stalled = None  # why the last call went unanswered, until one is answered
+
+    def stalled(self):
+        """None, or a sentence: XAPI left the last call unanswered (and none since)."""
+        return self._stalled
 
     def run(self, operation):
         """``operation(xenapi)`` with this thread's session; XapiUnavailable when XAPI
-        cannot be reached (the session is dropped and re-made next time)."""
+        cannot be reached (the session is dropped and re-made next time), XapiTimeout
+        when it does not answer in time."""
         if self.url == "none":
             raise XapiUnavailable("this daemon runs without XAPI ([xapi] url = none): "
                                   "networks and VMs are not available")
-        session = getattr(self._local, "session", None)
         try:
+            session = getattr(self._local, "session", None)
             if session is None:
-                session = open_session(self.url, self.username, self.password)
+                session = open_session(self.url, self.username, self.password,
+                                       timeout=self.timeout, long_timeout=self.long_timeout)
                 self._local.session = session
-            return operation(session.xenapi)
+            if steps.sweep_pending():
+                steps.sweep(session.xenapi)
+            result = operation(session.xenapi)
+        except XapiTimeout as exc:
+            self._lost(exc)
+            raise
+        except XapiUnavailable:
+            self._local.session = None
+            raise
         except PROTOCOL_ERRORS as exc:
             raise XapiCallFailed("XAPI rejected a request at the protocol level (%s)"
                                  % exc.__class__.__name__,
                                  step="call XAPI", xapi_code=None, xapi_params=[])
+        except socket.timeout:
+            error = XapiTimeout("XAPI at %s did not answer within %g s: it is hung or "
+                                "overloaded; retry when it answers ([xapi] timeout)"
+                                % (self.url, self.timeout), url=self.url,
+                                timeout=self.timeout)
+            self._lost(error)
+            raise error
         except TRANSPORT_ERRORS as exc:
             self._local.session = None
             raise XapiUnavailable("XAPI at %s is unreachable (%s); retry when it is back "
                                   "(xe-toolstack-restart takes about a minute)"
                                   % (self.url, exc.__class__.__name__), url=self.url)
+        except Exception:
+            self._stalled = None  # XAPI answered; the operation refused or failed
+            raise
+        self._stalled = None
+        return result
+
+    def _lost(self, error):
+        self._local.session = None
+        if self._stalled is None:
+            log.warning("XAPI stalled: %s", error)
+        self._stalled = "%s (since %s)" % (error, time.strftime("%H:%M:%S"))

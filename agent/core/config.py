@@ -101,6 +101,12 @@ XAPI_SCHEMA = OrderedDict([
     ("username", Option(lambda v, f: v.strip(), "root", "XAPI user (for http(s) URLs).")),
     ("password", Option(lambda v, f: v, "", "XAPI password (for http(s) URLs); keep this "
                                             "file root-only when set.")),
+    ("timeout", Option(_float_range(0.5, 600), 10.0,
+                       "Seconds XAPI may take to answer one call before the API answers "
+                       "503 xapi_timeout and /v1/health shows XAPI stalled.")),
+    ("long_timeout", Option(_float_range(1, 7200), 600.0,
+                            "Seconds for the calls that wait for a guest or storage "
+                            "(VM start/shutdown/clone, disk creation, VLAN creation).")),
 ])
 
 INSECURE_WORDS = "plain-http-without-tokens-anyone-who-reaches-the-port-controls-this-host"

@@ -288,7 +288,7 @@ class Daemon(object):
         def on_state(connected, reason):
             loop.call_soon_threadsafe(self._xapi_state, connected, reason)
         self.watcher = NetworkWatcher(xapi.url, xapi.username, xapi.password,
-                                      on_networks, on_state)
+                                      on_networks, on_state, timeout=xapi.timeout)
         self.watcher.start()
 
     def _xapi_networks(self, networks):

@@ -1,0 +1,75 @@
+"""A hung XAPI: the simulator runs as a process of its own and the test stops it
+(SIGSTOP): connections are accepted by the kernel, no answer comes. Requests answer
+promptly with 503 xapi_timeout, /v1/health shows XAPI stalled; once it runs again
+(SIGCONT) both recover."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from agent.api.client import Client
+from agent.api.xapi import Sessions
+from tests.unit.api.conftest import FakeState, Http, start
+
+TIMEOUT = 1.0
+STOP_FOR = 8.0  # the test resumes the simulator after this long whatever happens
+
+
+@pytest.fixture
+def sim_process():
+    proc = subprocess.Popen([sys.executable, "-m", "agent.xapisim", "--listen",
+                             "127.0.0.1:0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True)
+    line = proc.stdout.readline()
+    match = re.search(r"http://[0-9.]+:\d+", line)
+    assert match, line
+    yield proc, match.group(0)
+    os.kill(proc.pid, signal.SIGCONT)
+    proc.terminate()
+    proc.wait(10)
+    proc.stdout.close()
+
+
+def timed(call, *args):
+    began = time.monotonic()
+    result = call(*args)
+    return result, time.monotonic() - began
+
+
+def test_a_hung_xapi_is_a_prompt_503_and_health_says_stalled(sim_process, tls_files):
+    proc, url = sim_process
+    sessions = Sessions(url, "root", "", timeout=TIMEOUT, long_timeout=2 * TIMEOUT)
+    api = start((None, url, None), tls_files, state=FakeState(), sessions=sessions)
+    unix = Http(Client(socket_path=api.socket))
+    resume = threading.Timer(STOP_FOR, os.kill, (proc.pid, signal.SIGCONT))
+    try:
+        assert unix("GET", "/v1/networks")[0] == 200
+        assert unix("GET", "/v1/health")[1]["xapi"]["stalled"] is False
+        os.kill(proc.pid, signal.SIGSTOP)
+        resume.start()
+        (status, data), took = timed(unix, "GET", "/v1/networks")
+        assert status == 503 and data["error"]["code"] == "xapi_timeout", data
+        assert "did not answer within 1 s" in data["error"]["message"]
+        assert took < 3 * TIMEOUT, took
+        (status, data), took = timed(unix, "POST", "/v1/networks", {"name": "pxe"})
+        assert status == 503 and data["error"]["code"] == "xapi_timeout", data
+        assert took < 3 * TIMEOUT, took
+        status, health = unix("GET", "/v1/health")
+        assert status == 200 and health["status"] == "degraded", health
+        assert health["xapi"]["stalled"] is True
+        assert "did not answer" in health["xapi"]["reason"]
+        assert unix("GET", "/v1/gateways")[0] == 200  # what needs no XAPI still answers
+        resume.cancel()
+        os.kill(proc.pid, signal.SIGCONT)
+        status, names = unix("GET", "/v1/networks")
+        assert status == 200 and "pxe" not in [n["name"] for n in names]
+        status, health = unix("GET", "/v1/health")
+        assert health["status"] == "ok" and health["xapi"]["stalled"] is False, health
+    finally:
+        resume.cancel()
+        api.close()
