@@ -83,11 +83,12 @@ class Networks(object):
         return self.x.network.get_record(ref)
 
     def _replace_gateway(self, ref, rec, config):
-        for k in sorted(rec["other_config"]):
-            if k.startswith(desired.PREFIX):
-                step("remove %s" % k, self.x.network.remove_from_other_config, ref, k)
-        for k, v in sorted(config.items()):
-            step("set %s" % k, self.x.network.add_to_other_config, ref, k, v)
+        """Replace the gateway keys in one call: a lost connection cannot leave half a
+        gateway (the other keys are kept as read under the pool's lock)."""
+        other = {k: v for k, v in rec["other_config"].items()
+                 if not k.startswith(desired.PREFIX)}
+        other.update(config)
+        step("write the gateway", self.x.network.set_other_config, ref, other)
 
     def delete(self, key):
         """Delete a network: refused while VIFs use it (naming their VMs); its gateway

@@ -175,13 +175,13 @@ def test_a_failed_network_update_is_reported(xenapi, engine, lab):
     apply(xenapi, lab)
     doc = lab_document()
     doc["networks"][1]["gateway"]["nat"] = False
-    engine.fail_next["network.add_to_other_config"] = [XapiFailure("INTERNAL_ERROR", "x")]
+    engine.fail_next["network.set_other_config"] = [XapiFailure("INTERNAL_ERROR", "x")]
     with pytest.raises(XapiCallFailed) as info:
         apply(xenapi, model.parse(doc))
     assert "step 2 of 6 failed (~ network private" in info.value.message
     assert info.value.details["done"] == [] and info.value.details["not_done"] == []
-    # Networks.set_gateway is not all or nothing (it removes the old keys first): the
-    # next apply finishes it
+    # Networks.set_gateway writes the gateway in one call: the failed one changed nothing
+    assert Networks(xenapi).find("private")[1]["other_config"][desired.NAT] == "true"
     assert apply(xenapi, model.parse(doc))["changed"] == 1
     assert Networks(xenapi).find("private")[1]["other_config"][desired.NAT] == "false"
 
