@@ -4,9 +4,11 @@ promptly with 503 xapi_timeout, /v1/health shows XAPI stalled; once it runs agai
 (SIGCONT) both recover."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -20,19 +22,23 @@ TIMEOUT = 1.0
 STOP_FOR = 8.0  # the test resumes the simulator after this long whatever happens
 
 
-@pytest.fixture
-def sim_process():
+@pytest.fixture(params=["http", "unix"])
+def sim_process(request):
+    """(the simulator's process, the URL the API reaches it at: TCP or its Unix socket)."""
+    directory = tempfile.mkdtemp(prefix="xgwhung")  # no '_' (XenAPI's UDSTransport)
+    path = os.path.join(directory, "xapi")
     proc = subprocess.Popen([sys.executable, "-m", "agent.xapisim", "--listen",
-                             "127.0.0.1:0"], stdout=subprocess.PIPE,
+                             "127.0.0.1:0", "--unix", path], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, universal_newlines=True)
     line = proc.stdout.readline()
     match = re.search(r"http://[0-9.]+:\d+", line)
     assert match, line
-    yield proc, match.group(0)
+    yield proc, match.group(0) if request.param == "http" else "unix:" + path
     os.kill(proc.pid, signal.SIGCONT)
     proc.terminate()
     proc.wait(10)
     proc.stdout.close()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def timed(call, *args):
@@ -54,7 +60,7 @@ def test_a_hung_xapi_is_a_prompt_503_and_health_says_stalled(sim_process, tls_fi
         resume.start()
         (status, data), took = timed(unix, "GET", "/v1/networks")
         assert status == 503 and data["error"]["code"] == "xapi_timeout", data
-        assert "did not answer within 1 s" in data["error"]["message"]
+        assert "did not answer within 1 s" in data["error"]["message"], data
         assert took < 3 * TIMEOUT, took
         (status, data), took = timed(unix, "POST", "/v1/networks", {"name": "pxe"})
         assert status == 503 and data["error"]["code"] == "xapi_timeout", data
