@@ -20,8 +20,8 @@ from agent.api import body as bodymod
 from agent.api import middleware, openapi
 from agent.api.middleware import Fail
 from agent.api.xapi import XapiUnavailable
-from agent.service import doctor, views
-from agent.service.errors import Conflict, InvalidInput, NotFound
+from agent.service import doctor, steps, views
+from agent.service.errors import InvalidInput, NotFound
 from agent.service.networks import Networks
 from agent.service.vms import Vms
 
@@ -56,7 +56,6 @@ class Api(object):
         self.body_timeout = body_timeout
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="api")
         self.requests = {}      # HTTP status -> count, for /metrics
-        self._busy = set()      # ("topology", name) being applied or destroyed right now
 
     # ---- the application ---------------------------------------------------------------
     def app(self):
@@ -108,12 +107,6 @@ class Api(object):
             raise Fail(408, "timeout", "the request body did not arrive within %d s"
                        % self.body_timeout)
         return bodymod.parse(raw, schema_name)
-
-    def _claim(self, kind, name):
-        if (kind, name) in self._busy:
-            raise Conflict("a %s named %s is being created right now" % (kind, name),
-                           field="name", name=name)
-        self._busy.add((kind, name))
 
     # ---- handlers: the daemon ----------------------------------------------------------
     async def health(self, request):
@@ -307,13 +300,12 @@ class Api(object):
             applier.destroy(x, topology, progress=progress)))
 
     async def _run_topology(self, request, topology, operation):
-        self._claim("topology", topology.name)
-        try:
-            if _wants_stream(request):
-                return await self._stream(request, operation)
-            return _json(await self._xapi(lambda x: operation(x, None)))
-        finally:
-            self._busy.discard(("topology", topology.name))
+        def claimed(x, progress):  # one apply or destroy of a topology at a time
+            with steps.pool(x).claim("topology", topology.name, lambda: None):
+                return operation(x, progress)
+        if _wants_stream(request):
+            return await self._stream(request, claimed)
+        return _json(await self._xapi(lambda x: claimed(x, None)))
 
     async def diagram(self, request):
         from agent.topology import diagram

@@ -256,8 +256,9 @@ class Pool(object):
         the lock; a second claim of the name meanwhile is a Conflict."""
         with self.locked():
             if (kind, name) in self.claims:
-                raise Conflict("a %s named %s is being created right now" % (kind, name),
-                               field="name", name=name)
+                raise Conflict("a %s named %s is being %s right now" % (
+                    kind, name, "applied or destroyed" if kind == "topology" else "created"),
+                    field="name", name=name)
             check()
             self.claims.add((kind, name))
         try:

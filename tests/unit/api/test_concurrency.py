@@ -73,3 +73,14 @@ def test_gateways_put_at_once_one_200(unix, engine, round_):
         for i, name in enumerate(names)])
     winner = one_winner(results, 200)
     assert list(gateways(engine)) == [winner]
+
+
+def test_one_topology_applied_twice_at_once_one_200(unix, engine):
+    lab = {"name": "lab", "networks": [{"name": "pxe"}, {"name": "private", "gateway": {
+        "address": "172.16.0.1/24"}}], "vms": [{"name": "Fuel", "nics": ["pxe"]}]}
+    results = at_once([lambda: unix("POST", "/v1/topology/apply", lab)] * 2)
+    assert sorted(status for status, _data in results) == [200, 409], results
+    refused = [data for status, data in results if status == 409][0]
+    assert "lab is being applied" in refused["error"]["message"]
+    assert sorted(r["name_label"] for r in engine.objects["network"].values()
+                  ).count("private") == 1
