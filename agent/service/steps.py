@@ -25,6 +25,7 @@ the names being created right now (a VM's real name appears only when it commits
 import contextlib
 import http.client
 import logging
+import re
 import socket
 import threading
 import uuid
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MARK = "xgw-in-flight"           # other_config: the operation creating this object
 NAME_PREFIX = "xgw-creating-"    # a VM's name_label until its creation commits
+_TEMP_NAME = re.compile("^%s([0-9a-f]{32})$" % NAME_PREFIX)
 NULL = "OpaqueRef:NULL"
 LOCK_WAIT = 60.0                 # seconds a change waits for another one on the same pool
 # Errors that leave the outcome of a call unknown (no XenAPI answer came back)
@@ -81,13 +83,14 @@ def field(parse, value, name):
 # ---- creations ------------------------------------------------------------------------------
 def in_flight(rec):
     """Is this record (a network, VM or VDI) part of a creation not committed yet?"""
-    return MARK in rec.get("other_config", {}) or \
-        rec.get("name_label", "").startswith(NAME_PREFIX)
+    return _owner(rec) is not None
 
 
 def _owner(rec):
-    if rec.get("name_label", "").startswith(NAME_PREFIX):
-        return rec["name_label"][len(NAME_PREFIX):]
+    """The id of the operation creating this record, or None."""
+    match = _TEMP_NAME.match(rec.get("name_label", ""))
+    if match:
+        return match.group(1)
     return rec.get("other_config", {}).get(MARK)
 
 

@@ -64,6 +64,9 @@ class Vms(object):
         manages)."""
         progress = progress or (lambda step: None)
         name = field(model.parse_name, name, "name")
+        if name.startswith(steps.NAME_PREFIX):
+            raise InvalidInput("VM names starting with %s are the names of VMs being "
+                               "created; choose another" % steps.NAME_PREFIX, field="name")
         memory = _whole(memory_mib, "memory_mib", 128, 1024 * 1024) * MIB
         vcpus = _whole(vcpus, "vcpus", 1, 64)
         if not isinstance(boot, str) or not _BOOT.match(boot) or len(set(boot)) != len(boot):

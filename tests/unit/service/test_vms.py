@@ -285,3 +285,11 @@ def test_a_lost_connection_mid_creation_is_rolled_back_too(xenapi, engine):
     assert info.value.details["step"] == "create NIC 0"
     assert "ConnectionResetError" in str(info.value)
     assert counts(engine) == before
+
+
+def test_the_name_of_a_vm_being_created_is_refused(xenapi, engine):
+    before = len(engine.objects["VM"])
+    with pytest.raises(InvalidInput) as info:
+        Vms(xenapi).create("xgw-creating-0123456789abcdef0123456789abcdef")
+    assert info.value.details["field"] == "name"
+    assert len(engine.objects["VM"]) == before
