@@ -117,7 +117,13 @@ class Operation(object):
             if exc is not None and not self.committed:
                 if isinstance(exc, LOST):
                     _pend("%s lost XAPI (%s)" % (self.what, type(exc).__name__))
-                self._rollback()
+                if isinstance(exc, (XapiTimeout, socket.timeout)):
+                    # XAPI hangs: each undo would wait for its timeout too; the sweep
+                    # undoes it all once XAPI answers again
+                    log.warning("%s: XAPI does not answer; the rollback waits for it",
+                                self.what)
+                else:
+                    self._rollback()
         finally:
             with _state:
                 _live.discard(self.id)

@@ -3,6 +3,8 @@ through a proxy the test cuts in the middle of a VM creation (right after XAPI c
 one step, before its answer comes back), then brings back. The client gets a 503; once
 XAPI answers again what the creation had made is gone, and the same request succeeds."""
 import collections
+import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -94,3 +96,40 @@ def test_a_network_creation_cut_half_way_is_undone_once_xapi_is_back(through, en
     assert status == 201 and net["vlan"] == 100, net
     assert inventory(engine) == before + collections.Counter(
         {"network": 1, "VLAN": 1})
+
+
+def test_a_creation_that_xapi_stops_answering_is_undone_once_it_answers(served, tls_files,
+                                                                        engine):
+    """XAPI carries out a step, then hangs (the test holds the simulator's lock): the
+    client gets a prompt 503 xapi_timeout (no rollback call waits for a hung XAPI); once
+    XAPI answers, the retry succeeds and nothing is left over."""
+    from agent.api.xapi import Sessions
+    sessions = Sessions(served[1], "root", "", timeout=0.5, long_timeout=2.0)
+    api = start(served, tls_files, sessions=sessions)
+    unix = Http(Client(socket_path=api.socket))
+    release = threading.Event()
+    real = engine.call
+
+    def call(name, params):
+        reply = real(name, params)
+        if name == "VBD.create" and not release.is_set():
+            with engine.lock:  # every other call waits as on a hung xapi
+                release.wait(20)
+        return reply
+    try:
+        assert unix("POST", "/v1/networks", {"name": "pxe"})[0] == 201
+        before = inventory(engine)
+        engine.call = call
+        began = time.monotonic()
+        status, data = unix("POST", "/v1/vms", VM)
+        took = time.monotonic() - began
+        assert status == 503 and data["error"]["code"] == "xapi_timeout", data
+        assert took < 1.5, took
+        release.set()
+        status, vm = unix("POST", "/v1/vms", VM)
+        assert status == 201, vm
+        assert inventory(engine) == before + collections.Counter(
+            {"VM": 1, "VDI": 2, "VBD": 3, "VIF": 1})
+    finally:
+        release.set()
+        api.close()
