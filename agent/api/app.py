@@ -19,9 +19,8 @@ import agent
 from agent.api import body as bodymod
 from agent.api import middleware, openapi
 from agent.api.middleware import Fail
-from agent.api.xapi import XapiUnavailable
 from agent.service import doctor, steps, views
-from agent.service.errors import InvalidInput, NotFound
+from agent.service.errors import InvalidInput, NotFound, XapiUnavailable
 from agent.service.networks import Networks
 from agent.service.vms import Vms
 

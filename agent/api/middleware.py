@@ -16,10 +16,10 @@ from aiohttp import web
 
 from agent.api import openapi
 from agent.api import tokens as tokensmod
-from agent.api.xapi import XapiUnavailable
 from agent.errors import AgentError, ConfigError, GatewayInvalid, KernelError, StateError
 from agent.errors import TransientKernelError
 from agent.service.errors import Busy, Conflict, InvalidInput, NotFound, XapiCallFailed
+from agent.service.errors import XapiUnavailable
 
 log = logging.getLogger(__name__)
 
