@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -25,7 +24,8 @@ STOP_FOR = 8.0  # the test resumes the simulator after this long whatever happen
 @pytest.fixture(params=["http", "unix"])
 def sim_process(request):
     """(the simulator's process, the URL the API reaches it at: TCP or its Unix socket)."""
-    directory = tempfile.mkdtemp(prefix="xgwhung")  # no '_' (XenAPI's UDSTransport)
+    directory = "/tmp/xgwhung-%d-%s" % (os.getpid(), request.param)  # no '_' (XenAPI's
+    os.makedirs(directory)                                       # UDSTransport)
     path = os.path.join(directory, "xapi")
     proc = subprocess.Popen([sys.executable, "-m", "agent.xapisim", "--listen",
                              "127.0.0.1:0", "--unix", path], stdout=subprocess.PIPE,
