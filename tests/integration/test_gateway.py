@@ -66,7 +66,10 @@ def test_vm_reaches_outside_only_through_the_gateway(topo, workdir, daemons):
     topo.dom0.run(["ip", "addr", "add", topo.PRIVATE, "dev", "xapi1"])
     topo.dom0.ipt(*seed)
     topo.dom0.set_ip_forward(1)
-    assert ping(topo.vm, topo.OUTSIDE)
+    # a few tries: the first echo also waits for ARP on a bridge made a moment ago, and a
+    # loaded machine can take longer than one ping's 2 s for that
+    N.wait_for(lambda: ping(topo.vm, topo.OUTSIDE), timeout=15, interval=0.1,
+               message="the seed's NAT path answering a ping")
     assert tcp_through(topo) == ""  # rejected: icmp-host-prohibited
     topo.dom0.ipt(*(["-D" if a == "-A" else a for a in seed]))
     topo.dom0.run(["ip", "addr", "flush", "dev", "xapi1"])
