@@ -39,7 +39,8 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_DUMP_INTR, NLM_F_DUMP = 0x1, 0x2, 0x10, 0x300
 RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
 GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE
-IFLA_IFNAME, IFLA_EXT_MASK = 3, 29
+IFLA_IFNAME, IFLA_LINKINFO, IFLA_EXT_MASK = 3, 18, 29
+IFLA_INFO_KIND = 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_OIF, RTA_TABLE = 1, 4, 15
 RTEXT_FILTER_SKIP_STATS = 1 << 3
@@ -87,11 +88,15 @@ def decode(kind, data, start, end):
         family, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, start)
         if family != AF_UNSPEC:
             return None
-        name = _attrs(data, start + _IFINFOMSG.size, end).get(IFLA_IFNAME)
+        attrs = _attrs(data, start + _IFINFOMSG.size, end)
+        name = attrs.get(IFLA_IFNAME)
         if name is None:
             return None
+        info = attrs.get(IFLA_LINKINFO)  # nested; absent for loopback and physical NICs
+        kind = None if info is None else _attrs(info, 0, len(info)).get(IFLA_INFO_KIND)
         return P.Link(index=index, name=bytes(name).split(b"\0", 1)[0].decode(),
-                      up=bool(flags & IFF_UP))
+                      up=bool(flags & IFF_UP),
+                      kind=None if kind is None else bytes(kind).split(b"\0", 1)[0].decode())
     if kind in (RTM_NEWADDR, RTM_DELADDR):
         family, prefixlen, _flags, _scope, index = _IFADDRMSG.unpack_from(data, start)
         if family != AF_INET:

@@ -24,7 +24,14 @@ from agent.errors import ConfigError, GatewayInvalid
 DEFAULT_PATH = "/etc/xapi-gateway/agent.conf"
 GATEWAY_PREFIX = "gateway:"
 
-Option = namedtuple("Option", "parse default help")
+class Option(namedtuple("Option", "parse default help live")):
+    """One key: its parser, default (None: required) and help; ``live``: a SIGHUP applies
+    a change of it (otherwise the daemon keeps the running value until a restart)."""
+
+    __slots__ = ()
+
+
+Option.__new__.__defaults__ = (False,)
 
 
 def _float_range(lo, hi):
@@ -64,10 +71,11 @@ def _bool(value, field):
 AGENT_SCHEMA = OrderedDict([
     ("check_interval", Option(_float_range(0.5, 3600), 10.0,
                               "Seconds between periodic drift checks of iptables and "
-                              "ip_forward (addresses and routes are watched by netlink).")),
+                              "ip_forward (addresses and routes are watched by netlink).",
+                              live=True)),
     ("resync_interval", Option(_float_range(10, 86400), 300.0,
                                "Seconds between full re-reads of links, addresses and routes "
-                               "(a safety net behind the netlink events).")),
+                               "(a safety net behind the netlink events).", live=True)),
     ("state_dir", Option(_abspath, "/var/lib/xapi-gateway",
                          "Where the daemon records what it added, so it can remove exactly that.")),
     ("runtime_dir", Option(_abspath, "/run/xapi-gateway",
@@ -78,7 +86,7 @@ AGENT_SCHEMA = OrderedDict([
                     "Bridge events: 'udev' (tagged by the hooks/ rule), 'kernel' uevents, "
                     "'auto' (udev when udevd runs, else kernel) or 'off' (netlink only).")),
     ("log_level", Option(_choice("debug", "info", "warning", "error"), "info",
-                         "Log verbosity.")),
+                         "Log verbosity.", live=True)),
 ])
 
 def _xapi_url(value, field):
@@ -332,11 +340,36 @@ def _parse_section(path, section, items, schema):
     return values
 
 
+def reloaded(running, new):
+    """What a reload runs with: ``new``'s gateways and live options, the running value of
+    every other option. Returns (config, [what changed but needs a restart, as
+    "[section] key (running -> new)"])."""
+    restart = []
+    sections = {}
+    for section, schema in (("agent", AGENT_SCHEMA), ("xapi", XAPI_SCHEMA),
+                            ("api", API_SCHEMA)):
+        old, wanted = getattr(running, section), getattr(new, section)
+        values = {}
+        for key, option in schema.items():
+            before, after = getattr(old, key), getattr(wanted, key)
+            values[key] = after if option.live else before
+            if before != after and not option.live:
+                shown = ("(hidden)", "(hidden)") if key == "password" else (before, after)
+                restart.append("[%s] %s (%s -> %s)" % ((section, key) + tuple(
+                    '""' if v == "" else v for v in shown)))
+        sections[section] = type(old)(**values)
+    return new._replace(**sections), restart
+
+
 def reference():
     """The configuration reference as text, generated from the schema."""
     lines = ["[agent]"]
     for key, opt in AGENT_SCHEMA.items():
-        lines.append("%-16s default %-24s %s" % (key, opt.default, opt.help))
+        lines.append("%-16s default %-24s %s%s" % (key, opt.default, opt.help, (
+            " A SIGHUP applies a change." if opt.live else
+            " A change needs a restart.")))
+    lines.append("")
+    lines.append("[xapi] and [api]: a change needs a restart.")
     lines.append("")
     lines.append("[xapi]")
     for key, opt in XAPI_SCHEMA.items():
@@ -347,7 +380,7 @@ def reference():
         default = "no" if opt.default is False else (opt.default or '""')
         lines.append("%-16s default %-24s %s" % (key, default, opt.help))
     lines.append("")
-    lines.append("[gateway:NAME]   (one section per gateway)")
+    lines.append("[gateway:NAME]   (one section per gateway; a SIGHUP applies changes)")
     for key, opt in GATEWAY_SCHEMA.items():
         default = "(required)" if opt.default is None else "no" if opt.default is False \
             else "(none)" if opt.default == () else opt.default

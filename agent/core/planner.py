@@ -15,7 +15,13 @@ from agent.core import rules as rulesmod
 from agent.core.conflicts import Claims, NetworkIndex
 
 # ---- observation -----------------------------------------------------------------------
-Link = namedtuple("Link", "index name up")
+# kind: the link's IFLA_INFO_KIND ("bridge", "openvswitch", "veth"...; None for loopback
+# and physical NICs, which have none).
+Link = namedtuple("Link", "index name up kind")
+# What a gateway may go on: a Linux bridge, or an Open vSwitch bridge (its datapath port in
+# the kernel is of kind "openvswitch", as XenServer's xapi* bridges are with the vswitch
+# backend). An address on anything else (lo, eth0, a VM's vif) is not a gateway.
+BRIDGE_KINDS = frozenset(["bridge", "openvswitch"])
 Route = namedtuple("Route", "network ifindex")          # main table, IPv4
 # key: our comment, or None; match: rules.match_of's tuple (src, dst, in_iface, out_iface,
 # proto, dport, dst_type, to_destination) as read from the kernel, or None where the
@@ -172,7 +178,8 @@ def plan_network(desired, observed, owned=None, previous=()):
 def resolve(desired, observed, owned, previous=()):
     """Split desired gateways into accepted ones and refused ones (with a reason).
 
-    Refused: a bridge taken by another gateway, a subnet overlapping another gateway's,
+    Refused: an interface that exists and is not a bridge (BRIDGE_KINDS; it is never
+    touched), a bridge taken by another gateway, a subnet overlapping another gateway's,
     or overlapping an address or route the host already has elsewhere (addresses and
     routes on the gateway's own bridge, and those the daemon added, do not count), or a
     forward of a (protocol, port) that another gateway already publishes on the host.
@@ -205,16 +212,21 @@ def resolve(desired, observed, owned, previous=()):
 
     for gw in order:
         reason = clash = None
+        link = observed.links.get(gw.bridge)
         other = by_bridge.get(gw.bridge)
-        if other is not None:
+        if link is not None and link.kind not in BRIDGE_KINDS:
+            reason = ("%s is not a bridge (%s): a gateway goes on a Linux or Open vSwitch "
+                      "bridge; the interface is left alone"
+                      % (gw.bridge, "an interface of kind %s" % link.kind if link.kind
+                         else "a loopback or physical interface"))
+        elif other is not None:
             reason = "bridge %s is already the gateway %s" % (gw.bridge, other.name)
         if reason is None:
             clash = claims.conflict(gw.network, gw.forwards)
             if clash is not None and clash.kind == "subnet":
                 reason = clash.reason
         if reason is None:
-            own_link = observed.links.get(gw.bridge)
-            own_index = own_link.index if own_link is not None else None
+            own_index = link.index if link is not None else None
             hits = sorted(h for h in host.overlapping(gw.network) if h[1] != own_index)
             if hits:
                 kind, ifindex, what = hits[0]

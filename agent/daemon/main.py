@@ -151,6 +151,7 @@ class Daemon(object):
         from agent.daemon.metrics import Metrics
         self.metrics = Metrics()
         self.api_runner = None
+        self.restart_needed = []  # what the last reload could not apply (status.json)
 
     def run(self):
         loop = asyncio.new_event_loop()
@@ -237,13 +238,10 @@ class Daemon(object):
             await self._start_api()  # READY=1 means: gateways applied and API answering
             log.info("first reconcile done: %s; ready", reconciler.summary())
             self.notifier.notify(ready=1, status=reconciler.summary())
-        tasks = [asyncio.ensure_future(self._periodic(settings.check_interval,
-                                                      lambda: engine.request())),
-                 asyncio.ensure_future(self._periodic(settings.resync_interval,
-                                                      lambda: engine.request(resync=True))),
-                 asyncio.ensure_future(self._watchdog())]
+        self._start_periodic()
+        watchdog = asyncio.ensure_future(self._watchdog())
         done, _ = await asyncio.wait([core, self._stop], return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
+        for task in self._timers + [watchdog]:
             task.cancel()
         if core in done:
             return self._core_died(core)
@@ -332,12 +330,38 @@ class Daemon(object):
             self.notifier.notify(ready=1, status="reload refused: %s" % exc)
             return
         from agent.daemon import logs
+        config, restart = configmod.reloaded(self.config, config)
         logs.set_level(self.args.log_level or config.agent.log_level)
+        intervals = (self.config.agent.check_interval, self.config.agent.resync_interval)
         self.config = config
+        self.restart_needed = restart
         self.source.replace(config.gateways)
-        log.info("configuration reloaded from %s: %d gateway(s)", path, len(config.gateways))
+        if intervals != (config.agent.check_interval, config.agent.resync_interval) and \
+                getattr(self, "_timers", None) is not None:
+            self._start_periodic()
+        log.info("configuration reloaded from %s: %d gateway(s), check_interval %s s, "
+                 "resync_interval %s s, log_level %s", path, len(config.gateways),
+                 config.agent.check_interval, config.agent.resync_interval,
+                 config.agent.log_level)
+        if restart:
+            log.warning("reload: running with the old values of what changed; restart the "
+                        "daemon to apply: %s", "; ".join(restart))
         self.engine.request()
-        self.notifier.notify(ready=1)
+        self.notifier.notify(ready=1, status="reloaded%s" % (
+            "; restart needed for: " + "; ".join(restart) if restart else ""))
+        self._publish_status(min_interval=0)
+
+    def _start_periodic(self):
+        """The drift check and the netlink re-read, at the configured intervals (a reload
+        that changes them starts them again)."""
+        for task in getattr(self, "_timers", ()):
+            task.cancel()
+        settings, engine = self.config.agent, self.engine
+        self._timers = [
+            asyncio.ensure_future(self._periodic(settings.check_interval,
+                                                 lambda: engine.request())),
+            asyncio.ensure_future(self._periodic(settings.resync_interval,
+                                                 lambda: engine.request(resync=True)))]
 
     async def _periodic(self, interval, action):
         while True:
@@ -386,6 +410,7 @@ class Daemon(object):
                                                     "connected": self.xapi.connected,
                                                     "reason": self.xapi.reason},
             "gateways": list(r.status.values()),
+            "restart_needed": self.restart_needed,
         }
         path = os.path.join(self.config.agent.runtime_dir, "status.json")
         try:

@@ -407,3 +407,17 @@ def test_inbound_in_the_config_file():
     assert "[gateway:lab]" in str(info.value) and "overlaps the gateway's own subnet" in \
         str(info.value)
     assert info.value.details["key"] == "inbound"
+
+
+def test_a_reload_keeps_what_needs_a_restart_and_names_it():
+    running = config.parse("[agent]\nruntime_dir = /tmp/r\ncheck_interval = 60\n"
+                           "[xapi]\npassword = old\n" + GW)
+    new = config.parse("[agent]\ncheck_interval = 1\nlog_level = debug\n"
+                       "[xapi]\npassword = new\n")
+    merged, restart = config.reloaded(running, new)
+    assert merged.gateways == {}  # gateways are live
+    assert (merged.agent.check_interval, merged.agent.log_level) == (1.0, "debug")
+    assert merged.agent.runtime_dir == "/tmp/r" and merged.xapi.password == "old"
+    assert restart == ["[agent] runtime_dir (/tmp/r -> /run/xapi-gateway)",
+                       "[xapi] password ((hidden) -> (hidden))"]
+    assert config.reloaded(running, running) == (running, [])

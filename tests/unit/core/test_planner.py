@@ -101,16 +101,18 @@ EMPTY_TABLES = rule_tables(postrouting=(), nat_chain=None, forward=(RH_RULE,), f
 
 
 def kernel(bridges=(), down=(), addresses=(), routes=(), drop_routes=(), tables=EMPTY_TABLES,
-           ip_forward=False):
+           ip_forward=False, kinds=None):
     """An Observed host: eth0 plus ``bridges`` (up unless in ``down``).
 
     ``addresses`` [(ifname, "a.b.c.d/n")] come with their connected route when the link is
     up, except those listed in ``drop_routes`` [(ifname, "network")]; ``routes`` adds
     [(ifname, "network")]. eth0 always has 192.0.2.10/24 and the default route.
+    ``kinds`` {ifname: link kind} (default: "bridge"; eth0 has none, as a physical NIC).
     """
-    links = {"eth0": Link(1, "eth0", True)}
+    links = {"eth0": Link(1, "eth0", True, None)}
     for bridge in bridges:
-        links[bridge] = Link(INDEX[bridge], bridge, bridge not in down)
+        links[bridge] = Link(INDEX[bridge], bridge, bridge not in down,
+                             (kinds or {}).get(bridge, "bridge"))
     up = set(link.index for link in links.values() if link.up)
     addrs = {1: set([ETH0_ADDRESS])}
     found = set([DEFAULT_ROUTE, Route(ETH0_ADDRESS.network, 1)])
@@ -450,6 +452,18 @@ def conflict(id, desired, observed, expected, owned=None, previous=()):
 
 CONFLICTS = [
     # expected: {name: (state, [fragments of the reason])}
+    conflict("a-physical-interface-is-not-a-bridge", [gw("g1", "eth0", "172.16.1.1/24")],
+             kernel(),
+             {"g1": (REFUSED, ["eth0 is not a bridge (a loopback or physical interface): a "
+                               "gateway goes on a Linux or Open vSwitch bridge; the "
+                               "interface is left alone"])}),
+    conflict("a-veth-is-not-a-bridge", [G1], kernel(bridges=["xapi1"], kinds={"xapi1": "veth"}),
+             {"g1": (REFUSED, ["xapi1 is not a bridge (an interface of kind veth)"])}),
+    conflict("a-refused-non-bridge-holds-no-subnet", [G1, G_WIDE],
+             kernel(bridges=["xapi1", "xapi2"], kinds={"xapi1": "dummy"}),
+             {"g1": (REFUSED, ["not a bridge"]), "g2": (PENDING, [])}),
+    conflict("an-open-vswitch-bridge-is-a-bridge", [G1],
+             kernel(bridges=["xapi1"], kinds={"xapi1": "openvswitch"}), {"g1": (PENDING, [])}),
     conflict("overlapping-gateways-first-by-name", [G_WIDE, G1],
              kernel(bridges=["xapi1", "xapi2"]),
              {"g1": (PENDING, []),
@@ -837,7 +851,7 @@ def random_state(rng, gateways):
     the bug shown by test_host_route_on_an_interface_with_an_owned_address_still_conflicts.
     """
     on_bridge = dict((g.bridge, g) for g in gateways)
-    links = {"eth0": Link(1, "eth0", True)}
+    links = {"eth0": Link(1, "eth0", True, None)}
     addresses = {1: set([ETH0_ADDRESS])}
     routes = set([DEFAULT_ROUTE, Route(ETH0_ADDRESS.network, 1)])
     if rng.random() < 0.3:
@@ -848,7 +862,8 @@ def random_state(rng, gateways):
     for bridge in BRIDGES:
         gateway = on_bridge.get(bridge)
         if rng.random() < 0.75:
-            link = links[bridge] = Link(INDEX[bridge], bridge, rng.random() < 0.8)
+            link = links[bridge] = Link(INDEX[bridge], bridge, rng.random() < 0.8,
+                                        rng.choice(("bridge", "bridge", "openvswitch", "veth")))
             addrs = addresses[link.index] = set()
             if gateway is not None and rng.random() < 0.6:
                 addrs.add(gateway.address)
