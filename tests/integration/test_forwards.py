@@ -14,6 +14,9 @@ from contextlib import contextmanager
 import pytest
 
 from tests.integration import netns as N
+from tests.integration import test_xapi
+
+xapi = test_xapi.xapi  # the XAPI simulator fixture, on a Unix socket
 
 VM = N.Topology.VM_ADDR.split("/")[0]              # 172.16.1.10
 DOM0 = N.Topology.DOM0_UPLINK.split("/")[0]        # 10.200.0.1
@@ -236,6 +239,31 @@ def test_a_port_published_twice_in_the_config_file_is_refused_before_anything_ch
         daemons(topo.dom0, workdir, gateways)
     assert not any("XGW" in l for t in ("nat", "filter") for l in topo.dom0.rules(t))
     assert topo.dom0.addresses("xapi1") == [] and topo.dom0.addresses("xapi2") == []
+
+
+def test_a_port_forwarded_by_a_config_and_an_xapi_gateway_is_refused_for_the_second(
+        topo, workdir, daemons, xapi):
+    """The config file's gateway and one from XAPI forward the same port: the later by
+    name is refused at run time, with the sentence of every other entry point."""
+    topo.create_bridge()
+    api = test_xapi.sdk(xapi["path"])
+    net = api.network.create({"name_label": "second", "other_config": {
+        "xapi-gateway.address": "172.16.2.1/24",
+        "xapi-gateway.forwards": "tcp:8080=172.16.2.10:80"}})
+    bridge = api.network.get_bridge(net)  # XAPI's choice
+    assert bridge != topo.bridge
+    topo.dom0.run(["ip", "link", "add", bridge, "type", "bridge"])
+    topo.dom0.run(["ip", "link", "set", bridge, "up"])
+    daemon = daemons(topo.dom0, workdir, GW, xapi_url="unix:" + xapi["path"])
+    N.wait_for(lambda: applied(daemon) and daemon.gateway_state("second"),
+               message="first gateway applied, second known")
+    second = daemon.gateway_state("second")
+    assert second["state"] == "refused"
+    assert "tcp port 8080 is already forwarded by gateway private (to 172.16.1.10:80)" \
+        in second["reason"]
+    assert not any(second["bridge"] + ":" in l for t in ("nat", "filter")
+                   for l in topo.dom0.rules(t))
+    assert in_kernel(topo.dom0)
 
 
 DRIFTS = {
