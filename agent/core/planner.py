@@ -175,6 +175,16 @@ def plan_network(desired, observed, owned=None, previous=()):
                        wanted=rulesmod.desired_rules(live))
 
 
+def not_a_bridge(link):
+    """Why a gateway may not go on ``link`` (a Link, or None when it does not exist yet):
+    the sentence when it is not a bridge (BRIDGE_KINDS), else None."""
+    if link is None or link.kind in BRIDGE_KINDS:
+        return None
+    return ("%s is not a bridge (%s): a gateway goes on a Linux or Open vSwitch bridge; the "
+            "interface is left alone" % (link.name, "an interface of kind %s" % link.kind
+                                         if link.kind else "a loopback or physical interface"))
+
+
 def resolve(desired, observed, owned, previous=()):
     """Split desired gateways into accepted ones and refused ones (with a reason).
 
@@ -214,12 +224,8 @@ def resolve(desired, observed, owned, previous=()):
         reason = clash = None
         link = observed.links.get(gw.bridge)
         other = by_bridge.get(gw.bridge)
-        if link is not None and link.kind not in BRIDGE_KINDS:
-            reason = ("%s is not a bridge (%s): a gateway goes on a Linux or Open vSwitch "
-                      "bridge; the interface is left alone"
-                      % (gw.bridge, "an interface of kind %s" % link.kind if link.kind
-                         else "a loopback or physical interface"))
-        elif other is not None:
+        reason = not_a_bridge(link)
+        if reason is None and other is not None:
             reason = "bridge %s is already the gateway %s" % (gw.bridge, other.name)
         if reason is None:
             clash = claims.conflict(gw.network, gw.forwards)

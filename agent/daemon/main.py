@@ -81,6 +81,8 @@ def main(argv=None):
                                                      len(config.gateways)))
         for gw in config.gateways.values():
             print("  %s" % gw.describe())
+        for warning in _interface_warnings(config):
+            print("warning: %s" % warning)
         print("API on unix:%s%s" % (configmod.api_socket(config), (
             " and %s://%s" % ("http" if config.api.insecure else "https", config.api.listen))
             if config.api.listen else ""))
@@ -94,6 +96,24 @@ def main(argv=None):
             return EXIT_FAILURE
         return EXIT_OK
     return Daemon(args, config).run()
+
+
+def _interface_warnings(config):
+    """What the daemon would refuse on this host's interfaces as they are now (a bridge =
+    naming lo or eth0): the planner's sentence, per gateway. A warning, not an error: the
+    interfaces may change before the daemon runs, and it refuses only those gateways."""
+    try:
+        from agent.adapters.netlink import dump_links
+        links = {link.name: link for link in dump_links()}
+    except (ImportError, AgentError, OSError) as exc:
+        return ["the host's interfaces could not be listed (%s); bridges not checked" % exc]
+    from agent.core import planner
+    warnings = []
+    for gw in config.gateways.values():
+        reason = planner.not_a_bridge(links.get(gw.bridge))
+        if reason is not None:
+            warnings.append("gateway %s will be refused: %s" % (gw.name, reason))
+    return warnings
 
 
 def _check_api(config):

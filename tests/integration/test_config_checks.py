@@ -27,8 +27,8 @@ def state(daemon, name):
 
 def test_interfaces_that_are_not_bridges_are_refused_and_left_alone(topo, workdir, daemons):
     """bridge = lo, a NIC (a veth here: the kernel of the test host has no dummy links) or
-    a VM's vif: refused with the reason, and no address, route or rule of the daemon on
-    them; a real bridge beside them works."""
+    a VM's vif: --check-config warns, the daemon refuses them with the reason and puts no
+    address, route or rule on them; a real bridge beside them works."""
     topo.create_bridge()
     topo.dom0.run(["ip", "link", "add", "eth7", "type", "veth", "peer", "name", "eth7p"])
     topo.dom0.run(["ip", "link", "set", "eth7", "up"])
@@ -36,6 +36,15 @@ def test_interfaces_that_are_not_bridges_are_refused_and_left_alone(topo, workdi
     gateways["loop"] = {"bridge": "lo", "address": "172.16.5.1/24"}
     gateways["nic"] = {"bridge": "eth7", "address": "172.16.6.1/24"}
     gateways["vif"] = {"bridge": "vif1.0", "address": "172.16.7.1/24"}
+    path = N.Daemon(topo.dom0, workdir, gateways).config_path  # writes the file
+    checked = topo.dom0.run([sys.executable, "-m", "agent.daemon.main", "-c", path,
+                             "--check-config"], check=False,
+                            env=dict(os.environ, PYTHONPATH=N.REPO))
+    assert checked.returncode == 0, checked.stderr  # valid; the warnings say what will happen
+    assert "warning: gateway loop will be refused: lo is not a bridge" in checked.stdout
+    assert "warning: gateway nic will be refused: eth7 is not a bridge" in checked.stdout
+    assert "warning: gateway vif will be refused: vif1.0 is not a bridge" in checked.stdout
+    assert "warning: gateway private" not in checked.stdout
     daemon = daemons(topo.dom0, workdir, gateways)
     N.wait_for(lambda: applied(daemon) and all(state(daemon, n) == "refused"
                                                 for n in ("loop", "nic", "vif")),
