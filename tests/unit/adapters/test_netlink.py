@@ -47,10 +47,10 @@ NEW_ROUTE, DEL_ROUTE = N.RTM_NEWROUTE, N.RTM_DELROUTE
 
 # step: the decoded events the daemon keeps, in order (None: ignored by the decoder)
 DECODED = [
-    ("bridge-created", [(NEW_LINK, Link(BR0, "br0", False))]),
-    ("veth-created", [(NEW_LINK, Link(VETH1, "veth1", False)),
-                      (NEW_LINK, Link(VETH0, "veth0", False))]),
-    ("bridge-up", [(NEW_LINK, Link(BR0, "br0", True))]),
+    ("bridge-created", [(NEW_LINK, Link(BR0, "br0", False, "bridge"))]),
+    ("veth-created", [(NEW_LINK, Link(VETH1, "veth1", False, "veth")),
+                      (NEW_LINK, Link(VETH0, "veth0", False, "veth"))]),
+    ("bridge-up", [(NEW_LINK, Link(BR0, "br0", True, "bridge"))]),
     # the kernel's local and broadcast routes (table local) are not kept
     ("address-on-bridge", [(NEW_ADDR, (BR0, iface("172.16.1.1/24"))), (NEW_ROUTE, None),
                            (NEW_ROUTE, route("172.16.1.0/24", BR0)), (NEW_ROUTE, None)]),
@@ -64,13 +64,13 @@ DECODED = [
     ("address-deleted", [(DEL_ADDR, (VETH0, iface("10.9.0.1/24"))),
                          (DEL_ROUTE, route("10.9.0.0/24", VETH0)), (DEL_ROUTE, None),
                          (DEL_ROUTE, None)]),
-    ("bridge-renamed", [(NEW_LINK, Link(BR0, "xapi9", False)),
+    ("bridge-renamed", [(NEW_LINK, Link(BR0, "xapi9", False, "bridge")),
                         (NEW_ADDR, (BR0, iface("172.16.1.1/24")))]),
-    ("veth-deleted", [(NEW_LINK, Link(VETH0, "veth0", False)),
-                      (DEL_LINK, Link(VETH0, "veth0", False)),
-                      (DEL_LINK, Link(VETH1, "veth1", False))]),
+    ("veth-deleted", [(NEW_LINK, Link(VETH0, "veth0", False, "veth")),
+                      (DEL_LINK, Link(VETH0, "veth0", False, "veth")),
+                      (DEL_LINK, Link(VETH1, "veth1", False, "veth"))]),
     ("bridge-deleted", [(DEL_ADDR, (BR0, iface("172.16.1.1/24"))), (DEL_ROUTE, None),
-                        (DEL_LINK, Link(BR0, "xapi9", False))]),
+                        (DEL_LINK, Link(BR0, "xapi9", False, "bridge"))]),
 ]
 
 
@@ -86,7 +86,7 @@ def test_bridge_copies_of_port_events_are_ignored():
     bridge_copies = [(kind, item) for kind, family, item in out if family == 7]
     assert (DEL_LINK, None) in bridge_copies
     assert all(item is None for _kind, item in bridge_copies)
-    assert (NEW_LINK, Link(VETH0, "veth0", True)) in [(k, i) for k, f, i in out]
+    assert (NEW_LINK, Link(VETH0, "veth0", True, "veth")) in [(k, i) for k, f, i in out]
 
 
 DUMP_TYPES = {"links": N.RTM_NEWLINK, "addresses": N.RTM_NEWADDR, "routes": N.RTM_NEWROUTE}
@@ -99,8 +99,8 @@ def recorded_dump(what):
 
 
 def test_decode_recorded_dumps():
-    assert recorded_dump("links") == [Link(LO, "lo", True), Link(BR0, "br0", True),
-                                      Link(VETH1, "veth1", False), Link(VETH0, "veth0", True)]
+    assert recorded_dump("links") == [Link(LO, "lo", True, None), Link(BR0, "br0", True, "bridge"),
+                                      Link(VETH1, "veth1", False, "veth"), Link(VETH0, "veth0", True, "veth")]
     assert recorded_dump("addresses") == [(LO, iface("127.0.0.1/8")),
                                           (BR0, iface("172.16.1.1/24")),
                                           (VETH0, iface("10.9.0.1/24"))]
@@ -130,7 +130,7 @@ def test_events_and_dump_give_the_same_mirror():
     """One decoder: the mirror the events build is the one a dump taken then reads, also
     after a port left its bridge (its address and route stay)."""
     view = N.NetlinkView()
-    view.load([Link(LO, "lo", True)], [(LO, iface("127.0.0.1/8"))], [])
+    view.load([Link(LO, "lo", True, None)], [(LO, iface("127.0.0.1/8"))], [])
     fold(view, "veth-out-of-bridge")
     assert view.snapshot()[1:] == dumped_view()
 
@@ -139,12 +139,12 @@ def test_mirror_follows_leaving_a_bridge_renames_and_deletions():
     view = N.NetlinkView()
     fold(view, "veth-out-of-bridge")
     _gen, links, addresses, routes = view.snapshot()
-    assert links["veth0"] == Link(VETH0, "veth0", True)   # left br0, still there
+    assert links["veth0"] == Link(VETH0, "veth0", True, "veth")   # left br0, still there
     assert addresses[VETH0] == frozenset([iface("10.9.0.1/24")])
     assert route("10.9.0.0/24", VETH0) in routes
     fold_from(view, "route-deleted", "bridge-renamed")
     _gen, links, addresses, routes = view.snapshot()
-    assert "br0" not in links and links["xapi9"] == Link(BR0, "xapi9", False)
+    assert "br0" not in links and links["xapi9"] == Link(BR0, "xapi9", False, "bridge")
     assert addresses[BR0] == frozenset([iface("172.16.1.1/24")])
     # set down, br0 lost its connected route: the kernel said nothing of it
     assert route("172.16.1.0/24", BR0) not in routes and routes == set()
@@ -186,7 +186,7 @@ def test_collect_skips_replies_of_other_requests_and_sockets():
                   message(16, multi, 7, 42, link_body(7, "xapi1", 1)),
                   message(3, multi, 6, 42, b"\0" * 4) +                  # another's DONE
                   message(3, multi, 7, 42, b"\0" * 4))
-    assert N.collect(recv, 7, 42, N.RTM_NEWLINK) == [Link(7, "xapi1", True)]
+    assert N.collect(recv, 7, 42, N.RTM_NEWLINK) == [Link(7, "xapi1", True, None)]
 
 
 def test_collect_reports_an_interrupted_dump():
@@ -272,21 +272,21 @@ def test_a_dump_interrupted_every_time_fails_clearly(fake_socket):
 def test_an_event_during_a_resync_survives_the_swap():
     """The dump was read before xapi1 appeared; its event arrived before the swap."""
     view = N.NetlinkView()
-    view.load([Link(LO, "lo", True)], [], [])
-    stale_dump = ([Link(LO, "lo", True)], [(LO, iface("127.0.0.1/8"))], [])
+    view.load([Link(LO, "lo", True, None)], [], [])
+    stale_dump = ([Link(LO, "lo", True, None)], [(LO, iface("127.0.0.1/8"))], [])
 
     def dump():
-        view.apply(N.RTM_NEWLINK, Link(12, "xapi1", True))
+        view.apply(N.RTM_NEWLINK, Link(12, "xapi1", True, "bridge"))
         view.apply(N.RTM_NEWADDR, (12, iface("172.16.1.1/24")))
         return stale_dump
 
     view.resync(dump)
     _gen, links, addresses, _routes = view.snapshot()
-    assert links == {"lo": Link(LO, "lo", True), "xapi1": Link(12, "xapi1", True)}
+    assert links == {"lo": Link(LO, "lo", True, None), "xapi1": Link(12, "xapi1", True, "bridge")}
     assert addresses == {LO: frozenset([iface("127.0.0.1/8")]),
                          12: frozenset([iface("172.16.1.1/24")])}
     # events after the resync are not replayed again at the next one
-    view.resync(lambda: ([Link(LO, "lo", True)], [], []))
+    view.resync(lambda: ([Link(LO, "lo", True, None)], [], []))
     assert list(view.snapshot()[1]) == ["lo"]
 
 
@@ -294,26 +294,26 @@ def test_a_replayed_event_the_dump_already_shows_changes_nothing():
     view = N.NetlinkView()
 
     def dump():
-        view.apply(N.RTM_NEWLINK, Link(12, "xapi1", False))
-        view.apply(N.RTM_NEWLINK, Link(12, "xapi1", True))
-        return [Link(12, "xapi1", True)], [], []
+        view.apply(N.RTM_NEWLINK, Link(12, "xapi1", False, "bridge"))
+        view.apply(N.RTM_NEWLINK, Link(12, "xapi1", True, "bridge"))
+        return [Link(12, "xapi1", True, "bridge")], [], []
 
     view.resync(dump)
-    assert view.snapshot()[1] == {"xapi1": Link(12, "xapi1", True)}
+    assert view.snapshot()[1] == {"xapi1": Link(12, "xapi1", True, "bridge")}
 
 
 def test_a_failed_resync_keeps_the_mirror_and_stops_buffering():
     view = N.NetlinkView()
-    view.load([Link(LO, "lo", True)], [], [])
+    view.load([Link(LO, "lo", True, None)], [], [])
 
     def dump():
         raise KernelError("netlink dump: no reply")
 
     with pytest.raises(KernelError):
         view.resync(dump)
-    view.apply(N.RTM_NEWLINK, Link(12, "xapi1", True))
+    view.apply(N.RTM_NEWLINK, Link(12, "xapi1", True, "bridge"))
     assert sorted(view.snapshot()[1]) == ["lo", "xapi1"]
-    view.resync(lambda: ([Link(LO, "lo", True)], [], []))   # nothing left over to replay
+    view.resync(lambda: ([Link(LO, "lo", True, None)], [], []))   # nothing left over to replay
     assert sorted(view.snapshot()[1]) == ["lo"]
 
 

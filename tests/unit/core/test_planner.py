@@ -201,7 +201,7 @@ def renamed(observed, old, new, new_link_index=None):
     link = links.pop(old)
     links[new] = link._replace(name=new)
     if new_link_index is not None:
-        links[old] = Link(new_link_index, old, True)
+        links[old] = Link(new_link_index, old, True, "bridge")
     return observed._replace(links=links)
 
 
