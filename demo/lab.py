@@ -232,9 +232,12 @@ class Lab(object):
 
     def start_simulator(self):
         sock = self.path("xapi")
-        OUT.cmd("python -m agent.xapisim --unix %s --bridges" % sock)
+        # Linux bridges, said explicitly: the simulator's default is Open vSwitch, as on
+        # Dom0, and the demo's own OVS run (with a VLAN link) is still to come
+        OUT.cmd("python -m agent.xapisim --unix %s --bridges --network-backend bridge" % sock)
         self.sim = self.dom0.popen([self.python, "-m", "agent.xapisim", "--unix", sock,
-                                    "--bridges"], stdout=subprocess.PIPE,
+                                    "--bridges", "--network-backend", "bridge"],
+                                   stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, universal_newlines=True,
                                    env=self.env, cwd=REPO)
         line = self.sim.stdout.readline()

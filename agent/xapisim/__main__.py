@@ -2,16 +2,21 @@
 
 It serves XML-RPC as xapi does, on TCP and/or a Unix socket, seeded with a host and a
 pool, until interrupted. Credentials are accepted as xapi accepts them on its Unix socket
-(any); ``--password`` makes TCP logins check root's password.
+(any); ``--password`` makes TCP logins check root's password. ``--bridges`` makes private
+networks' bridges for real on ``--network-backend`` (openvswitch by default, as on Dom0,
+or bridge); see agent/xapisim/bridges.py.
 """
 import argparse
 import signal
 import sys
 
+from agent.core.config import parse_ovsdb
+from agent.errors import AgentError
 from agent.xapisim import datamodel as dm
 from agent.xapisim import server, storage
-from agent.xapisim.bridges import Bridges
+from agent.xapisim import bridges as dom0
 from agent.xapisim.engine import Engine
+from agent.xapisim.ovs import OvsError
 from agent.xapisim.seed import seed
 
 
@@ -26,9 +31,18 @@ def main(argv=None):
                         "it if XenAPI.xapi_local-style URLs must reach it)")
     parser.add_argument("--password", help="require this password for root")
     parser.add_argument("--bridges", action="store_true",
-                        help="create and remove private networks' bridges for real, in the "
-                             "network namespace this runs in (needs root; run it with "
-                             "ip netns exec NS)")
+                        help="create and remove private networks' bridges (and, on Open "
+                             "vSwitch, VIF ports) for real, in the network namespace this "
+                             "runs in (needs root; run it with ip netns exec NS)")
+    parser.add_argument("--network-backend", choices=dom0.BACKENDS, default=dom0.BACKENDS[0],
+                        help="what --bridges makes, as Dom0's /etc/xensource/network.conf "
+                             "chooses: Open vSwitch bridges and VIF ports (the default, as "
+                             "on XenServer 8 / XCP-ng 8.3; userspace datapath) or Linux "
+                             "bridges")
+    parser.add_argument("--ovsdb", metavar="unix:PATH",
+                        help="with --bridges on openvswitch: the OVSDB of a running Open "
+                             "vSwitch (default: start a private ovsdb-server and "
+                             "ovs-vswitchd in this namespace, stopped on exit)")
     parser.add_argument("--iso", action="append", metavar="NAME",
                         help="an ISO in the ISO library (repeat for more; default: %s)"
                         % ", ".join(storage.DEFAULT_ISOS))
@@ -37,6 +51,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.listen and not args.unix:
         parser.error("give --listen and/or --unix")
+    if args.ovsdb is not None:
+        try:
+            parse_ovsdb(args.ovsdb, "--ovsdb")
+        except AgentError as exc:
+            parser.error(str(exc))
     host = port = None
     if args.listen:
         host, _, port_text = args.listen.rpartition(":")
@@ -51,17 +70,30 @@ def main(argv=None):
     check = None
     if args.password is not None:
         check = lambda user, pwd: user == "root" and pwd == args.password  # noqa: E731
+    # before the signal mask below: a private OVS's daemons must not inherit it
+    try:
+        bridges = dom0.make(args.network_backend, args.bridges, args.ovsdb)
+    except (OvsError, OSError) as exc:
+        print("xapisim: cannot start the %s backend: %s" % (args.network_backend, exc),
+              file=sys.stderr)
+        return 2
     # SIGINT/SIGTERM are taken with sigwait below, blocked here so that the serving
     # threads inherit the mask: setting an Event from a signal handler can deadlock on
     # the Event's own lock when the signal lands while the main thread holds it.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     engine = Engine(model, check_password=check)
-    seed(engine, bridges=Bridges(enabled=args.bridges), isos=args.iso)
-    servers, address = server.serve(engine, host=host, port=port or 0, unix_path=args.unix)
-    print("xapisim: serving%s%s" % (" http://%s:%d" % address if address else "",
-                                     " unix:%s" % args.unix if args.unix else ""), flush=True)
-    signal.sigwait(STOP_SIGNALS)
-    server.shutdown(servers)
+    try:
+        seed(engine, bridges=bridges, isos=args.iso)
+        servers, address = server.serve(engine, host=host, port=port or 0,
+                                        unix_path=args.unix)
+        print("xapisim: serving%s%s%s" % (
+            " http://%s:%d" % address if address else "",
+            " unix:%s" % args.unix if args.unix else "",
+            " (%s)" % bridges.describe() if bridges.backend else ""), flush=True)
+        signal.sigwait(STOP_SIGNALS)
+        server.shutdown(servers)
+    finally:
+        bridges.close()  # what it made goes, and a private OVS stops
     return 0
 
 

@@ -16,7 +16,7 @@ def seed(engine, hostname="xgw-sim", bridges=None, isos=None):
     from agent.xapisim import network, storage, vms
     from agent.xapisim.bridges import Bridges
     network.install(engine)
-    vms.install(engine, bridges or Bridges(enabled=False))
+    vms.install(engine, bridges or Bridges())
     storage.install(engine)
     host = engine.create("host", name_label=hostname, hostname=hostname, enabled=True,
                          address="127.0.0.1", API_version_major=API_VERSION[0],

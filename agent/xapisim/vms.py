@@ -3,6 +3,7 @@ VM.clone (of templates without disks: the seeded one has none), VIFs (device num
 private networks that follow them."""
 import random
 
+from agent.xapisim.bridges import spec as bridge_spec
 from agent.xapisim.engine import XapiFailure, _copy
 
 MIB = 1024 * 1024
@@ -187,12 +188,13 @@ def network_attach(engine, session, network, host):
 def sync_bridges(engine):
     """The bridges of PIF-less (private) networks that a running VM's VIF uses, or that
     were attached, exist; the others do not."""
-    wanted = set()
+    wanted = {}
     for ref, net in engine.objects["network"].items():
         if net["PIFs"] or net["bridge"] == "xenapi":
             continue  # VLAN/physical bridges exist with their PIF; the HIMN is xapi's
-        used = any(engine.objects["VM"][engine.objects["VIF"][vif]["VM"]]["power_state"]
-                   in ("Running", "Paused") for vif in net["VIFs"])
-        if used or ref in getattr(engine, "attached", ()):
-            wanted.add(net["bridge"])
+        live = [vif for vif in net["VIFs"]
+                if engine.objects["VM"][engine.objects["VIF"][vif]["VM"]]["power_state"]
+                in ("Running", "Paused")]
+        if live or ref in getattr(engine, "attached", ()):
+            wanted[net["bridge"]] = bridge_spec(engine, ref, live)
     engine.bridges.sync(wanted)

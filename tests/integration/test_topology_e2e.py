@@ -33,8 +33,10 @@ def test_xgw_apply_of_the_blog_lab_gives_working_gateways_and_the_horizon_forwar
     sockdir = "/tmp/xgwsim-%d-lab" % os.getpid()  # no '_': the SDK's socket URLs
     os.makedirs(sockdir)
     path = os.path.join(sockdir, "xapi")
+    # Linux bridges: the subject here is the topology file; test_e2e covers both backends
     sim = topo.dom0.popen([sys.executable, "-m", "agent.xapisim", "--unix", path,
-                           "--bridges"], stdout=subprocess.PIPE, universal_newlines=True,
+                           "--bridges", "--network-backend", "bridge"],
+                          stdout=subprocess.PIPE, universal_newlines=True,
                           env=dict(os.environ, PYTHONPATH=N.REPO))
     server = None
     try:

@@ -1,0 +1,62 @@
+"""The simulator's Dom0 record of lazy bridges and VIF ports (the same on every backend;
+the real Open vSwitch and Linux bridges are in tests/integration/test_xapisim_bridges.py)."""
+import pytest
+
+from agent.xapisim import bridges
+from tests.unit.xapisim.replies import ok
+
+
+def vif(call, vm, net, device, mac=""):
+    return call("VIF.create", {"device": device, "network": net, "VM": vm, "MAC": mac,
+                               "MTU": "1500", "other_config": {}, "qos_algorithm_type": "",
+                               "qos_algorithm_params": {}})
+
+
+def new_vm(call, name="Controller"):
+    template = ok(call("VM.get_by_name_label", "Other install media"))[0]
+    vm = ok(call("VM.clone", template, name))
+    ok(call("VM.provision", vm))
+    ok(call("VM.set_is_a_template", vm, False))
+    return vm
+
+
+def test_vif_ports_follow_their_vms_power_state(call, engine):
+    net = ok(call("network.create", {"other_config": {}}))
+    bridge = ok(call("network.get_bridge", net))
+    a, b = new_vm(call, "a"), new_vm(call, "b")
+    va = ok(vif(call, a, net, "0"))
+    vb = ok(vif(call, b, net, "1"))
+    uuid = lambda ref: ok(call("VIF.get_uuid", ref))  # noqa: E731
+    ok(call("VM.start", a, False, False))
+    assert engine.bridges.ports == {uuid(va): (bridge, engine.bridges.ports[uuid(va)][1])}
+    port_a = engine.bridges.ports[uuid(va)][1]
+    ok(call("VM.start", b, False, False))
+    port_b = engine.bridges.ports[uuid(vb)][1]
+    assert port_b.endswith(".1") and port_a.endswith(".0") and port_a[:-2] != port_b[:-2]
+    ok(call("VM.hard_shutdown", a))
+    assert engine.bridges.ports == {uuid(vb): (bridge, port_b)}
+    ok(call("VM.start", a, False, False))  # a VM keeps its stand-in domain number
+    assert engine.bridges.ports[uuid(va)] == (bridge, port_a)
+    ok(call("VM.hard_shutdown", a))
+    ok(call("VM.hard_shutdown", b))
+    assert engine.bridges.ports == {} and engine.bridges.created == set()
+
+
+def test_the_spec_carries_what_networkd_writes(call, engine):
+    net = ok(call("network.create", {"other_config": {}}))
+    vm = new_vm(call)
+    ref = ok(vif(call, vm, net, "2", mac="02:00:00:00:00:42"))
+    spec = bridges.spec(engine, net, [ref])
+    assert spec.network_uuid == ok(call("network.get_uuid", net))
+    [one] = spec.vifs
+    assert (one.vif_uuid, one.vm_uuid, one.network_uuid, one.mac, one.device) == (
+        ok(call("VIF.get_uuid", ref)), ok(call("VM.get_uuid", vm)), spec.network_uuid,
+        "02:00:00:00:00:42", "2")
+
+
+def test_make_chooses_the_backend():
+    assert type(bridges.make("openvswitch", real=False)) is bridges.Bridges
+    assert type(bridges.make("bridge", real=True)) is bridges.LinuxBridges
+    with pytest.raises(ValueError) as err:
+        bridges.make("vswitch", real=True)
+    assert "openvswitch, bridge" in str(err.value)
