@@ -118,6 +118,9 @@ def _doctor(config, as_json):
     except (AgentError, OSError, ImportError) as exc:
         checks.append(doctor.Check("kernel", doctor.FAIL, "cannot read iptables/sysctl "
                                    "(%s); run as root" % exc))
+    from agent.adapters import ovsdb
+    checks.extend(doctor.network_checks(*ovsdb.network_backend(config.agent.network_conf),
+                                        remote=config.agent.ovsdb, list_dbs=ovsdb.list_dbs))
     if as_json:
         print(json.dumps({"result": doctor.worst(checks),
                           "checks": [c._asdict() for c in checks]}, indent=1))

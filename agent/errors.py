@@ -64,3 +64,9 @@ class StateError(AgentError):
     """The daemon's state file could not be read or written."""
 
     code = "state_error"
+
+
+class OvsdbUnavailable(AgentError):
+    """Open vSwitch's database did not answer on its socket (or answered nonsense)."""
+
+    code = "ovsdb_unavailable"

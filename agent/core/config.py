@@ -87,7 +87,24 @@ AGENT_SCHEMA = OrderedDict([
                     "'auto' (udev when udevd runs, else kernel) or 'off' (netlink only).")),
     ("log_level", Option(_choice("debug", "info", "warning", "error"), "info",
                          "Log verbosity.", live=True)),
+    ("network_conf", Option(_abspath, "/etc/xensource/network.conf",
+                            "Where Dom0 names its network backend: 'bridge' is Linux "
+                            "bridges; 'openvswitch', 'vswitch', anything else or no file is "
+                            "Open vSwitch (`xgw doctor` reports it).")),
+    ("ovsdb", Option(lambda v, f: parse_ovsdb(v, f), "unix:/var/run/openvswitch/db.sock",
+                     "Open vSwitch's database, unix:/PATH (Dom0's local socket). The daemon "
+                     "only reads it: `xgw doctor` checks that it answers when the host's "
+                     "network backend is openvswitch.")),
 ])
+
+
+def parse_ovsdb(value, field="ovsdb"):
+    """An OVSDB remote: ``unix:/ABSOLUTE/PATH`` (what Dom0 and a private OVS offer)."""
+    value = value.strip()
+    if not value.startswith("unix:/") or value == "unix:/":
+        raise GatewayInvalid("%s %r is not unix:/PATH (e.g. unix:/var/run/openvswitch/db.sock)"
+                             % (field, value), field=field)
+    return value
 
 def _xapi_url(value, field):
     value = value.strip()

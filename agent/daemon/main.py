@@ -154,8 +154,12 @@ class DaemonState(object):
     def kernel_checks(self):
         from agent.adapters.iptables import Iptables
         from agent.adapters.sysctl import Sysctl
+        from agent.adapters import ovsdb
         from agent.service import doctor
-        return doctor.kernel_checks(Iptables(), Sysctl())
+        settings = self.daemon.config.agent
+        return doctor.kernel_checks(Iptables(), Sysctl()) + doctor.network_checks(
+            *ovsdb.network_backend(settings.network_conf), remote=settings.ovsdb,
+            list_dbs=ovsdb.list_dbs)
 
 
 class Daemon(object):

@@ -7,6 +7,7 @@ import os
 from collections import namedtuple
 
 from agent.core import rules as rulesmod
+from agent.errors import AgentError
 
 Check = namedtuple("Check", "name status detail")
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -70,6 +71,31 @@ def kernel_checks(iptables, sysctl, iptables_binary="/usr/sbin/iptables"):
     checks.append(Check("ip_forward", OK if on else WARN,
                         "IPv4 forwarding is on" if on else
                         "IPv4 forwarding is off (the daemon turns it on for a live gateway)"))
+    return checks
+
+
+def network_checks(backend, configured, remote, list_dbs):
+    """The host's network backend (``backend`` as read from network.conf, whose first word
+    is ``configured``, None without the file) and, on Open vSwitch, whether OVSDB at
+    ``remote`` answers ``list_dbs(remote)``."""
+    said = ("network.conf says %r" % configured if configured is not None
+            else "no network.conf: XAPI's default")
+    checks = [Check("network backend", OK, "%s (%s)" % (
+        "Open vSwitch" if backend == "openvswitch" else "Linux bridges", said))]
+    if backend == "openvswitch":
+        try:
+            names = list_dbs(remote)
+        except AgentError as exc:
+            checks.append(Check("ovsdb", FAIL, "%s; is openvswitch running? (systemctl "
+                                "status openvswitch; [agent] ovsdb sets the socket)" % exc))
+        else:
+            if "Open_vSwitch" in names:
+                checks.append(Check("ovsdb", OK, "OVSDB answers at %s (databases: %s)"
+                                    % (remote, ", ".join(names))))
+            else:
+                checks.append(Check("ovsdb", FAIL, "OVSDB at %s has no Open_vSwitch "
+                                    "database (only: %s)" % (remote, ", ".join(names) or
+                                                             "none")))
     return checks
 
 

@@ -44,6 +44,9 @@ VALID = [
              runtime_dir="/run/xgw", xtables_lock="/run/lock/xt", udev="kernel",
              log_level="debug"),
         [], id="every-agent-key"),
+    pytest.param("[agent]\nnetwork_conf = /srv/network.conf\novsdb = unix:/run/ovs/db.sock\n",
+                 dict(network_conf="/srv/network.conf", ovsdb="unix:/run/ovs/db.sock"), [],
+                 id="open-vswitch-keys"),
     pytest.param("[agent]\ncheck_interval = 0.5\nresync_interval = 86400\n",
                  dict(check_interval=0.5, resync_interval=86400.0), [], id="range-bounds"),
     pytest.param(
@@ -74,7 +77,8 @@ def test_defaults():
     assert cfg.agent == config.AgentSettings(
         check_interval=10.0, resync_interval=300.0, state_dir="/var/lib/xapi-gateway",
         runtime_dir="/run/xapi-gateway", xtables_lock="/run/xtables.lock", udev="auto",
-        log_level="info")
+        log_level="info", network_conf="/etc/xensource/network.conf",
+        ovsdb="unix:/var/run/openvswitch/db.sock")
     assert config.parse("").agent == cfg.agent
 
 
@@ -94,6 +98,14 @@ INVALID = [
     pytest.param(GW + "brige = xapi2\n", ["[gateway:a]", "unknown key 'brige'",
                                           "bridge, address, nat"],
                  dict(section="gateway:a", key="brige"), id="unknown-gateway-key"),
+    pytest.param("[agent]\novsdb = tcp:127.0.0.1:6640\n",
+                 ["[agent]", "ovsdb 'tcp:127.0.0.1:6640' is not unix:/PATH"],
+                 dict(section="agent", key="ovsdb"), id="ovsdb-not-a-unix-socket"),
+    pytest.param("[agent]\novsdb = unix:db.sock\n", ["[agent]", "is not unix:/PATH"],
+                 dict(section="agent", key="ovsdb"), id="ovsdb-relative-path"),
+    pytest.param("[agent]\nnetwork_conf = network.conf\n",
+                 ["[agent]", "network_conf 'network.conf' must be an absolute path"],
+                 dict(section="agent", key="network_conf"), id="network-conf-relative"),
     pytest.param("[agent]\ninterval = 5\n", ["[agent]", "unknown key 'interval'",
                                              "check_interval"],
                  dict(section="agent", key="interval"), id="unknown-agent-key"),

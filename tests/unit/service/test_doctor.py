@@ -33,3 +33,37 @@ def test_missing_himn_fails(xenapi, engine):
         if rec["bridge"] == "xenapi":
             engine.destroy("network", ref)
     assert by_name(doctor.xapi_checks(xenapi))["himn"].status == "fail"
+
+
+def test_network_backend_linux_bridges_asks_nothing_of_ovsdb():
+    def no_call(remote):
+        raise AssertionError("OVSDB asked on a Linux-bridge host")
+    checks = by_name(doctor.network_checks("bridge", "bridge", "unix:/x", no_call))
+    assert list(checks) == ["network backend"]
+    assert checks["network backend"] == doctor.Check(
+        "network backend", "ok", "Linux bridges (network.conf says 'bridge')")
+
+
+def test_open_vswitch_with_ovsdb_answering():
+    checks = by_name(doctor.network_checks("openvswitch", None, "unix:/run/db.sock",
+                                           lambda remote: ["Open_vSwitch", "_Server"]))
+    assert checks["network backend"].detail == ("Open vSwitch (no network.conf: XAPI's "
+                                                "default)")
+    assert checks["ovsdb"].status == "ok"
+    assert "unix:/run/db.sock" in checks["ovsdb"].detail
+    assert doctor.worst(list(checks.values())) == "ok"
+
+
+def test_open_vswitch_without_ovsdb_fails_and_says_where():
+    from agent.errors import OvsdbUnavailable
+
+    def down(remote):
+        raise OvsdbUnavailable("OVSDB at %s does not answer: refused" % remote)
+    checks = by_name(doctor.network_checks("openvswitch", "vswitch", "unix:/run/db.sock",
+                                           down))
+    assert checks["ovsdb"].status == "fail"
+    assert "does not answer" in checks["ovsdb"].detail and "[agent] ovsdb" in checks[
+        "ovsdb"].detail
+    other = by_name(doctor.network_checks("openvswitch", "openvswitch", "unix:/s",
+                                          lambda remote: ["_Server"]))
+    assert other["ovsdb"].status == "fail" and "no Open_vSwitch" in other["ovsdb"].detail
