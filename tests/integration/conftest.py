@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 
+from agent.xapisim import ovs
 from tests.integration import netns as N
 
 NEEDED = ("ip", "iptables-legacy", "iptables-legacy-save", "iptables-legacy-restore", "ping")
@@ -35,10 +36,25 @@ def workdir():
 
 
 @pytest.fixture
-def topo():
-    topology = N.Topology()
+def backend():
+    """The network backend of ``topo``; a test runs on both with
+    ``@pytest.mark.parametrize("backend", N.BACKENDS)``."""
+    return N.LINUX_BRIDGE
+
+
+@pytest.fixture
+def topo(backend):
+    if backend == N.OPENVSWITCH:
+        reason = ovs.installed() or (None if shutil.which("ethtool") else
+                                     "ethtool is not installed")
+        if reason:
+            pytest.skip(reason + " (tests/run installs it)")
+    topology = N.Topology(backend=backend)
+    daemons = topology.ovs.pids() if topology.ovs is not None else []
     yield topology
     topology.close()
+    left = [pid for pid in daemons if ovs.alive(pid)]  # nothing of OVS may outlive a test
+    assert not left, "OVS daemons %s still run after the test" % left
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import time
 
 from agent.xapisim import firewall
 from agent.xapisim import netns as hostns
+from agent.xapisim import ovs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers")
@@ -63,22 +64,44 @@ class Netns(hostns.Netns):
         return self.run(["ip", "link", "show", dev], check=False).returncode == 0
 
 
+LINUX_BRIDGE, OPENVSWITCH = "linux-bridge", "openvswitch"
+BACKENDS = (LINUX_BRIDGE, OPENVSWITCH)  # Dom0's two network backends
+# the test's stand-ins for what XAPI records about the network, the VM and its VIF
+NETWORK_UUID = "5e1c7e55-0000-4000-8000-00000000000a"
+VM_UUID = "5e1c7e55-0000-4000-8000-00000000000b"
+VIF_UUID = "5e1c7e55-0000-4000-8000-00000000000c"
+
+
 class Topology(object):
     """dom0 (the gateway host) with bridge xapi1 and an uplink to 'outside'; a 'vm'
     namespace plugged into xapi1 through a veth; 'outside' has no route to the private
-    subnet, so only NAT can bring replies back."""
+    subnet, so only NAT can bring replies back.
+
+    ``backend``: xapi1 is a Linux bridge, or an Open vSwitch bridge (userspace datapath)
+    of a private OVS running in dom0, with the external_ids xcp-networkd sets."""
 
     PRIVATE = "172.16.1.1/24"
     VM_ADDR = "172.16.1.10/24"
     DOM0_UPLINK = "10.200.0.1/24"
     OUTSIDE = "10.200.0.2"
 
-    def __init__(self, bridge="xapi1", firewall=True):
+    def __init__(self, bridge="xapi1", firewall=True, backend=LINUX_BRIDGE):
+        if backend not in BACKENDS:
+            raise ValueError("backend %r is not one of %s" % (backend, BACKENDS))
         self.bridge = bridge
+        self.backend = backend
+        self.vm_port = "vif1.0"
+        self.ovs = None
         self.dom0 = Netns("dom0")
         self.vm = Netns("vm")
         self.outside = Netns("out")
         self.namespaces = [self.dom0, self.vm, self.outside]
+        if backend == OPENVSWITCH:
+            try:
+                self.ovs = ovs.Ovs.start(self.dom0.name)
+            except BaseException:
+                self.close()
+                raise
         # uplink dom0 <-> outside
         self.dom0.run(["ip", "link", "add", "uplink", "type", "veth", "peer", "name", "eth0",
                        "netns", self.outside.name])
@@ -92,27 +115,51 @@ class Topology(object):
     def create_bridge(self):
         """What XAPI does when the first VM on the network starts: the bridge, up, with the
         VM's vif in it."""
-        self.dom0.run(["ip", "link", "add", self.bridge, "type", "bridge"])
-        self.dom0.run(["ip", "link", "set", self.bridge, "up"])
+        self.add_bridge(self.bridge)
         self.plug_vm()
 
-    def plug_vm(self):
-        """The VM's vif into the (existing) bridge, as XAPI plugs a started VM's VIF."""
-        self.dom0.run(["ip", "link", "add", "vif1.0", "type", "veth", "peer", "name", "eth0",
+    def add_bridge(self, name, network_uuid=NETWORK_UUID):
+        """A bridge in dom0, up, on this topology's backend."""
+        if self.ovs is not None:
+            self.ovs.add_bridge(name, {"xs-network-uuids": network_uuid})
+        else:
+            self.dom0.run(["ip", "link", "add", name, "type", "bridge"])
+            self.dom0.run(["ip", "link", "set", name, "up"])
+
+    def plug_vm(self, port="vif1.0"):
+        """The VM's vif into the (existing) bridge, as XAPI plugs a started VM's VIF;
+        ``port`` names its Dom0 end."""
+        self.vm_port = port
+        self.dom0.run(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0",
                        "netns", self.vm.name])
-        self.dom0.run(["ip", "link", "set", "vif1.0", "master", self.bridge])
-        self.dom0.run(["ip", "link", "set", "vif1.0", "up"])
+        if self.ovs is not None:
+            self.ovs.add_port(self.bridge, port, {
+                "xs-vif-uuid": VIF_UUID, "xs-vm-uuid": VM_UUID,
+                "xs-network-uuid": NETWORK_UUID,
+                "attached-mac": self.vm.run(["cat", "/sys/class/net/eth0/address"]).stdout.strip()})
+            # a veth feeding the userspace datapath leaves TCP checksums to be filled in,
+            # and nobody does: TCP would get no NAT (ICMP still passes)
+            self.vm.run(["ethtool", "-K", "eth0", "tx", "off"], check=False)
+        else:
+            self.dom0.run(["ip", "link", "set", port, "master", self.bridge])
+        self.dom0.run(["ip", "link", "set", port, "up"])
         self.vm.run(["ip", "addr", "add", self.VM_ADDR, "dev", "eth0"])
         self.vm.run(["ip", "link", "set", "eth0", "up"])
         self.vm.run(["ip", "route", "add", "default", "via", self.PRIVATE.split("/")[0]])
 
     def delete_bridge(self):
-        self.dom0.run(["ip", "link", "del", "vif1.0"], check=False)
+        if self.ovs is not None:
+            self.ovs.del_bridge(self.bridge)
+        self.dom0.run(["ip", "link", "del", self.vm_port], check=False)
         self.dom0.run(["ip", "link", "del", self.bridge], check=False)
 
     def close(self):
-        for ns in self.namespaces:
-            ns.delete()
+        try:
+            if self.ovs is not None:
+                self.ovs.stop()
+        finally:
+            for ns in self.namespaces:
+                ns.delete()
 
 
 class Daemon(object):

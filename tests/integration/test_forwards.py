@@ -149,6 +149,7 @@ def forwarded(topo, workdir, daemons):
     return daemon
 
 
+@pytest.mark.parametrize("backend", N.BACKENDS)  # the main path on both backends
 def test_outside_reaches_the_vm_through_the_forward(topo, forwarded):
     with tcp_server(topo.vm, VM, 80):
         # The VM sees the real client: DNAT changes the destination only.

@@ -9,6 +9,8 @@ import pytest
 
 from tests.integration import netns as N
 
+# on both of Dom0's network backends: Linux bridges and Open vSwitch (userspace datapath)
+BOTH = pytest.mark.parametrize("backend", N.BACKENDS)
 GW = {"private": {"bridge": "xapi1", "address": N.Topology.PRIVATE, "nat": "yes"}}
 
 
@@ -57,6 +59,7 @@ def ping(ns, target, count=1):
     return ns.run(["ping", "-c", str(count), "-W", "2", target], check=False).returncode == 0
 
 
+@BOTH
 def test_vm_reaches_outside_only_through_the_gateway(topo, workdir, daemons):
     topo.create_bridge()
     assert not ping(topo.vm, topo.OUTSIDE)  # no gateway address yet
@@ -75,6 +78,10 @@ def test_vm_reaches_outside_only_through_the_gateway(topo, workdir, daemons):
     topo.dom0.run(["ip", "addr", "flush", "dev", "xapi1"])
     topo.dom0.set_ip_forward(0)
 
+    if topo.ovs is not None:  # a real OVS bridge and port, not a Linux bridge
+        assert topo.ovs.list_ports("xapi1") == ["vif1.0"]
+        assert topo.dom0.run(["test", "-e", "/sys/class/net/xapi1/bridge"],
+                             check=False).returncode != 0
     daemon = daemons(topo.dom0, workdir, GW)
     N.wait_for(lambda: gateway_in_kernel(topo.dom0), message="gateway in the kernel")
     assert ping(topo.vm, topo.OUTSIDE, count=2)
@@ -93,6 +100,7 @@ def test_without_nat_the_outside_cannot_answer(topo, workdir, daemons):
     assert not ping(topo.vm, topo.OUTSIDE)  # forwarded, but no way back
 
 
+@BOTH
 def test_bridge_created_after_start_becomes_gateway(topo, workdir, daemons):
     daemon = daemons(topo.dom0, workdir, GW)
     gw = daemon.gateway_state("private")
@@ -135,6 +143,7 @@ DRIFTS = {
 }
 
 
+@BOTH
 @pytest.mark.parametrize("drift", sorted(DRIFTS))
 def test_drift_is_repaired(topo, workdir, daemons, drift):
     topo.create_bridge()
@@ -150,6 +159,7 @@ def test_drift_is_repaired(topo, workdir, daemons, drift):
     assert ping(topo.vm, topo.OUTSIDE)
 
 
+@BOTH
 def test_reboot_like_recovery(topo, workdir, daemons):
     topo.create_bridge()
     daemon = daemons(topo.dom0, workdir, GW)
@@ -177,6 +187,7 @@ def test_reboot_like_recovery(topo, workdir, daemons):
     assert ping(topo.vm, topo.OUTSIDE)
 
 
+@BOTH
 def test_bridge_gone_takes_its_rules_and_they_come_back(topo, workdir, daemons):
     topo.create_bridge()
     daemon = daemons(topo.dom0, workdir, GW)
@@ -195,6 +206,7 @@ FOREIGN_NAT = "-A POSTROUTING -s 192.168.77.0/24 -o uplink -j MASQUERADE"
 FOREIGN_FWD = "-A FORWARD -s 192.168.77.0/24 -j ACCEPT"
 
 
+@BOTH
 def test_foreign_rules_are_never_touched(topo, workdir, daemons):
     topo.dom0.ipt("-t", "nat", *FOREIGN_NAT.split()[0:])
     topo.dom0.ipt(*FOREIGN_FWD.split())
@@ -322,11 +334,17 @@ def test_each_rule_carries_its_own_bridge_subnet_and_comment(workdir, daemons):
         dom0.delete()
 
 
-def test_doctor_sees_the_forward_path_before_and_after_the_daemon(topo, workdir, daemons):
+@BOTH
+def test_doctor_sees_the_forward_path_before_and_after_the_daemon(topo, workdir, daemons,
+                                                                  backend):
     import json as _json
     conf = os.path.join(workdir, "doctor.conf")
+    network_conf = os.path.join(workdir, "network.conf")
+    with open(network_conf, "w") as f:  # what Dom0's /etc/xensource/network.conf says
+        f.write("bridge\n" if backend == N.LINUX_BRIDGE else "openvswitch\n")
     with open(conf, "w") as f:
-        f.write("[xapi]\nurl = none\n")
+        f.write("[agent]\nnetwork_conf = %s\n%s[xapi]\nurl = none\n" % (
+            network_conf, "ovsdb = %s\n" % topo.ovs.remote if topo.ovs else ""))
 
     def doctor():
         out = topo.dom0.run([sys.executable, "-m", "agent.cli", "-c", conf, "doctor", "--json"],
@@ -343,6 +361,18 @@ def test_doctor_sees_the_forward_path_before_and_after_the_daemon(topo, workdir,
     assert code == 0, checks
     assert checks["forward path"]["status"] == "ok" and checks["ip_forward"]["status"] == "ok"
     assert checks["xapi"]["status"] == "warn"
+    if backend == N.LINUX_BRIDGE:
+        assert checks["network backend"]["detail"].startswith("Linux bridges")
+        assert "ovsdb" not in checks
+    else:
+        assert checks["network backend"]["detail"].startswith("Open vSwitch")
+        assert checks["ovsdb"]["status"] == "ok", checks["ovsdb"]
+        assert "Open_vSwitch" in checks["ovsdb"]["detail"]
+        # Open vSwitch down: the host cannot make the network's bridges, a failure
+        topo.ovs.stop()
+        code, checks = doctor()
+        assert code == 1 and checks["ovsdb"]["status"] == "fail"
+        assert "does not answer" in checks["ovsdb"]["detail"]
 
 
 def rename(ns, old, new):

@@ -52,7 +52,11 @@ def test_gateway_from_network_other_config_with_xapi_restart(xapi, workdir, daem
     bridge = api.network.get_bridge(net)  # chosen by XAPI, never by the user
     topo = N.Topology(bridge=bridge)
     try:
-        daemon = daemons(topo.dom0, workdir, {}, xapi_url="unix:" + xapi["path"])
+        network_conf = os.path.join(workdir, "network.conf")
+        with open(network_conf, "w") as f:  # this host's bridges are Linux bridges
+            f.write("bridge\n")
+        daemon = daemons(topo.dom0, workdir, {}, xapi_url="unix:" + xapi["path"],
+                         agent_opts={"network_conf": network_conf})
         N.wait_for(lambda: (daemon.status() or {}).get("xapi", {}).get("connected"),
                    message="connected to XAPI")
         # the preflight through the same socket: XAPI, the HIMN and the ext default SR are
