@@ -12,8 +12,14 @@ Modes:
   burst    create every bridge as fast as possible, then wait until all are applied.
   seed     the seed way: per bridge, launch bench/seed-gateway.sh as udev would.
 
-Timing: t0 = time.monotonic() right before the netlink call that creates the bridge.
-CLOCK_MONOTONIC is system-wide, so the daemon's since_monotonic compares with it.
+Backends (``--backend``): ``linux-bridge`` makes Linux bridges over netlink;
+``openvswitch`` makes Open vSwitch bridges as xcp-networkd does (``ovs-vsctl add-br``
+with datapath_type=netdev and external_ids:xs-network-uuids, which returns once
+ovs-vswitchd made the device, then the device set up) in the OVS at ``--ovsdb``.
+
+Timing: t0 = time.monotonic() right before the call that creates the bridge (the netlink
+call, or the ovs-vsctl run). CLOCK_MONOTONIC is system-wide, so the daemon's
+since_monotonic compares with it.
 """
 import argparse
 import json
@@ -83,13 +89,38 @@ class StatusReader(object):
         return False
 
 
-def make_bridge(ipr, name):
-    """Create bridge ``name`` and set it up, as XAPI does; returns t0 (monotonic time
-    right before the creating netlink call) and the time both calls returned."""
-    t0 = time.monotonic()
-    ipr.link("add", ifname=name, kind="bridge")
-    ipr.link("set", ifname=name, state="up")
-    return t0, time.monotonic()
+class LinuxBridges(object):
+    def __init__(self, args):
+        self.ipr = IPRoute()
+
+    def make(self, name):
+        """Create bridge ``name`` and set it up, as XAPI does; returns t0 (monotonic time
+        right before the creating netlink call) and the time both calls returned."""
+        t0 = time.monotonic()
+        self.ipr.link("add", ifname=name, kind="bridge")
+        self.ipr.link("set", ifname=name, state="up")
+        return t0, time.monotonic()
+
+    def close(self):
+        self.ipr.close()
+
+
+class OvsBridges(object):
+    def __init__(self, args):
+        from agent.xapisim.ovs import Ovs
+        self.ovs = Ovs(args.ovsdb)  # a client of the OVS running in this namespace
+
+    def make(self, name):
+        """As xcp-networkd: add-br (returns once the device exists), then set it up."""
+        t0 = time.monotonic()
+        self.ovs.add_bridge(name, {"xs-network-uuids": "bench-%s" % name})
+        return t0, time.monotonic()
+
+    def close(self):
+        pass
+
+
+BACKENDS = {"linux-bridge": LinuxBridges, "openvswitch": OvsBridges}
 
 
 def wait_applied(reader, names, timeout, interval=0.001):
@@ -117,7 +148,7 @@ def counters(reader):
 
 
 def mode_latency(args):
-    ipr = IPRoute()
+    bridges = BACKENDS[args.backend](args)
     reader = StatusReader(args.status)
     reader.wait_quiet(quiet=0.2, timeout=5.0)
     before = counters(reader)
@@ -128,23 +159,24 @@ def mode_latency(args):
         if time.monotonic() > deadline:
             timeouts.append("budget exhausted before %s" % bridge_name(i))
             break
-        t0, _created = make_bridge(ipr, bridge_name(i))
+        t0, created = bridges.make(bridge_name(i))
         done = wait_applied(reader, [gateway_name(i)], timeout=args.timeout)
         gw = done.get(gateway_name(i))
         if gw is None:
             timeouts.append(bridge_name(i))
             continue
-        samples.append({"bridge": bridge_name(i), "latency": gw["since_monotonic"] - t0})
+        samples.append({"bridge": bridge_name(i), "latency": gw["since_monotonic"] - t0,
+                        "create": created - t0})
         # Let the daemon finish the follow-up rounds this bridge caused (its own address
         # and route come back as netlink events), so the next bridge meets an idle daemon.
         reader.wait_quiet(quiet=args.quiet, timeout=2.0)
     after = counters(reader)
-    ipr.close()
+    bridges.close()
     return {"samples": samples, "timeouts": timeouts, "before": before, "after": after}
 
 
 def mode_burst(args):
-    ipr = IPRoute()
+    bridges = BACKENDS[args.backend](args)
     reader = StatusReader(args.status)
     reader.wait_quiet(quiet=0.2, timeout=5.0)
     before = counters(reader)
@@ -152,7 +184,7 @@ def mode_burst(args):
     t_last = None
     t_created = None
     for i in range(args.start, args.start + args.count):
-        t0, t_created = make_bridge(ipr, bridge_name(i))
+        t0, t_created = bridges.make(bridge_name(i))
         if t_first is None:
             t_first = t0
         t_last = t0
@@ -160,7 +192,7 @@ def mode_burst(args):
     done = wait_applied(reader, names, timeout=args.timeout, interval=0.005)
     reader.wait_quiet(quiet=0.3, timeout=5.0)
     after = counters(reader)
-    ipr.close()
+    bridges.close()
     sinces = [gw["since_monotonic"] for gw in done.values()]
     return {"count": args.count, "applied": len(done),
             "missing": sorted(set(names) - set(done))[:10],
@@ -175,7 +207,7 @@ def mode_seed(args):
     """Per bridge: create it, then launch the seed script for it at once, as a udev RUN+=
     would (udev runs each event's program in its own worker, so bridges made in quick
     succession get their scripts in parallel). Latency = script exit - t0."""
-    ipr = IPRoute()
+    bridges = LinuxBridges(args)
     env = dict(os.environ, SEED_SLEEP=str(args.sleep))
     results = []
     lock = threading.Lock()
@@ -190,7 +222,7 @@ def mode_seed(args):
     threads = []
     for i in range(args.start, args.start + args.count):
         name = bridge_name(i)
-        t0, _created = make_bridge(ipr, name)
+        t0, _created = bridges.make(name)
         proc = subprocess.Popen(["bash", args.script, name, gateway_cidr(i)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 universal_newlines=True)
@@ -203,7 +235,7 @@ def mode_seed(args):
     deadline = time.monotonic() + args.timeout
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-    ipr.close()
+    bridges.close()
     with lock:
         return {"samples": list(results), "launched": len(threads)}
 
@@ -220,6 +252,10 @@ def main(argv=None):
                         help="latency: stop creating bridges after this many seconds")
     parser.add_argument("--quiet", type=float, default=0.05,
                         help="latency: status.json must stay unchanged this long between bridges")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="linux-bridge",
+                        help="latency, burst: what makes the bridges")
+    parser.add_argument("--ovsdb", metavar="unix:PATH",
+                        help="openvswitch: the OVSDB of the OVS running in this namespace")
     parser.add_argument("--script", help="seed: the seed script")
     parser.add_argument("--sleep", type=float, default=5, help="seed: SEED_SLEEP")
     parser.add_argument("--parallel", action="store_true",
@@ -229,6 +265,8 @@ def main(argv=None):
         parser.error("--count must be 1..5000")
     if args.mode in ("latency", "burst") and not args.status:
         parser.error("--status is required for %s" % args.mode)
+    if args.backend == "openvswitch" and not args.ovsdb:
+        parser.error("--ovsdb is required with --backend openvswitch")
     if args.mode == "seed" and not args.script:
         parser.error("--script is required for seed")
     result = {"latency": mode_latency, "burst": mode_burst, "seed": mode_seed}[args.mode](args)

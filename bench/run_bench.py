@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """xapi-gateway benchmark: prints measured figures next to the project's goals.
 
-    sudo .venv/bin/python bench/run_bench.py [--quick] [--json PATH]
+    sudo .venv/bin/python bench/run_bench.py [--quick] [--json PATH] [--backend B]
 
 Run as root from a clone, with an interpreter that has the agent's dependencies
 (pyroute2, python-iptables). Everything happens inside network namespaces this script
@@ -14,6 +14,10 @@ Phases (each in a fresh namespace with a Dom0-like firewall loaded, and a fresh 
               applied (the daemon's since_monotonic - t0 before the creating netlink call).
   2. burst    500 bridges created at once: all applied after the last one,
               and the iptables commits that took.
+     Phases 1 and 2 run on Linux bridges and on Open vSwitch bridges (--backend both,
+     the default): a private ovsdb-server + ovs-vswitchd in the phase's namespace, bridges
+     made as xcp-networkd makes them (ovs-vsctl add-br, userspace datapath), 200 bridges
+     in the OVS burst (quick: 100: each add-br waits for ovs-vswitchd, ~30-50 ms).
   3. startup  1000 bridges present, 1000 gateways configured, nothing applied: start ->
               READY=1 -> all applied; RSS; then a daemon with check_interval 1 on the
               converged state: duration of its idle rounds and its writes (must stay 0).
@@ -52,10 +56,12 @@ GOAL_STARTUP_S = 2.0
 GOAL_IDLE_MS = 20.0
 GOAL_RSS_MB = 60.0
 
-FULL = {"latency": 200, "burst": 500, "startup": 1000, "seed_sleep": 3, "seed_nosleep": 50,
-        "idle_rounds": 5, "idle_budget": 20.0}
-QUICK = {"latency": 50, "burst": 500, "startup": 1000, "seed_sleep": 3, "seed_nosleep": 20,
-         "idle_rounds": 3, "idle_budget": 12.0}
+FULL = {"latency": 200, "burst": 500, "burst_ovs": 200, "startup": 1000, "seed_sleep": 3,
+        "seed_nosleep": 50, "idle_rounds": 5, "idle_budget": 20.0}
+QUICK = {"latency": 50, "burst": 500, "burst_ovs": 100, "startup": 1000, "seed_sleep": 3,
+         "seed_nosleep": 20, "idle_rounds": 3, "idle_budget": 12.0}
+LINUX, OVS = "linux-bridge", "openvswitch"
+OVS_SUFFIX = "@openvswitch"  # results key of a phase on Open vSwitch bridges
 
 
 def _reexec_with_dependencies():
@@ -82,6 +88,7 @@ sys.path.insert(0, REPO)
 from tests.integration import netns as N  # noqa: E402
 # the driver runs inside the namespaces; both sides name bridges and gateways alike
 from driver import bridge_name, gateway_cidr, gateway_name  # noqa: E402
+from agent.xapisim import ovs as ovsmod  # noqa: E402
 
 
 # ---- namespaces and clean-up ---------------------------------------------------------------
@@ -115,12 +122,21 @@ class Resources(object):
         self.daemons = []
         self.namespaces = []
         self.workdirs = []
+        self.switches = {}  # namespace name -> the private Open vSwitch running in it
 
     def netns(self, role):
         ns = BenchNetns(role)
         self.namespaces.append(ns)
         ns.run(["iptables-legacy-restore"], input=N.DOM0_FIREWALL)
         return ns
+
+    def bridges(self, ns, backend):
+        """The driver's arguments to make ``backend``'s bridges in ``ns`` (starting a
+        private Open vSwitch there for openvswitch)."""
+        if backend == LINUX:
+            return ["--backend", LINUX]
+        self.switches[ns.name] = ovsmod.Ovs.start(ns.name)
+        return ["--backend", OVS, "--ovsdb", self.switches[ns.name].remote]
 
     def workdir(self):
         path = tempfile.mkdtemp(prefix="xgwb-")
@@ -139,6 +155,9 @@ class Resources(object):
                 d.stop()
             except Exception as exc:
                 print("  (stopping a daemon: %s)" % exc)
+        switch = self.switches.pop(ns.name, None)
+        if switch is not None:
+            switch.stop()
         ns.delete()
         if ns in self.namespaces:
             self.namespaces.remove(ns)
@@ -149,6 +168,9 @@ class Resources(object):
                 d.stop(timeout=5)
             except Exception:
                 pass
+        for switch in self.switches.values():
+            switch.stop()
+        self.switches = {}
         for ns in reversed(self.namespaces):
             ns.delete()  # SIGKILLs whatever still runs in it, then removes it
         self.namespaces = []
@@ -187,7 +209,7 @@ def percentile(values, q):
 
 def run_driver(ns, args, timeout):
     proc = ns.run([sys.executable, DRIVER] + [str(a) for a in args], check=False,
-                  timeout=timeout)
+                  timeout=timeout, env=dict(os.environ, PYTHONPATH=REPO))
     if proc.returncode != 0:
         raise RuntimeError("driver %s failed (%d): %s" % (args[0], proc.returncode,
                                                            proc.stderr[-2000:]))
@@ -314,20 +336,26 @@ def verify(ns, indices, daemon_rules=True):
 
 
 # ---- phases ------------------------------------------------------------------------------------
-def phase_latency(res, count):
-    ns = res.netns("lat")
+def phase_latency(res, count, backend=LINUX):
+    ns = res.netns("lat" if backend == LINUX else "latovs")
     wd = res.workdir()
     indices = list(range(count))
     d = res.daemon(ns, wd, gateways_config(indices), check_interval=10)
     try:
+        bridges = res.bridges(ns, backend)
         d.start(timeout=30)
         out = run_driver(ns, ["latency", "--status", os.path.join(d.runtime_dir, "status.json"),
-                              "--count", count, "--timeout", 10, "--budget", 90],
+                              "--count", count, "--timeout", 10, "--budget", 90] + bridges,
                          timeout=150)
         check = verify(ns, indices)
         lat = [s["latency"] for s in out["samples"]]
         after, before = out["after"], out["before"]
+        create = [s["create"] for s in out["samples"]]
         return {
+            "backend": backend, "create_p50_ms": ms(percentile(create, 50)),
+            # when the creating call returned the device existed: what the daemon took after
+            "after_create_p50_ms": ms(percentile([s["latency"] - s["create"]
+                                                  for s in out["samples"]], 50)),
             "bridges": count, "measured": len(lat), "timeouts": out["timeouts"],
             "p50_ms": ms(percentile(lat, 50)), "p90_ms": ms(percentile(lat, 90)),
             "p99_ms": ms(percentile(lat, 99)), "max_ms": ms(max(lat) if lat else None),
@@ -345,21 +373,23 @@ def phase_latency(res, count):
         res.close_phase(ns, [d])
 
 
-def phase_burst(res, count):
-    ns = res.netns("burst")
+def phase_burst(res, count, backend=LINUX):
+    ns = res.netns("burst" if backend == LINUX else "burstovs")
     wd = res.workdir()
     indices = list(range(count))
     d = res.daemon(ns, wd, gateways_config(indices), check_interval=10)
     try:
+        bridges = res.bridges(ns, backend)
         d.start(timeout=30)
         out = run_driver(ns, ["burst", "--status", os.path.join(d.runtime_dir, "status.json"),
-                              "--count", count, "--timeout", 60], timeout=120)
+                              "--count", count, "--timeout", 60] + bridges, timeout=180)
         check = verify(ns, indices)
         after, before = out["after"], out["before"]
         converge = None
         if out["max_since"] is not None and out["applied"] == count:
             converge = out["max_since"] - out["t_last"]
         return {
+            "backend": backend,
             "bridges": count, "applied": out["applied"], "missing": out["missing"],
             "creation_span_s": out["creation_span"],
             "after_last_s": converge,
@@ -562,14 +592,51 @@ def summary_rows(r):
     return rows
 
 
-def print_table(rows):
-    head = ("metric", "value", "goal", "")
-    widths = [max(len(str(row[i])) for row in rows + [head]) for i in range(4)]
-    line = " | ".join("%-*s" % (widths[i], head[i]) for i in range(4))
+def backend_rows(r):
+    """Latency and burst on Linux bridges beside Open vSwitch bridges (rows of
+    (metric, linux-bridge, openvswitch, goal)), when both ran."""
+    rows = []
+    lat, lat_ovs = r.get("latency"), r.get("latency" + OVS_SUFFIX)
+    if lat and lat_ovs:
+        for key, label, goal in (("p50_ms", "latency p50", "<= %g ms" % GOAL_P50_MS),
+                                 ("p90_ms", "latency p90", ""),
+                                 ("p99_ms", "latency p99", "<= %g ms" % GOAL_P99_MS),
+                                 ("max_ms", "latency max", ""),
+                                 ("create_p50_ms", "the creating call alone, p50", ""),
+                                 ("after_create_p50_ms", "applied after the creating call "
+                                  "returned, p50", "")):
+            rows.append(("%s (%d / %d bridges)" % (label, lat["bridges"], lat_ovs["bridges"])
+                         if key == "p50_ms" else label,
+                         fmt(lat[key], " ms", 2), fmt(lat_ovs[key], " ms", 2), goal))
+        rows.append(("latency: rounds / iptables commits",
+                     "%s / %s" % (lat["rounds"], lat["iptables_commits"]),
+                     "%s / %s" % (lat_ovs["rounds"], lat_ovs["iptables_commits"]), ""))
+        rows.append(("latency: verified complete",
+                     "%d/%d" % (lat["verify"]["complete"], lat["bridges"]),
+                     "%d/%d" % (lat_ovs["verify"]["complete"], lat_ovs["bridges"]), "all"))
+    burst, burst_ovs = r.get("burst"), r.get("burst" + OVS_SUFFIX)
+    if burst and burst_ovs:
+        rows.append(("burst: bridges", str(burst["bridges"]), str(burst_ovs["bridges"]), ""))
+        rows.append(("burst: creating them took", fmt(burst["creation_span_s"], " s", 3),
+                     fmt(burst_ovs["creation_span_s"], " s", 3), ""))
+        rows.append(("burst: all applied after last created", fmt(burst["after_last_s"], " s", 3),
+                     fmt(burst_ovs["after_last_s"], " s", 3), "<= %g s" % GOAL_BURST_S))
+        rows.append(("burst: iptables commits (rounds)",
+                     "%s (%s)" % (burst["iptables_commits"], burst["rounds"]),
+                     "%s (%s)" % (burst_ovs["iptables_commits"], burst_ovs["rounds"]), ""))
+        rows.append(("burst: verified complete",
+                     "%d/%d" % (burst["verify"]["complete"], burst["bridges"]),
+                     "%d/%d" % (burst_ovs["verify"]["complete"], burst_ovs["bridges"]), "all"))
+    return rows
+
+
+def print_table(rows, head=("metric", "value", "goal", "")):
+    widths = [max(len(str(row[i])) for row in rows + [head]) for i in range(len(head))]
+    line = " | ".join("%-*s" % (widths[i], head[i]) for i in range(len(head)))
     print(line.rstrip())
     print("-+-".join("-" * w for w in widths))
     for row in rows:
-        print(" | ".join("%-*s" % (widths[i], row[i]) for i in range(4)).rstrip())
+        print(" | ".join("%-*s" % (widths[i], row[i]) for i in range(len(head))).rstrip())
 
 
 def print_phase(name, data):
@@ -589,6 +656,9 @@ def main(argv=None):
     parser.add_argument("--only", action="append",
                         choices=("latency", "burst", "startup", "seed"),
                         help="run only this phase (repeatable)")
+    parser.add_argument("--backend", choices=(LINUX, OVS, "both"), default="both",
+                        help="latency and burst on Linux bridges, Open vSwitch bridges or "
+                             "both side by side (default); startup and seed use Linux bridges")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directories (daemon logs, configs, status files)")
     args = parser.parse_args(argv)
@@ -600,6 +670,16 @@ def main(argv=None):
                  % ", ".join(missing))
     sizes = QUICK if args.quick else FULL
     phases = args.only or ["latency", "burst", "startup", "seed"]
+    backends = [LINUX, OVS] if args.backend == "both" else [args.backend]
+    if OVS in backends and ovsmod.installed():
+        sys.exit("run_bench.py: %s (or --backend %s)" % (ovsmod.installed(), LINUX))
+    # (phase, backend, results key): latency and burst on each backend
+    steps = []
+    for phase in phases:
+        for backend in (backends if phase in ("latency", "burst") else [LINUX]):
+            key = phase + (OVS_SUFFIX if backend == OVS else "")
+            if (phase, backend, key) not in steps:
+                steps.append((phase, backend, key))
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "quick": args.quick,
@@ -616,29 +696,30 @@ def main(argv=None):
     started = time.monotonic()
     exit_code = 0
     try:
-        for phase in phases:
+        for phase, backend, key in steps:
             t = time.monotonic()
-            print("[%5.1fs] %s ..." % (t - started, phase))
+            print("[%5.1fs] %s ..." % (t - started, key))
             sys.stdout.flush()
             try:
                 if phase == "latency":
-                    results["latency"] = phase_latency(res, sizes["latency"])
+                    results[key] = phase_latency(res, sizes["latency"], backend)
                 elif phase == "burst":
-                    results["burst"] = phase_burst(res, sizes["burst"])
+                    results[key] = phase_burst(res, sizes["burst_ovs" if backend == OVS
+                                                          else "burst"], backend)
                 elif phase == "startup":
                     results["startup"] = phase_startup(res, sizes["startup"],
                                                        sizes["idle_rounds"], sizes["idle_budget"])
                 elif phase == "seed":
                     results["seed"] = phase_seed(res, sizes["seed_sleep"], sizes["seed_nosleep"])
             except (AssertionError, RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-                results[phase] = None
+                results[key] = None
                 text = "%s: %s" % (type(exc).__name__, exc)
-                results.setdefault("errors", {})[phase] = text[-3000:]
-                print("  %s FAILED: %s" % (phase, text[-3000:]))
+                results.setdefault("errors", {})[key] = text[-3000:]
+                print("  %s FAILED: %s" % (key, text[-3000:]))
                 traceback.print_exc()
                 exit_code = 1
                 continue
-            print_phase(phase, results[phase])
+            print_phase(key, results[key])
             sys.stdout.flush()
     except KeyboardInterrupt:
         print("interrupted; cleaning up")
@@ -651,11 +732,20 @@ def main(argv=None):
           "%.0f s" % (results["date"], results["cpus"], results["loadavg_at_start"],
                       results["python"], results["kernel"], ", --quick" if args.quick else "",
                       results["runtime_s"]))
-    rows = summary_rows(results)
+    rows = summary_rows(results if LINUX in backends else dict(
+        results, latency=results.get("latency" + OVS_SUFFIX),
+        burst=results.get("burst" + OVS_SUFFIX)))
     if rows:
         print_table(rows)
+    side = backend_rows(results)
+    if side:
+        print("")
+        print("Linux bridges beside Open vSwitch bridges (userspace datapath):")
+        print_table(side, head=("metric", LINUX, OVS, "goal"))
     results["summary"] = [{"metric": r[0], "value": r[1], "goal": r[2], "verdict": r[3]}
                           for r in rows]
+    results["backends"] = [{"metric": r[0], LINUX: r[1], OVS: r[2], "goal": r[3]}
+                           for r in side]
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1, sort_keys=True)
