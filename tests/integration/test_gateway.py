@@ -212,6 +212,7 @@ def test_foreign_rules_are_never_touched(topo, workdir, daemons):
     topo.dom0.ipt(*FOREIGN_FWD.split())
     nat_before = [l for l in topo.dom0.rules("nat")]
     topo.create_bridge()
+    ovsdb_before = ovsdb_rows(topo)
     daemon = daemons(topo.dom0, workdir, GW)
     N.wait_for(lambda: gateway_in_kernel(topo.dom0), message="gateway")
     nat = topo.dom0.rules("nat")
@@ -238,6 +239,21 @@ def test_foreign_rules_are_never_touched(topo, workdir, daemons):
     assert not any("XGW" in l for l in nat + flt)
     assert FOREIGN_NAT in nat and FOREIGN_FWD in flt
     assert "-A FORWARD -j RH-Firewall-1-INPUT" in flt
+    # nor any row of Open vSwitch's: xcp-networkd's bridge and port are as they were
+    assert ovsdb_rows(topo) == ovsdb_before
+
+
+def ovsdb_rows(topo):
+    """What xcp-networkd owns in OVSDB (None on Linux bridges): every Bridge, Port and
+    Interface with the columns that configure them."""
+    if topo.ovs is None:
+        return None
+    return [topo.ovs.vsctl("--format=json", "--columns=%s" % columns, "list", table)
+            for table, columns in (
+                ("Open_vSwitch", "bridges,external_ids,other_config"),
+                ("Bridge", "name,ports,datapath_type,external_ids,other_config,fail_mode"),
+                ("Port", "name,interfaces,tag,trunks,external_ids,other_config"),
+                ("Interface", "name,type,options,external_ids,other_config,mac"))]
 
 
 def test_cleanup_removes_everything_it_added(topo, workdir, daemons):
