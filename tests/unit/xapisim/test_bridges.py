@@ -1,23 +1,12 @@
 """The simulator's Dom0 record of lazy bridges and VIF ports (the same on every backend;
 the real Open vSwitch and Linux bridges are in tests/integration/test_xapisim_bridges.py)."""
+import re
+
 import pytest
 
 from agent.xapisim import bridges
 from tests.unit.xapisim.replies import ok
-
-
-def vif(call, vm, net, device, mac=""):
-    return call("VIF.create", {"device": device, "network": net, "VM": vm, "MAC": mac,
-                               "MTU": "1500", "other_config": {}, "qos_algorithm_type": "",
-                               "qos_algorithm_params": {}})
-
-
-def new_vm(call, name="Controller"):
-    template = ok(call("VM.get_by_name_label", "Other install media"))[0]
-    vm = ok(call("VM.clone", template, name))
-    ok(call("VM.provision", vm))
-    ok(call("VM.set_is_a_template", vm, False))
-    return vm
+from tests.unit.xapisim.test_vms import new_vm, vif
 
 
 def test_vif_ports_follow_their_vms_power_state(call, engine):
@@ -35,8 +24,9 @@ def test_vif_ports_follow_their_vms_power_state(call, engine):
     assert port_b.endswith(".1") and port_a.endswith(".0") and port_a[:-2] != port_b[:-2]
     ok(call("VM.hard_shutdown", a))
     assert engine.bridges.ports == {uuid(vb): (bridge, port_b)}
-    ok(call("VM.start", a, False, False))  # a VM keeps its stand-in domain number
-    assert engine.bridges.ports[uuid(va)] == (bridge, port_a)
+    ok(call("VM.start", a, False, False))  # back, as vif<its domain>.0
+    assert engine.bridges.ports[uuid(va)][0] == bridge
+    assert re.match(r"^vif\d+\.0$", engine.bridges.ports[uuid(va)][1])
     ok(call("VM.hard_shutdown", a))
     ok(call("VM.hard_shutdown", b))
     assert engine.bridges.ports == {} and engine.bridges.created == set()
