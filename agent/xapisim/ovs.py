@@ -138,7 +138,12 @@ class Ovs(object):
         self.bridges.add(name)
         self.vsctl("--may-exist", "add-br", name, "--", "set", "Bridge", name,
                    "datapath_type=netdev", *external_ids(ids or {}))
-        self._run(self._in_ns(["ip", "link", "set", "dev", name, "up"]))
+        up = self._in_ns(["ip", "link", "set", "dev", name, "up"])
+        try:  # add-br returns once ovs-vswitchd made the device, unless it timed out
+            self._run(up)
+        except OvsError:
+            self.wait_device(name)
+            self._run(up)
 
     def del_bridge(self, name):
         self.vsctl("--if-exists", "del-br", name)
