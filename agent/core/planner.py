@@ -9,6 +9,7 @@ its index: a renamed bridge keeps it).
 The plan lists idempotent operations, and a status for every desired gateway. An empty
 plan means: nothing to write.
 """
+import re
 from collections import OrderedDict, namedtuple
 
 from agent.core import rules as rulesmod
@@ -22,6 +23,13 @@ Link = namedtuple("Link", "index name up kind")
 # the kernel is of kind "openvswitch", as XenServer's xapi* bridges are with the vswitch
 # backend). An address on anything else (lo, eth0, a VM's vif) is not a gateway.
 BRIDGE_KINDS = frozenset(["bridge", "openvswitch"])
+# Open vSwitch's userspace datapath (datapath_type=netdev, on hosts without the openvswitch
+# kernel module, such as this project's test machines) shows a bridge's own port as a tap
+# device, of kind "tun". qemu gives HVM guests taps too (tap<domid>.<n>), so a tun device is
+# taken for a bridge only under the names XAPI keeps for its own bridges: xapi<N> (XAPI
+# refuses a user's bridge name that starts with "xapi").
+USERSPACE_OVS_KIND = "tun"
+_XAPI_BRIDGE = re.compile(r"^xapi[0-9]+$")
 Route = namedtuple("Route", "network ifindex")          # main table, IPv4
 # key: our comment, or None; match: rules.match_of's tuple (src, dst, in_iface, out_iface,
 # proto, dport, dst_type, to_destination) as read from the kernel, or None where the
@@ -178,7 +186,8 @@ def plan_network(desired, observed, owned=None, previous=()):
 def not_a_bridge(link):
     """Why a gateway may not go on ``link`` (a Link, or None when it does not exist yet):
     the sentence when it is not a bridge (BRIDGE_KINDS), else None."""
-    if link is None or link.kind in BRIDGE_KINDS:
+    if link is None or link.kind in BRIDGE_KINDS or (
+            link.kind == USERSPACE_OVS_KIND and _XAPI_BRIDGE.match(link.name)):
         return None
     return ("%s is not a bridge (%s): a gateway goes on a Linux or Open vSwitch bridge; the "
             "interface is left alone" % (link.name, "an interface of kind %s" % link.kind

@@ -25,7 +25,7 @@ NAT, FWD = "XGW-POSTROUTING", "XGW-FORWARD"
 PRE, OUT = "XGW-PREROUTING", "XGW-OUTPUT"
 RH = "RH-Firewall-1-INPUT"
 
-INDEX = {"eth0": 1, "ghost": 7}
+INDEX = {"eth0": 1, "ghost": 7, "tap3.0": 8}
 INDEX.update(("xapi%d" % n, 10 + n) for n in range(1, 10))
 ETH0_ADDRESS = ipaddress.IPv4Interface("192.0.2.10/24")
 DEFAULT_ROUTE = Route(ipaddress.IPv4Network("0.0.0.0/0"), 1)
@@ -464,6 +464,12 @@ CONFLICTS = [
              {"g1": (REFUSED, ["not a bridge"]), "g2": (PENDING, [])}),
     conflict("an-open-vswitch-bridge-is-a-bridge", [G1],
              kernel(bridges=["xapi1"], kinds={"xapi1": "openvswitch"}), {"g1": (PENDING, [])}),
+    # OVS's userspace datapath: the bridge's port is a tap, a bridge under XAPI's names only
+    conflict("a-userspace-open-vswitch-bridge-is-a-bridge", [G1],
+             kernel(bridges=["xapi1"], kinds={"xapi1": "tun"}), {"g1": (PENDING, [])}),
+    conflict("a-guest-tap-is-not-a-bridge", [gw("g1", "tap3.0", "172.16.1.1/24")],
+             kernel(bridges=["tap3.0"], kinds={"tap3.0": "tun"}),
+             {"g1": (REFUSED, ["tap3.0 is not a bridge (an interface of kind tun)"])}),
     conflict("overlapping-gateways-first-by-name", [G_WIDE, G1],
              kernel(bridges=["xapi1", "xapi2"]),
              {"g1": (PENDING, []),
