@@ -7,15 +7,18 @@ implicit messages (getters, setters, constructors...) are all derived from this 
 import datetime
 import json
 import os
-import xmlrpc.client
 from collections import namedtuple
 
 Field = namedtuple("Field", "name type qualifier default")
+# A field whose value xapi keeps in step with another class's field: ``many`` is the
+# "A ref set" on ``target`` that lists the objects whose ``field`` points at it
+# (one-to-many), or, when ``field`` is itself a set, its mirror (many-to-many).
+Relation = namedtuple("Relation", "cls field target many one_to_many")
 Param = namedtuple("Param", "name type required")
 Message = namedtuple("Message", "name params result implicit errors constructor_args "
                                 "constructor_required")
 
-EPOCH = xmlrpc.client.DateTime(datetime.datetime(1970, 1, 1))
+EPOCH = datetime.datetime(1970, 1, 1)
 NULL_REF = "OpaqueRef:NULL"
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -28,10 +31,28 @@ class XapiClass(object):
 
 
 class Datamodel(object):
-    def __init__(self, classes, errors):
+    def __init__(self, classes, errors, relations=()):
         self.classes = classes      # name -> XapiClass
         self.errors = errors        # code -> [parameter names]
         self._by_lower = {name.lower(): name for name in classes}
+        self.relations = self._relations(relations)
+
+    def _relations(self, pairs):
+        """The pairs of xen-api's relations list that the published classes carry, as
+        Relations; a pair whose field types do not make a relation between published
+        fields (xapi-internal fields, role.subroles paired with itself) is left out."""
+        out = []
+        for (cls, field), (target, many) in pairs:
+            one = self.classes.get(cls) and self.classes[cls].fields.get(field)
+            other = self.classes.get(target) and self.classes[target].fields.get(many)
+            if not one or not other or (cls, field) == (target, many):
+                continue
+            if one.type == "%s ref" % target and other.type == "%s ref set" % cls:
+                out.append(Relation(cls, field, target, many, True))
+            elif one.type == "%s ref set" % target and other.type == "%s ref set" % cls:
+                out.append(Relation(cls, field, target, many, False))
+                out.append(Relation(target, many, cls, field, False))
+        return out
 
     @classmethod
     def load(cls, directory=None):
@@ -40,6 +61,8 @@ class Datamodel(object):
             data = json.load(f)
         with open(os.path.join(directory, "errors.json")) as f:
             errors = json.load(f)["errors"]
+        with open(os.path.join(directory, "relations.json")) as f:
+            relations = json.load(f)["relations"]
         classes = {}
         for name, raw in data["classes"].items():
             fields = {f["name"]: Field(f["name"], f["type"], f["qualifier"],
@@ -55,7 +78,7 @@ class Datamodel(object):
                     constructor_args=m.get("constructor_args"),
                     constructor_required=m.get("constructor_required"))
             classes[name] = XapiClass(name, fields, messages)
-        return cls(classes, {e["name"]: e["params"] for e in errors})
+        return cls(classes, {e["name"]: e["params"] for e in errors}, relations)
 
     def class_named(self, name):
         """The class for a method-name prefix (xapi matches class names case-insensitively:

@@ -6,32 +6,19 @@ for any transport to encode. Explicit (non-implicit) messages are served by hand
 registered per "class.message"; a message with neither answers MESSAGE_METHOD_UNKNOWN
 (honest: it is not simulated) rather than pretending.
 """
+import datetime
 import threading
 import time
 import uuid as uuidlib
+import xmlrpc.client
 from collections import deque
 
 from agent.xapisim import datamodel as dm
 
 LOGIN_METHODS = ("login_with_password", "slave_local_login_with_password")
+ASYNC = "Async."
 
 EVENT_LOG = 10000  # events kept for event.from; an older token gets EVENTS_LOST
-
-# xapi's one-to-many relations (datamodel.ml "relations"), as (class, ref field, target
-# class, set field on the target): the set is maintained from the ref, as xapi does.
-RELATIONS = (
-    ("PIF", "network", "network", "PIFs"),
-    ("VIF", "network", "network", "VIFs"),
-    ("VIF", "VM", "VM", "VIFs"),
-    ("VBD", "VM", "VM", "VBDs"),
-    ("VBD", "VDI", "VDI", "VBDs"),
-    ("VDI", "SR", "SR", "VDIs"),
-    ("PBD", "SR", "SR", "PBDs"),
-    ("PBD", "host", "host", "PBDs"),
-    ("PIF", "host", "host", "PIFs"),
-    ("VLAN", "tagged_PIF", "PIF", "VLAN_slave_of"),
-)
-
 
 class XapiFailure(Exception):
     """A XenAPI error: a code from errors.json and its parameters (as strings)."""
@@ -70,6 +57,20 @@ class Engine(object):
         self.changed = threading.Condition(self.lock)
         self.events = deque(maxlen=EVENT_LOG)  # (id, class, operation, ref)
         self.event_id = 0
+        # class -> the relations in which one of its fields takes part (datamodel data)
+        self.relations = {}
+        for relation in model.relations:
+            self.relations.setdefault(relation.cls, []).append(relation)
+        # class -> callable(engine, ref, record) -> that object's allowed_operations,
+        # recomputed whenever the object changes (agent/xapisim/lifecycle.py)
+        self.allowed = {}
+        # class -> [callable(engine, ref, record)]: runs when an object of that class
+        # changes, to refresh what depends on it (a VM's power state -> its VIFs' ops)
+        self.dependents = {}
+        self.handlers["task.create"] = _task_create
+        self.handlers["task.cancel"] = _task_cancel
+        self.handlers["task.destroy"] = lambda engine, session, task: engine.destroy(
+            "task", task) or ""
 
     # ---- objects -----------------------------------------------------------------------
     def create(self, class_name, **values):
@@ -109,33 +110,114 @@ class Engine(object):
         """Record an event (what event.from reports) and wake its waiters."""
         if class_name in ("session", "event"):
             return
+        record = self.objects[class_name].get(ref)
+        if operation != "del" and record is not None:
+            rule = self.allowed.get(class_name)
+            if rule is not None:
+                record["allowed_operations"] = rule(self, ref, record)
+            for refresh in self.dependents.get(class_name, ()):
+                refresh(self, ref, record)
         with self.lock:
             self.event_id += 1
             self.events.append((self.event_id, class_name, operation, ref))
             self.changed.notify_all()
 
     def _relate(self, class_name, ref, record, add, only=None):
-        for source, field, target, many in RELATIONS:
-            if source != class_name or (only is not None and field != only):
+        """Keep the other side of each relation of ``class_name`` in step with
+        ``record`` (xapi's relations, from the datamodel data): a VM's resident_on is
+        listed in that host's resident_VMs, a VM_group in VM.groups lists the VM in
+        its VMs."""
+        for relation in self.relations.get(class_name, ()):
+            if only is not None and relation.field != only:
                 continue
-            other = self.objects[target].get(record.get(field))
-            if other is None:
-                continue
-            if add and ref not in other[many]:
-                other[many].append(ref)
-            elif not add and ref in other[many]:
-                other[many].remove(ref)
-            else:
-                continue
-            self.touched(target, record.get(field), "mod")
+            value = record.get(relation.field)
+            for other_ref in ([value] if relation.one_to_many else list(value or ())):
+                other = self.objects[relation.target].get(other_ref)
+                if other is None:
+                    continue
+                many = other[relation.many]
+                if add and ref not in many:
+                    many.append(ref)
+                elif not add and ref in many:
+                    many.remove(ref)
+                else:
+                    continue
+                self.touched(relation.target, other_ref, "mod")
 
     # ---- calls -------------------------------------------------------------------------
-    def call(self, method, params):
+    def call(self, method, params, protocol="xmlrpc"):
+        """xapi's reply struct for ``method(*params)``, its values encoded for
+        ``protocol``: "xmlrpc" (int64 as decimal strings, datetimes as DateTime) or
+        "json" (as rpclib writes them: JSON integers, datetimes as strings)."""
         with self.lock:
             try:
-                return {"Status": "Success", "Value": self._call(method, list(params))}
+                if method.startswith(ASYNC):
+                    value = self._call_async(method[len(ASYNC):], list(params))
+                else:
+                    value = self._call(method, list(params))
+                return {"Status": "Success", "Value": encode(value, protocol)}
             except XapiFailure as failure:
                 return {"Status": "Failure", "ErrorDescription": failure.description()}
+
+    def _call_async(self, method, params):
+        """Async.class.message: checks the call as the synchronous one would, then
+        returns a pending task at once and runs the call in the background; the task
+        ends with status success (result: the value as XML-RPC writes it) or failure
+        (error_info: the error), as xapi's are."""
+        found = self._message(method)
+        cls, message = found or (None, None)
+        # xapi has no Async form of the getters and field setters
+        if message is None or not message.params or message.name.startswith("get_") or \
+                _accessor(cls, message.name):
+            raise XapiFailure("MESSAGE_METHOD_UNKNOWN", ASYNC + method)
+        if not params or params[0] not in self.objects["session"]:
+            raise XapiFailure("SESSION_INVALID", params[0] if params else "")
+        key = "%s.%s" % (cls.name, message.name)
+        self._check_arity(key, message, params, with_session=True)
+        task = self.new_task(ASYNC + key, params[0])
+
+        def run():
+            with self.lock:
+                try:
+                    value = self._call(method, params)
+                except XapiFailure as failure:
+                    self.finish_task(task, "failure", error=failure.description())
+                else:
+                    self.finish_task(task, "success", result=value)
+        thread = threading.Thread(target=run, name="xapisim-task")
+        thread.daemon = True
+        thread.start()
+        return task
+
+    def new_task(self, label, session, description=""):
+        host = next(iter(self.objects["host"]), dm.NULL_REF)
+        return self.create("task", name_label=label, name_description=description,
+                           status="pending", progress=0.0, created=_now(),
+                           resident_on=host, other_config={},
+                           allowed_operations=["cancel"])
+
+    def finish_task(self, task, status, result=None, error=()):
+        """End a pending task: ``status`` success (``result``, any value), failure
+        (``error``, an ErrorDescription) or cancelled."""
+        record = self.objects["task"].get(task)
+        if record is None or record["status"] != "pending":
+            return
+        if result is not None and result != "":
+            # the value's XML-RPC <value> element, as xapi records it
+            text = xmlrpc.client.dumps((encode(result, "xmlrpc"),))
+            record["result"] = text[text.index("<value>"):text.rindex("</param>")].strip()
+        record.update(status=status, error_info=list(error), progress=1.0,
+                      finished=_now(), allowed_operations=[])
+        self.touched("task", task, "mod")
+
+    def _message(self, method):
+        """(class, message) for a method name (class.message or class_message)."""
+        class_name, _, message_name = method.partition(".")
+        if not message_name:  # xapi also accepts class_message
+            class_name, _, message_name = method.partition("_")
+        cls = self.model.class_named(class_name)
+        message = cls.messages.get(message_name) if cls else None
+        return (cls, message) if message is not None else None
 
     def _call(self, method, params):
         class_name, _, message_name = method.partition(".")
@@ -213,9 +295,9 @@ class Engine(object):
         if name == "get_all":
             return list(store)
         if name == "get_all_records":
-            return {ref: self._wire_record(cls, rec) for ref, rec in store.items()}
+            return {ref: self.wire_record(cls, rec) for ref, rec in store.items()}
         if name == "get_record":
-            return self._wire_record(cls, self.record(cls.name, args[0]))
+            return self.wire_record(cls, self.record(cls.name, args[0]))
         if name == "get_by_uuid":
             for ref, rec in store.items():
                 if rec.get("uuid") == args[0]:
@@ -241,7 +323,7 @@ class Engine(object):
         raise XapiFailure("MESSAGE_METHOD_UNKNOWN", "%s.%s" % (cls.name, name))
 
     def _get(self, cls, field, ref):
-        return _wire(field.type, self.objects[cls.name][ref][field.name])
+        return _copy(self.objects[cls.name][ref][field.name])
 
     def _set(self, cls, field, ref, value):
         self.set_field(cls.name, ref, field.name, _from_wire(field.type, value))
@@ -261,14 +343,14 @@ class Engine(object):
 
     def _add(self, cls, field, ref, value):
         values = self.objects[cls.name][ref][field.name]
-        if value not in values:
-            values.append(value)
+        if value not in values:  # through set_field: the field may be in a relation
+            self.set_field(cls.name, ref, field.name, values + [value])
         return ""
 
     def _remove(self, cls, field, ref, value):
         values = self.objects[cls.name][ref][field.name]
         if value in values:
-            values.remove(value)
+            self.set_field(cls.name, ref, field.name, [v for v in values if v != value])
         return ""
 
     def check_constructor(self, message, args):
@@ -287,9 +369,8 @@ class Engine(object):
                 values[name] = _from_wire(cls.fields[name].type, args[name])
         return self.create(cls.name, **values)
 
-    def _wire_record(self, cls, record):
-        return {name: _wire(cls.fields[name].type, value) for name, value in record.items()
-                if name in cls.fields}
+    def wire_record(self, cls, record):
+        return {name: _copy(value) for name, value in record.items() if name in cls.fields}
 
 
 def _accessor(cls, name):
@@ -335,16 +416,16 @@ def _event_from(engine, session, classes, token, timeout):
 def _event_batch(engine, events, last_id):
     out = []
     for event_id, class_name, operation, ref in events:
-        event = {"id": str(event_id), "timestamp": "%.6f" % time.time(),
+        event = {"id": event_id, "timestamp": "%.6f" % time.time(),
                  "class": class_name.lower(), "operation": operation, "ref": ref}
         record = engine.objects[class_name].get(ref)
         if operation != "del" and record is not None:
-            event["snapshot"] = engine._wire_record(engine.model.classes[class_name], record)
+            event["snapshot"] = engine.wire_record(engine.model.classes[class_name], record)
         out.append(event)
     counts = {}
     for event in out:
         counts[event["class"]] = len(engine.objects[_class_named(engine, event["class"])])
-    return {"events": out, "valid_ref_counts": {k: str(v) for k, v in counts.items()},
+    return {"events": out, "valid_ref_counts": counts,
             "token": str(last_id)}
 
 
@@ -357,18 +438,44 @@ def _logout(engine, session):
     return ""
 
 
-def _wire(type_name, value):
-    """int64 values travel as decimal strings (Python's xmlrpc cannot send ints > 2^31)."""
-    if type_name == "int":
-        return str(value)
-    if type_name == "int set":
-        return [str(v) for v in value]
-    if type_name.startswith("(int -> int)"):
-        return {str(k): str(v) for k, v in value.items()}
+def encode(value, protocol):
+    """A value as ``protocol`` carries it. XML-RPC: int64 as decimal strings (Python's
+    xmlrpc cannot send ints above 2^31; xapi sends every int so), datetimes as
+    dateTime.iso8601. JSON-RPC (rpclib): integers as JSON integers, datetimes as
+    strings in xapi's form (19700101T00:00:00Z). Map keys are strings in both."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, float)):
+        return value
+    if isinstance(value, int):
+        return str(value) if protocol == "xmlrpc" else value
+    if isinstance(value, datetime.datetime):
+        text = value.strftime("%Y%m%dT%H:%M:%SZ")
+        return xmlrpc.client.DateTime(text) if protocol == "xmlrpc" else text
+    if isinstance(value, dict):
+        return {str(k): encode(v, protocol) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(v, protocol) for v in value]
     return value
 
 
+def _now():
+    return datetime.datetime.utcnow().replace(microsecond=0)
+
+
+def _task_create(engine, session, label, description):
+    return engine.new_task(label, session, description)
+
+
+def _task_cancel(engine, session, task):
+    record = engine.record("task", task)
+    if record["status"] != "pending":
+        raise XapiFailure("OPERATION_NOT_ALLOWED", "task %s is %s" % (task, record["status"]))
+    engine.finish_task(task, "cancelled", error=["TASK_CANCELLED", task])
+    return ""
+
+
 def _from_wire(type_name, value):
+    if type_name == "datetime":
+        return _datetime(value)
     if type_name == "int":
         try:
             return int(value)
@@ -377,6 +484,20 @@ def _from_wire(type_name, value):
     if type_name == "bool" and not isinstance(value, bool):
         raise XapiFailure("FIELD_TYPE_ERROR", type_name)
     return _copy(value)
+
+
+def _datetime(value):
+    """A datetime from either wire: XML-RPC's DateTime or a string (both ISO 8601
+    basic, with or without a Z)."""
+    if isinstance(value, datetime.datetime):
+        return value
+    text = str(value.value if isinstance(value, xmlrpc.client.DateTime) else value)
+    for form in ("%Y%m%dT%H:%M:%SZ", "%Y%m%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.datetime.strptime(text, form)
+        except ValueError:
+            pass
+    raise XapiFailure("FIELD_TYPE_ERROR", "datetime")
 
 
 def _copy(value):

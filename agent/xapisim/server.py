@@ -44,17 +44,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(data, "text/xml")
 
     def _jsonrpc(self, body):
+        """As xapi's api_server.ml with rpclib's Jsonrpc.version_id_and_call_of_string:
+        a request it cannot take (no method, a 1.0 call without a params list, any call
+        without an id, params of a 2.0 call neither a list, an object nor null) raises
+        Malformed_method_request, which xapi answers with HTTP 500."""
         try:
             request = json.loads(body.decode("utf-8"))
-            method, params = request["method"], request.get("params", [])
-            if not isinstance(method, str) or not isinstance(params, list):
-                raise ValueError("method must be a string and params a list")
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            self.send_error(500, "not a JSON-RPC call")
+            if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+                raise ValueError("no method")
+            version = request.get("jsonrpc")
+            if version not in (None, "2.0"):
+                raise ValueError("jsonrpc must be 2.0 or absent")
+            params = request.get("params")
+            if version is None and not isinstance(params, list):
+                raise ValueError("a 1.0 call needs a params list")
+            if params is None:
+                params = []              # rpclib: a 2.0 call without params has none
+            elif isinstance(params, dict):
+                params = [params]        # rpclib: a 2.0 by-name call is one struct
+            elif not isinstance(params, list):
+                raise ValueError("params must be a list")
+            if request.get("id") is None:
+                raise ValueError("no id")
+        except (ValueError, UnicodeDecodeError):
+            self.send_error(500, "Malformed_method_request")
             return
-        reply = self.server.engine.call(method, params)
-        v2 = request.get("jsonrpc") == "2.0"
-        out = {"id": request.get("id")}
+        reply = self.server.engine.call(request["method"], params, protocol="json")
+        v2 = version == "2.0"
+        out = {"id": request["id"]}
         if reply["Status"] == "Success":
             out["result"] = reply["Value"]
             if not v2:
