@@ -11,6 +11,8 @@ the creation goes on and the result carries a warning), "refuse" (nothing is cre
 """
 import logging
 import re
+from xml.dom import minidom
+from xml.parsers.expat import ExpatError
 
 import XenAPI
 
@@ -28,6 +30,7 @@ NULL = "OpaqueRef:NULL"
 DEFAULT_TEMPLATE = "Other install media"
 HIMN_DEVICE = "9"            # the XenCenter HIMN plug-in's VIF device
 HIMN_MAC_KEY = "vm-data/himn_mac"
+TEMPLATE_DISKS = "disks"     # xapi_templates.ml: the disks VM.provision makes, as XML
 CD_DEVICE = "3"              # xapi's (and XenCenter's) CD drive position on HVM guests
 MAX_DISKS = 15               # userdevices 0..15 without the CD's
 MAX_DISK_GIB = 2040          # the VHD format's limit
@@ -92,6 +95,14 @@ class Vms(object):
         if not templates:
             raise NotFound("no template named %s" % template, field="template")
 
+        # A template may describe disks (other_config:disks) that VM.provision makes:
+        # given disks replace them; without, they go on the default SR, as xe vm-install
+        # does (xapi itself needs the SR's uuid in the description).
+        template_sr = None
+        if TEMPLATE_DISKS in self.x.VM.get_other_config(templates[0]) and not disk_plan:
+            srs = self.x.SR.get_all_records()
+            template_sr = srs[self._sr(None, srs, "template disks")]["uuid"]
+
         with steps.pool(self.x).claim("VM", name, lambda: self._name_free(name)), \
                 steps.Operation(self.x, "create VM %s" % name) as op:
             made = {"vm": None, "vdis": [], "started": False}
@@ -99,7 +110,17 @@ class Vms(object):
             progress("clone %s" % template)
             vm = made["vm"] = step("clone the template", self.x.VM.clone, templates[0],
                                    op.temp_name)
+            described = step("read the template's disks", self.x.VM.get_other_config,
+                             vm).get(TEMPLATE_DISKS)
+            if described is not None:
+                self._template_disks(vm, described, template_sr)
             step("provision", self.x.VM.provision, vm)
+            for vbd in step("read the provisioned disks", self.x.VM.get_VBDs, vm):
+                vdi = step("read a provisioned disk", self.x.VBD.get_VDI, vbd)
+                made["vdis"].append(vdi)
+                for key, value in sorted(op.mark.items()):
+                    step("mark a provisioned disk", self.x.VDI.add_to_other_config, vdi, key,
+                         value)
             step("make it a VM", self.x.VM.set_is_a_template, vm, False)
             progress("memory and vCPUs")
             step("set memory", self.x.VM.set_memory_limits, vm, str(min(memory, 128 * MIB)),
@@ -216,6 +237,23 @@ class Vms(object):
         return self.view(vm)
 
     # ---- helpers -----------------------------------------------------------------------
+    def _template_disks(self, vm, xml, sr_uuid):
+        """Drop the clone's disk description ``xml`` (``sr_uuid`` None) or put every
+        disk of it on that SR."""
+        step("clear the template's disks", self.x.VM.remove_from_other_config, vm,
+             TEMPLATE_DISKS)
+        if sr_uuid is not None:
+            try:
+                spec = minidom.parseString(xml)
+            except ExpatError:
+                raise XapiCallFailed("the template's other_config:disks is not XML",
+                                     step="read the template's disks")
+            for disk in spec.getElementsByTagName("disk"):
+                disk.setAttribute("sr", sr_uuid)
+            step("put the template's disks on SR %s" % sr_uuid,
+                 self.x.VM.add_to_other_config, vm, TEMPLATE_DISKS,
+                 spec.documentElement.toxml())
+
     def _attach_himn(self, vm, himn):
         vif = step("create the HIMN VIF", self.x.VIF.create, _vif(vm, himn, HIMN_DEVICE))
         try:

@@ -23,6 +23,8 @@ def install(engine):
     engine.handlers["VBD.destroy"] = vbd_destroy
     engine.handlers["VBD.insert"] = vbd_insert
     engine.handlers["VBD.eject"] = vbd_eject
+    engine.handlers["PBD.plug"] = pbd_plug
+    engine.handlers["PBD.unplug"] = pbd_unplug
 
 
 def seed(engine, host, isos=DEFAULT_ISOS):
@@ -160,4 +162,27 @@ def vbd_eject(engine, session, vbd):
         raise XapiFailure("VBD_IS_EMPTY", vbd)
     engine.set_field("VBD", vbd, "VDI", NULL_REF)
     engine.set_field("VBD", vbd, "empty", True)
+    return ""
+
+
+def pbd_plug(engine, session, pbd):
+    """Attach the SR on the PBD's host (a no-op when attached, as in xapi)."""
+    engine.record("PBD", pbd)
+    engine.set_field("PBD", pbd, "currently_attached", True)
+    return ""
+
+
+def pbd_unplug(engine, session, pbd):
+    """Detach the SR from the host; refused while VDIs on it are attached, with
+    VDI_IN_USE [each such VDI] (xapi_pbd.ml unplug)."""
+    record = engine.record("PBD", pbd)
+    if not record["currently_attached"]:
+        return ""
+    sr = engine.objects["SR"].get(record["SR"], {"VDIs": []})
+    active = [vdi for vdi in sr["VDIs"]
+              if any(engine.record("VBD", vbd)["currently_attached"]
+                     for vbd in engine.record("VDI", vdi)["VBDs"])]
+    if active:
+        raise XapiFailure("VDI_IN_USE", *active)
+    engine.set_field("PBD", pbd, "currently_attached", False)
     return ""

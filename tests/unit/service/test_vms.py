@@ -293,3 +293,47 @@ def test_the_name_of_a_vm_being_created_is_refused(xenapi, engine):
         Vms(xenapi).create("xgw-creating-0123456789abcdef0123456789abcdef")
     assert info.value.details["field"] == "name"
     assert len(engine.objects["VM"]) == before
+
+
+DEBIAN_DISKS = ('<provision><disk device="0" size="%d" sr="" bootable="true" type="system"/>'
+                '<disk device="1" size="%d" sr="" bootable="false" type="user"/></provision>'
+                % (8 * GIB, 2 * GIB))
+
+
+@pytest.fixture
+def disk_template(xenapi):
+    """A template as real hosts ship them: its disks described in other_config:disks
+    (xapi_templates.ml), made by VM.provision, with the SR left for the installer."""
+    base = xenapi.VM.get_by_name_label("Other install media")[0]
+    template = xenapi.VM.clone(base, "Debian Bookworm 12")
+    xenapi.VM.add_to_other_config(template, "disks", DEBIAN_DISKS)
+    return "Debian Bookworm 12"
+
+
+def test_a_template_with_disks_gets_them_on_the_default_sr(lab, xenapi, disk_template):
+    view = lab.create("web", template=disk_template)
+    assert [(d["device"], d["size_gib"], d["sr"]) for d in view["disks"]] == [
+        (0, 8, "Local storage"), (1, 2, "Local storage")]
+    rec = record(xenapi, view)
+    assert "disks" not in rec["other_config"] and rec["is_a_template"] is False
+    assert xenapi.VM.get_is_a_template(xenapi.VM.get_by_name_label(disk_template)[0])
+
+
+def test_given_disks_replace_the_templates(lab, xenapi, disk_template):
+    view = lab.create("db", template=disk_template, disks=[{"size_gib": 20}])
+    assert [(d["device"], d["size_gib"]) for d in view["disks"]] == [(0, 20)]
+
+
+def test_a_template_without_disks_gets_only_the_given_ones(lab, xenapi):
+    view = lab.create("plain", disks=[{"size_gib": 3}])
+    assert [(d["device"], d["size_gib"]) for d in view["disks"]] == [(0, 3)]
+    assert lab.create("bare")["disks"] == []
+
+
+def test_a_failure_after_provisioning_removes_the_provisioned_disks(lab, engine,
+                                                                     disk_template):
+    before = counts(engine)
+    engine.fail_next["VM.set_memory_limits"] = [XapiFailure("INTERNAL_ERROR", "boom")]
+    with pytest.raises(XapiCallFailed):
+        lab.create("web", template=disk_template)
+    assert counts(engine) == before
