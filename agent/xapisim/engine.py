@@ -10,6 +10,7 @@ import datetime
 import threading
 import time
 import uuid as uuidlib
+import xml.sax.saxutils
 import xmlrpc.client
 from collections import deque
 
@@ -203,9 +204,15 @@ class Engine(object):
         if record is None or record["status"] != "pending":
             return
         if result is not None and result != "":
-            # the value's XML-RPC <value> element, as xapi records it
-            text = xmlrpc.client.dumps((encode(result, "xmlrpc"),))
-            record["result"] = text[text.index("<value>"):text.rindex("</param>")].strip()
+            # the value's XML-RPC <value> element, as xapi records it (a string, such
+            # as a ref, without a <string> tag)
+            value = encode(result, "xmlrpc")
+            if isinstance(value, str):
+                text = "<value>%s</value>" % xml.sax.saxutils.escape(value)
+            else:
+                text = xmlrpc.client.dumps((value,))
+                text = text[text.index("<value>"):text.rindex("</param>")].strip()
+            record["result"] = text
         record.update(status=status, error_info=list(error), progress=1.0,
                       finished=_now(), allowed_operations=[])
         self.touched("task", task, "mod")
