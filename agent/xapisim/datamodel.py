@@ -61,7 +61,10 @@ class Datamodel(object):
             data = json.load(f)
         with open(os.path.join(directory, "errors.json")) as f:
             errors = json.load(f)["errors"]
-        with open(os.path.join(directory, "relations.json")) as f:
+        relations = os.path.join(directory, "relations.json")
+        if not os.path.exists(relations):  # a datamodel copy of its own may lack it
+            relations = os.path.join(DATA_DIR, "relations.json")
+        with open(relations) as f:
             relations = json.load(f)["relations"]
         classes = {}
         for name, raw in data["classes"].items():
