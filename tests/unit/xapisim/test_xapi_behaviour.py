@@ -3,19 +3,11 @@ real SDK on HTTP where a client would see it."""
 import threading
 import time
 
-import pytest
-import XenAPI
-
 from agent.xapisim import datamodel as dm
 from tests.unit.xapisim.replies import error, ok
+from tests.unit.xapisim.test_sdk import failure, login
 
 GIB = 1024 ** 3
-
-
-def failure(call, *args):
-    with pytest.raises(XenAPI.Failure) as info:
-        call(*args)
-    return info.value.details
 
 
 def guest(x, name="guest"):
@@ -299,10 +291,7 @@ def test_vms_which_prevent_evacuation(xenapi):
 # ---- event.from while a task runs in another thread --------------------------------------
 def test_a_watcher_sees_the_vm_change_of_an_async_call(served):
     _engine, url, _unix = served
-    watcher = XenAPI.Session(url)
-    watcher.xenapi.login_with_password("root", "", "1.0", "watcher")
-    client = XenAPI.Session(url)
-    client.xenapi.login_with_password("root", "", "1.0", "client")
+    watcher, client = login(url), login(url)
     vm = guest(client.xenapi)
     token = watcher.xenapi.event_from(["vm/%s" % vm], "", 0.0)["token"]
     seen = {}
