@@ -175,7 +175,7 @@ class Engine(object):
             raise XapiFailure("SESSION_INVALID", params[0] if params else "")
         key = "%s.%s" % (cls.name, message.name)
         self._check_arity(key, message, params, with_session=True)
-        task = self.new_task(ASYNC + key, params[0])
+        task = self.new_task(ASYNC + key)
 
         def run():
             with self.lock:
@@ -183,6 +183,9 @@ class Engine(object):
                     value = self._call(method, params)
                 except XapiFailure as failure:
                     self.finish_task(task, "failure", error=failure.description())
+                except Exception as exc:  # a simulator bug: the task says so, not hangs
+                    self.finish_task(task, "failure", error=["INTERNAL_ERROR", repr(exc)])
+                    raise
                 else:
                     self.finish_task(task, "success", result=value)
         thread = threading.Thread(target=run, name="xapisim-task")
@@ -190,7 +193,7 @@ class Engine(object):
         thread.start()
         return task
 
-    def new_task(self, label, session, description=""):
+    def new_task(self, label, description=""):
         host = next(iter(self.objects["host"]), dm.NULL_REF)
         return self.create("task", name_label=label, name_description=description,
                            status="pending", progress=0.0, created=_now(),
@@ -219,19 +222,19 @@ class Engine(object):
 
     def _message(self, method):
         """(class, message) for a method name (class.message or class_message)."""
-        class_name, _, message_name = method.partition(".")
-        if not message_name:  # xapi also accepts class_message
-            class_name, _, message_name = method.partition("_")
-        cls = self.model.class_named(class_name)
-        message = cls.messages.get(message_name) if cls else None
+        cls, _name, message = self._parse(method)
         return (cls, message) if message is not None else None
 
-    def _call(self, method, params):
+    def _parse(self, method):
+        """(class or None, message name, message or None) of a method name."""
         class_name, _, message_name = method.partition(".")
         if not message_name:  # xapi also accepts class_message
             class_name, _, message_name = method.partition("_")
         cls = self.model.class_named(class_name)
-        message = cls.messages.get(message_name) if cls else None
+        return cls, message_name, cls.messages.get(message_name) if cls else None
+
+    def _call(self, method, params):
+        cls, message_name, message = self._parse(method)
         if message is None and cls is not None and "%s.%s" % (cls.name, message_name) in \
                 self.hidden:
             return self._call_hidden("%s.%s" % (cls.name, message_name), params)
@@ -469,7 +472,7 @@ def _now():
 
 
 def _task_create(engine, session, label, description):
-    return engine.new_task(label, session, description)
+    return engine.new_task(label, description)
 
 
 def _task_cancel(engine, session, task):

@@ -1,4 +1,5 @@
-"""Rebuild datamodel.json and errors.json from the xapi project's public sources.
+"""Rebuild datamodel.json, errors.json and relations.json from the xapi project's public
+sources.
 
 - ``datamodel.json`` from the datamodel the xapi project publishes for its documentation
   site (``_data/xenapi.json`` of xapi-project/xapi-project.github.io, a list of classes),
@@ -6,6 +7,9 @@
 - ``errors.json`` from xen-api's ``ocaml/idl/datamodel_errors.ml`` (every ``error
   Api_errors.x ["param"; ...] ...`` declaration, in order) and
   ``ocaml/xapi-consts/api_errors.ml`` (``let x = add_error "CODE"``: the wire names).
+- ``relations.json`` from xen-api's ``ocaml/idl/datamodel.ml`` (``all_relations``: the
+  pairs of fields xapi keeps in step) and ``ocaml/idl/datamodel_common.ml`` (``let _vm =
+  "VM"``: the class names).
 
 Usage (README.md beside this file gives the exact commands and the commits verified)::
 
@@ -32,7 +36,13 @@ DATAMODEL_SOURCE = (
 ERRORS_SOURCE = (
     "XenAPI error codes and their parameter names, from xen-api "
     "ocaml/idl/datamodel_errors.ml and ocaml/xapi-consts/api_errors.ml")
+RELATIONS_SOURCE = (
+    "xen-api ocaml/idl/datamodel.ml all_relations (class names from "
+    "ocaml/idl/datamodel_common.ml); each entry pairs a field with the field on the other "
+    "class that xapi keeps in step with it")
 DATAMODEL_ERRORS_ML = os.path.join("ocaml", "idl", "datamodel_errors.ml")
+DATAMODEL_ML = os.path.join("ocaml", "idl", "datamodel.ml")
+DATAMODEL_COMMON_ML = os.path.join("ocaml", "idl", "datamodel_common.ml")
 API_ERRORS_ML = os.path.join("ocaml", "xapi-consts", "api_errors.ml")
 
 # Fields a constructor record may set: xapi's implicit `create` takes every field that is
@@ -259,6 +269,58 @@ def dump_errors(document):
     return json.dumps(document, indent=0)
 
 
+# --------------------------------------------------------------------------- relations
+# ((_vm, "resident_on"), (_host, "resident_VMs")) as tokens
+_PAIR = ["(", "(", None, ",", None, ")", ",", "(", None, ",", None, ")", ")"]
+
+
+def class_names(text):
+    """datamodel_common.ml's ``let _name = "Class"`` bindings -> {_name: Class}."""
+    tokens = list(ocaml_tokens(text, DATAMODEL_COMMON_ML))
+    return {tokens[i + 1][1]: tokens[i + 3][1] for i in range(len(tokens) - 4)
+            if tokens[i] == ("ident", "let") and tokens[i + 1][0] == "ident"
+            and tokens[i + 2] == ("other", "=") and tokens[i + 3][0] == "string"
+            and tokens[i + 4] != ("other", "^")}
+
+
+def build_relations(datamodel_ml, datamodel_common_ml):
+    """The two OCaml files' texts -> the ``relations.json`` document: the pairs of
+    ``let all_relations = [...]`` in order, commented-out ones left out."""
+    names = class_names(datamodel_common_ml)
+    tokens = list(ocaml_tokens(datamodel_ml, DATAMODEL_ML))
+    try:
+        start = next(i for i in range(len(tokens) - 3)
+                     if tokens[i:i + 3] == [("ident", "let"), ("ident", "all_relations"),
+                                            ("other", "=")])
+    except StopIteration:
+        raise SourceError("%s has no all_relations" % DATAMODEL_ML)
+    relations, i = [], start + 4
+    while tokens[i] != ("other", "]"):
+        if tokens[i][0] == "eof":
+            raise SourceError("%s: all_relations does not end" % DATAMODEL_ML)
+        window = tokens[i:i + len(_PAIR)]
+        shaped = len(window) == len(_PAIR) and all(
+            want is None or token == ("other", want) for want, token in zip(_PAIR, window))
+        if not shaped or window[4][0] != "string" or window[10][0] != "string":
+            i += 1
+            continue
+        pair = []
+        for cls, field in ((window[2][1], window[4][1]), (window[8][1], window[10][1])):
+            if cls not in names:
+                raise SourceError("%s names %s, which %s does not bind"
+                                  % (DATAMODEL_ML, cls, DATAMODEL_COMMON_ML))
+            pair.append([names[cls], field])
+        relations.append(pair)
+        i += len(_PAIR)
+    if not relations:
+        raise SourceError("%s: all_relations is empty" % DATAMODEL_ML)
+    return {"source": RELATIONS_SOURCE, "relations": relations}
+
+
+def dump_relations(document):
+    return json.dumps(document, indent=0)
+
+
 # --------------------------------------------------------------------------- command
 def _read(path):
     try:
@@ -282,13 +344,17 @@ def outputs(args):
         out["errors.json"] = dump_errors(build_errors(
             _read(os.path.join(args.xen_api, DATAMODEL_ERRORS_ML)),
             _read(os.path.join(args.xen_api, API_ERRORS_ML))))
+        out["relations.json"] = dump_relations(build_relations(
+            _read(os.path.join(args.xen_api, DATAMODEL_ML)),
+            _read(os.path.join(args.xen_api, DATAMODEL_COMMON_ML))))
     return out
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m agent.xapisim.data.regenerate",
-        description="Rebuild datamodel.json and errors.json from the xapi project's "
+        description="Rebuild datamodel.json, errors.json and relations.json from the xapi "
+                    "project's "
                     "public sources (agent/xapisim/data/README.md says which).")
     parser.add_argument("--xenapi-json", metavar="PATH",
                         help="_data/xenapi.json of xapi-project/xapi-project.github.io: "
@@ -300,7 +366,8 @@ def main(argv=None):
                         help="the newest release in the site's _data/releases.yml; goes "
                              "into the source key")
     parser.add_argument("--xen-api", metavar="DIR",
-                        help="a checkout of xapi-project/xen-api: rebuilds errors.json")
+                        help="a checkout of xapi-project/xen-api: rebuilds errors.json and "
+                             "relations.json")
     parser.add_argument("--out", metavar="DIR", default=DATA_DIR,
                         help="where the files go (default: %(default)s)")
     parser.add_argument("--check", action="store_true",

@@ -191,13 +191,58 @@ def test_an_errors_file_of_another_shape_is_refused(declaration, reason):
         regenerate.build_errors(declaration, API_ERRORS_ML)
 
 
+# datamodel.ml and datamodel_common.ml as xen-api writes them: class-name bindings, and
+# all_relations with a commented-out pair and a pair split over lines
+DATAMODEL_COMMON_ML = """
+let _self = "self"
+let _vm = "VM"
+(** the host class *)
+let _host = "host"
+let _vm_group = "VM_group"
+let _api = "api" ^ "_x"
+"""
+DATAMODEL_ML = """
+let other_list = [((_vm, "x"), (_host, "y"))]
+let all_relations =
+  [ (* snapshots *)
+    ((_vm, "resident_on"), (_host, "resident_VMs"))
+  ; (*  (_vm, "parent"), (_host, "children"); *)
+    ( (_vm, "groups")
+    , (_vm_group, "VMs")
+    )
+  ]
+let later = [((_host, "a"), (_vm, "b"))]
+"""
+
+
+def test_relations_are_read_in_order_without_the_commented_ones():
+    document = regenerate.build_relations(DATAMODEL_ML, DATAMODEL_COMMON_ML)
+    assert document["relations"] == [[["VM", "resident_on"], ["host", "resident_VMs"]],
+                                     [["VM", "groups"], ["VM_group", "VMs"]]]
+    assert "all_relations" in document["source"]
+
+
+@pytest.mark.parametrize("datamodel_ml,reason", [
+    ("let x = 1", "has no all_relations"),
+    ("let all_relations = []", "all_relations is empty"),
+    ('let all_relations = [((_nothing, "a"), (_vm, "b"))]', "which"),
+    ('let all_relations = [((_vm, "a"), (_host, "b"))', "does not end"),
+])
+def test_a_relations_source_of_another_shape_is_refused(datamodel_ml, reason):
+    with pytest.raises(regenerate.SourceError) as info:
+        regenerate.build_relations(datamodel_ml, DATAMODEL_COMMON_ML)
+    assert reason in str(info.value)
+
+
 @pytest.fixture
 def sources(tmp_path):
     site = tmp_path / "xenapi.json"
     site.write_text(json.dumps([WIDGET]))
     xen_api = tmp_path / "xen-api"
     for path, text in ((regenerate.DATAMODEL_ERRORS_ML, DATAMODEL_ERRORS_ML),
-                       (regenerate.API_ERRORS_ML, API_ERRORS_ML)):
+                       (regenerate.API_ERRORS_ML, API_ERRORS_ML),
+                       (regenerate.DATAMODEL_ML, DATAMODEL_ML),
+                       (regenerate.DATAMODEL_COMMON_ML, DATAMODEL_COMMON_ML)):
         (xen_api / os.path.dirname(path)).mkdir(parents=True, exist_ok=True)
         (xen_api / path).write_text(text)
     out = tmp_path / "out"
@@ -211,7 +256,7 @@ def test_the_simulator_loads_what_the_command_writes_and_check_sees_a_change(sou
     assert regenerate.main(argv + ["--check"]) == 1  # nothing there yet
     assert not os.listdir(str(out))
     assert regenerate.main(argv) == 0
-    assert sorted(os.listdir(str(out))) == ["datamodel.json", "errors.json"]
+    assert sorted(os.listdir(str(out))) == ["datamodel.json", "errors.json", "relations.json"]
 
     model = dm.Datamodel.load(str(out))
     create = model.classes["widget"].messages["create"]
@@ -222,7 +267,7 @@ def test_the_simulator_loads_what_the_command_writes_and_check_sees_a_change(sou
 
     capsys.readouterr()
     assert regenerate.main(argv + ["--check"]) == 0
-    assert capsys.readouterr().out.count(": identical\n") == 2
+    assert capsys.readouterr().out.count(": identical\n") == 3
     (out / "errors.json").write_text("{}")
     assert regenerate.main(argv + ["--check"]) == 1
     assert "errors.json: DIFFERS" in capsys.readouterr().out
