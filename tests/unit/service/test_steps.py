@@ -11,7 +11,7 @@ OP = "0123456789abcdef0123456789abcdef"
 
 def vm_names(engine):
     return sorted(r["name_label"] for r in engine.objects["VM"].values()
-                  if not r["is_a_template"])
+                  if not r["is_a_template"] and not r["is_control_domain"])
 
 
 def marked(engine, cls):
