@@ -183,7 +183,7 @@ def test_shell_one_command(sim):
     host = x.host.get_all()[0]
     code, out, err = run("shell.py", url, "root", "", "host.get_software_version", host)
     assert code == 0, err
-    assert "'product_version': '8.3.0'" in out and "'network_backend': 'bridge'" in out
+    assert "'product_version': '8.3.0'" in out and "'network_backend': 'openvswitch'" in out
     code, out, err = run("shell.py", url, "root", "", "VM.start", "OpaqueRef:nope", "False",
                          "False")
     assert code == 2 and "HANDLE_INVALID" in err

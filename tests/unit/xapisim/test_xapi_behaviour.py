@@ -31,6 +31,16 @@ def test_software_version_has_the_keys_xapi_writes(xenapi):
     assert version["xencenter_max"] == "%s.%s" % (major, minor)
 
 
+def test_software_version_names_the_network_backend(model):
+    from agent.xapisim.bridges import LinuxBridges
+    from agent.xapisim.engine import Engine
+    from agent.xapisim.seed import seed
+    for bridges, backend in ((None, "openvswitch"), (LinuxBridges(), "bridge")):
+        engine = Engine(model)
+        host, _pool = seed(engine, bridges=bridges)
+        assert engine.record("host", host)["software_version"]["network_backend"] == backend
+
+
 # ---- 2. VM.provision ---------------------------------------------------------------------
 def test_provision_makes_the_templates_disks_and_clears_template(xenapi, engine):
     sr = xenapi.pool.get_default_SR(xenapi.pool.get_all()[0])
