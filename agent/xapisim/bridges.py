@@ -63,7 +63,10 @@ class Bridges(object):
             for vif in bspec.vifs:
                 vifs[vif.vif_uuid] = (bridge, vif)
         for uuid, (bridge, port) in sorted(self.ports.items()):
-            if uuid not in vifs or vifs[uuid][0] != bridge:
+            # a VIF leaves its port when it goes, moves, or its VM's new domain (a
+            # reboot: a new domid) names its backend device anew
+            if uuid not in vifs or vifs[uuid][0] != bridge or \
+                    self.port_name(vifs[uuid][1]) != port:
                 del self.ports[uuid]
                 self.remove_port(bridge, port)
         for name in sorted(self.created - set(wanted)):

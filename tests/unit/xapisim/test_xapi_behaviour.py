@@ -145,6 +145,21 @@ def test_domid_and_metrics_follow_the_power_state(xenapi):
     assert xenapi.VM.get_domid(vm) == "-1"
 
 
+def test_a_reboot_gives_the_vifs_ports_the_new_domains_name(xenapi, engine):
+    net = xenapi.network.create({"other_config": {}})
+    vm = guest(xenapi)
+    vif = xenapi.VIF.create({"device": "0", "network": net, "VM": vm, "MAC": "", "MTU": "1500",
+                             "other_config": {}, "qos_algorithm_type": "",
+                             "qos_algorithm_params": {}})
+    xenapi.VM.start(vm, False, False)
+    uuid = xenapi.VIF.get_uuid(vif)
+    assert engine.bridges.ports[uuid][1] == "vif%s.0" % xenapi.VM.get_domid(vm)
+    xenapi.VM.hard_reboot(vm)
+    assert engine.bridges.ports[uuid][1] == "vif%s.0" % xenapi.VM.get_domid(vm)
+    xenapi.VM.hard_shutdown(vm)
+    assert uuid not in engine.bridges.ports
+
+
 def test_the_host_has_metrics_and_a_control_domain(xenapi):
     host = xenapi.host.get_all()[0]
     assert xenapi.host_metrics.get_live(xenapi.host.get_metrics(host)) is True
