@@ -1,4 +1,4 @@
-"""Networks, PIFs and VLANs as xapi treats them (the facts in ../shared/xapi/README.md).
+"""Networks, PIFs and VLANs as xapi treats them (the facts in agent/xapisim/data/README.md).
 
 - ``network.create`` with ``bridge=""`` gets ``xapi<N>``, the lowest free N; a given
   bridge name over 15 characters or starting with xen, xapi, vif, tap or eth is
