@@ -121,6 +121,9 @@ def _doctor(config, as_json):
     from agent.adapters import ovsdb
     checks.extend(doctor.network_checks(*ovsdb.network_backend(config.agent.network_conf),
                                         remote=config.agent.ovsdb, list_dbs=ovsdb.list_dbs))
+    status = _read_status(os.path.join(config.agent.runtime_dir, "status.json"))
+    if status and _alive(status.get("pid")):  # the running daemon's own findings
+        checks.extend(doctor.daemon_checks(status))
     if as_json:
         print(json.dumps({"result": doctor.worst(checks),
                           "checks": [c._asdict() for c in checks]}, indent=1))

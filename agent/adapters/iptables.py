@@ -64,28 +64,57 @@ _TABLE_NAMES = {"nat": iptc.Table.NAT, "filter": iptc.Table.FILTER}
 
 
 class XtablesLock(object):
-    """flock on the iptables lock file (``iptables -w`` waits on the same lock)."""
+    """flock on the iptables lock file (``iptables -w`` waits on the same lock).
+
+    The file stays open between rounds: a round must never need a new descriptor to take
+    the lock (a flood of connections to the API could have used them all). It is opened
+    again only when the path names another file (removed and made anew)."""
 
     def __init__(self, path, timeout=10.0):
         self.path = path
         self.timeout = timeout
-        self._fd = None
+        self.polled = None   # monotonic time of the last try to take the lock
+        self._fd = None      # open file while we hold the lock
+        self._file = None    # the open lock file, kept
+
+    def _open(self):
+        fd = self._file
+        if fd is not None:
+            try:
+                now, kept = os.stat(self.path), os.fstat(fd)
+                if (now.st_dev, now.st_ino) == (kept.st_dev, kept.st_ino):
+                    return fd
+            except OSError:
+                pass
+            self.close()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                         0o600)
+        except OSError as exc:
+            raise KernelError("cannot open the xtables lock %s: %s"
+                              % (self.path, exc.strerror or exc), path=self.path)
+        self._file = fd
+        return fd
+
+    def close(self):
+        fd, self._file = self._file, None
+        if fd is not None:
+            os.close(fd)
 
     def __enter__(self):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fd = self._open()
         deadline = time.monotonic() + self.timeout
         delay = 0.001
         while True:
+            self.polled = time.monotonic()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except (IOError, OSError) as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
                     raise KernelError("cannot lock %s: %s" % (self.path, exc.strerror))
                 if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise LockTimeout("the xtables lock %s stayed taken for %.0f s"
+                    raise LockTimeout("the xtables lock %s stayed taken for %.1f s"
                                       % (self.path, self.timeout), path=self.path)
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
@@ -94,10 +123,8 @@ class XtablesLock(object):
 
     def __exit__(self, *exc_info):
         fd, self._fd = self._fd, None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        self.polled = None
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class Iptables(object):

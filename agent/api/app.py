@@ -40,6 +40,10 @@ class State(object):
     def metrics(self):
         return []
 
+    def problems(self):
+        """What is wrong with the daemon (sentences; /v1/health is degraded if any)."""
+        return []
+
     def kernel_checks(self):
         return []
 
@@ -117,10 +121,11 @@ class Api(object):
         counts = {}
         for gw in self.state.gateways():
             counts[gw["state"]] = counts.get(gw["state"], 0) + 1
+        problems = list(self.state.problems())
         bad = (xapi["configured"] and not (xapi["connected"] and not stalled)) or \
-            counts.get("error")
+            counts.get("error") or problems
         return _json({"status": "degraded" if bad else "ok", "version": agent.__version__,
-                      "xapi": xapi, "gateways": counts})
+                      "xapi": xapi, "gateways": counts, "problems": problems})
 
     async def openapi(self, request):
         return _json(openapi.document())

@@ -175,7 +175,8 @@ SCHEMAS = {
                                       "unanswered within [xapi] timeout (reason says "
                                       "since when)"),
                       "reason": {"type": "string", "nullable": True}}),
-        "gateways": {"type": "object"}}, required=("status", "version", "xapi")),
+        "gateways": {"type": "object"},
+        "problems": {"type": "array", "items": _STR}}, required=("status", "version", "xapi")),
     "Doctor": _obj({"ok": _BOOL, "checks": {"type": "array", "items": _obj({
         "name": _STR, "status": {"type": "string", "enum": ["ok", "warn", "fail"]},
         "detail": _STR})}}, required=("ok", "checks")),

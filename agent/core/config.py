@@ -82,6 +82,9 @@ AGENT_SCHEMA = OrderedDict([
                            "Where the daemon publishes its status (status.json).")),
     ("xtables_lock", Option(_abspath, "/run/xtables.lock",
                             "The lock file iptables uses; held around every read-modify-commit.")),
+    ("xtables_wait", Option(_float_range(0.1, 300), 10.0,
+                            "Seconds a round waits for the xtables lock (three tries) before "
+                            "it fails; a failed round is retried with backoff.")),
     ("udev", Option(_choice("auto", "udev", "kernel", "off"), "auto",
                     "Bridge events: 'udev' (tagged by the hooks/ rule), 'kernel' uevents, "
                     "'auto' (udev when udevd runs, else kernel) or 'off' (netlink only).")),
@@ -194,6 +197,18 @@ API_SCHEMA = OrderedDict([
                         "Largest request body, in bytes.")),
     ("body_timeout", Option(_float_range(1, 600), 30.0,
                             "Seconds a client may take to send its request body.")),
+    ("max_connections", Option(_int_range(4, 4096), 128,
+                               "Open connections at most, per listener (Unix socket, TCP); "
+                               "more are closed at once. Lowered at start when the "
+                               "descriptor limit is too small for it.")),
+    ("max_connections_per_peer", Option(_int_range(1, 4096), 16,
+                                        "Open TCP connections at most from one address.")),
+    ("header_timeout", Option(_float_range(1, 600), 10.0,
+                              "Seconds from connecting (TLS handshake included) to a "
+                              "complete request head; then the connection is closed.")),
+    ("idle_timeout", Option(_float_range(1, 3600), 60.0,
+                            "Seconds a connection may stay idle between requests, or take "
+                            "for the next request's head.")),
 ])
 
 GATEWAY_SCHEMA = OrderedDict([

@@ -17,7 +17,7 @@ def cleanup(settings):
     state = StateFile(settings.state_dir)
     owned, ip_forward_was = state.load()
     summary = {"rules": 0, "addresses": [], "ip_forward_restored": False}
-    with XtablesLock(settings.xtables_lock):
+    with XtablesLock(settings.xtables_lock, settings.xtables_wait):
         summary["rules"] = Iptables().remove_all()
     netlink = Netlink()
     try:

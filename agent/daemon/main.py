@@ -35,7 +35,8 @@ def build_parser():
     parser.add_argument("-c", "--config", default=configmod.DEFAULT_PATH,
                         help="configuration file (default: %(default)s)")
     parser.add_argument("--check-config", action="store_true",
-                        help="validate the configuration, print the gateways, exit 0 if valid")
+                        help="validate the configuration, print the gateways, exit 0 if valid "
+                             "(a problem that only keeps the API off TCP is a warning)")
     parser.add_argument("--cleanup", action="store_true",
                         help="remove every rule, chain and address the daemon added, then exit "
                              "(stop the service first)")
@@ -74,9 +75,10 @@ def main(argv=None):
     logs.setup(args.log_level or config.agent.log_level)
     if args.check_config:
         problem = _check_api(config)
-        if problem:
-            print("xapi-gateway-agent: %s" % problem, file=sys.stderr)
-            return EXIT_CONFIG
+        if problem:  # TCP only: the unit's ExecStartPre must not stop the gateways for it
+            print("xapi-gateway-agent: warning: the API will not be served on TCP %s: %s "
+                  "(the Unix socket and the gateways will run)" % (config.api.listen, problem),
+                  file=sys.stderr)
         print("config %s is valid: %d gateway(s)" % (config.path or "(defaults)",
                                                      len(config.gateways)))
         for gw in config.gateways.values():
@@ -85,7 +87,7 @@ def main(argv=None):
             print("warning: %s" % warning)
         print("API on unix:%s%s" % (configmod.api_socket(config), (
             " and %s://%s" % ("http" if config.api.insecure else "https", config.api.listen))
-            if config.api.listen else ""))
+            if config.api.listen and not problem else ""))
         return EXIT_OK
     if args.cleanup:
         from agent.daemon.cleanup import cleanup, describe
@@ -118,26 +120,26 @@ def _interface_warnings(config):
 
 def _check_api(config):
     """What would stop the API's TCP listener (token file, TLS files), or None."""
-    if not config.api.listen or config.api.insecure:
-        return None
-    from agent.api import server, tokens
+    from agent.api import server
     try:
-        if not tokens.load(config.api.tokens):
-            return "the token file %s has no token" % config.api.tokens
-        server.tls_context(config.api.tls_cert, config.api.tls_key)
+        server.tcp_setup(config)
     except ConfigError as exc:
         return str(exc)
     return None
 
 
 class DaemonState(object):
-    """What the API reads from the running daemon."""
+    """What the API reads from the running daemon: the snapshot the reconciler published
+    after its last round, the XAPI watch and the API's listeners. Kernel checks run on the
+    kernel thread, which owns the kernel."""
+
+    KERNEL_CHECK_TIMEOUT = 60.0
 
     def __init__(self, daemon):
         self.daemon = daemon
 
     def gateways(self):
-        return list(self.daemon.reconciler.status.values())
+        return [dict(gw) for gw in self.daemon.reconciler.published.gateways]
 
     def xapi(self):
         source = self.daemon.xapi
@@ -146,20 +148,38 @@ class DaemonState(object):
         return {"configured": True, "connected": bool(source.connected),
                 "reason": source.reason}
 
+    def problems(self):
+        from agent.service import doctor
+        return doctor.problems(self.daemon.status_data())
+
     def metrics(self):
         xapi = self.xapi()
-        return self.daemon.metrics.lines(self.daemon.reconciler.status, xapi["configured"],
-                                         xapi["connected"])
+        return self.daemon.metrics.lines(self.daemon.reconciler.published.gateways,
+                                         xapi["configured"], xapi["connected"],
+                                         extra=self.daemon.api_metrics())
 
     def kernel_checks(self):
-        from agent.adapters.iptables import Iptables
-        from agent.adapters.sysctl import Sysctl
+        """Doctor's kernel checks (asked of the kernel thread, from an API thread), the
+        network backend's, and the checks of the daemon itself."""
+        from concurrent.futures import TimeoutError as FutureTimeout
+
         from agent.adapters import ovsdb
         from agent.service import doctor
+        reconciler = self.daemon.reconciler
+        future = self.daemon.kernel.submit(doctor.kernel_checks, reconciler.iptables,
+                                           reconciler.sysctl)
+        try:
+            checks = list(future.result(self.KERNEL_CHECK_TIMEOUT))
+        except FutureTimeout:
+            checks = [doctor.Check("kernel", doctor.FAIL, "the reconciler did not answer in "
+                                   "%.0f s: a round is stuck" % self.KERNEL_CHECK_TIMEOUT)]
+        except AgentError as exc:
+            checks = [doctor.Check("kernel", doctor.FAIL, "cannot read iptables/sysctl: %s"
+                                   % exc)]
         settings = self.daemon.config.agent
-        return doctor.kernel_checks(Iptables(), Sysctl()) + doctor.network_checks(
-            *ovsdb.network_backend(settings.network_conf), remote=settings.ovsdb,
-            list_dbs=ovsdb.list_dbs)
+        checks += doctor.network_checks(*ovsdb.network_backend(settings.network_conf),
+                                        remote=settings.ovsdb, list_dbs=ovsdb.list_dbs)
+        return checks + doctor.daemon_checks(self.daemon.status_data())
 
 
 class Daemon(object):
@@ -176,6 +196,8 @@ class Daemon(object):
         self.metrics = Metrics()
         self.api_runner = None
         self.restart_needed = []  # what the last reload could not apply (status.json)
+        self.api_guard = None
+        self.api = {"socket": None, "listen": config.api.listen or None, "tcp_error": None}
 
     def run(self):
         loop = asyncio.new_event_loop()
@@ -202,6 +224,7 @@ class Daemon(object):
         self._stop = loop.create_future()
         self.notifier = Notifier()
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
+        self.kernel = executor   # the kernel thread: rounds, and questions about the kernel
         self.started = time.time()
 
         def in_kernel_thread(func, *args):
@@ -223,7 +246,7 @@ class Daemon(object):
             sources.append(self.xapi)
         reconciler = Reconciler(
             source=MergedSource(*sources), view=view, netlink=netlink, iptables=Iptables(),
-            sysctl=Sysctl(), lock=XtablesLock(settings.xtables_lock),
+            sysctl=Sysctl(), lock=XtablesLock(settings.xtables_lock, settings.xtables_wait),
             statefile=StateFile(settings.state_dir))
         self.reconciler = reconciler
         engine = Engine(reconciler, executor, loop, resync, on_round=self._after_round)
@@ -260,8 +283,9 @@ class Daemon(object):
             return self._core_died(core)
         if engine.first_round.done():
             await self._start_api()  # READY=1 means: gateways applied and API answering
-            log.info("first reconcile done: %s; ready", reconciler.summary())
-            self.notifier.notify(ready=1, status=reconciler.summary())
+            self._publish_status(min_interval=0)
+            log.info("first reconcile done: %s; ready", reconciler.published.summary)
+            self.notifier.notify(ready=1, status=self._status_line())
         self._start_periodic()
         watchdog = asyncio.ensure_future(self._watchdog())
         done, _ = await asyncio.wait([core, self._stop], return_when=asyncio.FIRST_COMPLETED)
@@ -277,22 +301,46 @@ class Daemon(object):
             loop.remove_reader(udev.fileno())
         # Let a round in flight finish its commit rather than cut it in half.
         await loop.run_in_executor(None, executor.shutdown, True)
-        log.info("stopped; %s left in place", reconciler.summary())
+        log.info("stopped; %s left in place", reconciler.published.summary)
         return self.exit_code
 
     async def _start_api(self):
-        """Serve the API; a problem with it is logged and leaves the gateways running."""
+        """Serve the API: the root-only Unix socket always; TCP when configured and its
+        token file, TLS files and port are usable. A TCP problem disables TCP only, loudly
+        (log, status.json, /v1/health, doctor); the gateways run whatever the API does."""
         from agent.api import server
         config = self.config
         path = configmod.api_socket(config)
+        tokens, context = [], None
+        if config.api.listen:
+            try:
+                tokens, context = server.tcp_setup(config)
+            except ConfigError as exc:
+                self._tcp_failed(exc)
         try:
-            api = server.build(config, DaemonState(self))
-            context = None
-            if config.api.listen and not config.api.insecure:
-                context = server.tls_context(config.api.tls_cert, config.api.tls_key)
-            self.api_runner = await server.start(api, path, config.api.listen, context)
+            api = server.build(config, DaemonState(self), tokens)
+            self.api_guard = server.Guard(config.api)
+            self.api_runner = await server.start(api, path, guard=self.api_guard)
+            self.api["socket"] = path
         except (ConfigError, OSError) as exc:
             log.error("the API is not served: %s (gateways are enforced all the same)", exc)
+            return
+        if config.api.listen and self.api["tcp_error"] is None:
+            try:
+                await server.serve_tcp(self.api_runner, config.api.listen, context,
+                                       guard=self.api_guard)
+            except OSError as exc:
+                self._tcp_failed(exc)
+
+    def _tcp_failed(self, exc):
+        reason = getattr(exc, "strerror", None) or str(exc)
+        self.api["tcp_error"] = reason
+        log.error("the API is NOT served on TCP %s: %s; the Unix socket and the gateways "
+                  "run; fix it, then restart the daemon", self.config.api.listen, reason)
+
+    def api_metrics(self):
+        guard = self.api_guard
+        return guard.metrics() if guard is not None else []
 
     def _core_died(self, core):
         exc = core.exception() if not core.cancelled() else None
@@ -407,38 +455,58 @@ class Daemon(object):
                 self.notifier.notify(watchdog=1)
 
     def _after_round(self, result):
-        self.metrics.observe_round(result, self.reconciler.status)
-        text = self.reconciler.summary()
+        snapshot = self.reconciler.published
+        self.metrics.observe_round(result, snapshot.gateways)
+        text = self._status_line()
         if text != self._status_text:
             self._status_text = text
             self.notifier.notify(status=text)
         self._publish_status()
 
-    def _publish_status(self, min_interval=1.0):
-        """Write status.json when a gateway's state changed, else at most once a second
-        (the counters change every round; rewriting 250 KB each round is waste)."""
-        from agent.adapters.statefile import write_atomic
-        from agent.errors import StateError
-        r = self.reconciler
-        last_status, last_time = self._published
-        now = time.monotonic()
-        if r.status == last_status and now - last_time < min_interval:
-            return
-        self._published = (r.status, now)
-        data = {
+    def _status_line(self):
+        """sd_notify STATUS=: the gateways, and what is wrong."""
+        snapshot = self.reconciler.published
+        problems = []
+        if snapshot.failure is not None:
+            problems.append("rounds failing: %s" % snapshot.failure["code"])
+        if self.api["tcp_error"]:
+            problems.append("API TCP off")
+        return snapshot.summary + ("; " + "; ".join(problems) if problems else "")
+
+    def status_data(self):
+        """status.json's content, from the reconciler's last snapshot."""
+        snapshot = self.reconciler.published
+        return {
             "pid": os.getpid(), "version": agent.__version__, "started": self.started,
-            "config": self.config.path, "summary": r.summary(), "rounds": r.rounds,
-            "writes": r.writes, "iptables_commits": r.iptables.commits,
-            "last_round": None if r.last is None else dict(r.last._asdict()),
+            "config": self.config.path, "summary": snapshot.summary,
+            "rounds": snapshot.rounds, "writes": snapshot.writes,
+            "iptables_commits": snapshot.commits, "last_round": snapshot.round_dict(),
+            "round_failure": snapshot.failure, "round_failures": snapshot.failures,
             "xapi": None if self.xapi is None else {"url": self.config.xapi.url,
                                                     "connected": self.xapi.connected,
                                                     "reason": self.xapi.reason},
-            "gateways": list(r.status.values()),
+            "api": dict(self.api),
+            "gateways": list(snapshot.gateways),
             "restart_needed": self.restart_needed,
         }
+
+    def _publish_status(self, min_interval=1.0):
+        """Write status.json when a gateway's state or a failure changed, else at most
+        once a second (the counters change every round; rewriting 250 KB each round is
+        waste)."""
+        from agent.adapters.statefile import write_atomic
+        from agent.errors import StateError
+        snapshot = self.reconciler.published
+        key = (snapshot.gateways, snapshot.failure, self.api["tcp_error"])
+        last_key, last_time = self._published
+        now = time.monotonic()
+        if key == last_key and now - last_time < min_interval:
+            return
+        self._published = (key, now)
         path = os.path.join(self.config.agent.runtime_dir, "status.json")
         try:
-            write_atomic(path, json.dumps(data, indent=1) + "\n", durable=False)
+            write_atomic(path, json.dumps(self.status_data(), indent=1) + "\n",
+                         durable=False)
         except StateError as exc:
             log.warning("cannot publish status: %s", exc)
 

@@ -13,24 +13,29 @@ class Metrics(object):
         self.buckets = [0] * len(ROUND_BUCKETS)
         self.writes = 0
         self.repairs = 0
+        self.failures = 0
+        self.failing = False
         self._states = None
 
-    def observe_round(self, result, status):
-        """After each round: ``result`` (RoundResult), ``status`` (name -> gateway
-        status). Writes in a round after which every gateway is in the state it was in
-        before are drift repairs: something outside changed what was already right."""
+    def observe_round(self, result, gateways):
+        """After each round: ``result`` (RoundResult), ``gateways`` (the snapshot's
+        gateway statuses). Writes in a round after which every gateway is in the state it
+        was in before are drift repairs: something outside changed what was already right."""
         self.rounds += 1
+        self.failing = result.failure is not None
+        self.failures += int(self.failing)
         self.round_seconds += result.duration
         for i, bound in enumerate(ROUND_BUCKETS):
             if result.duration <= bound:
                 self.buckets[i] += 1
         self.writes += result.writes
-        states = {name: st["state"] for name, st in status.items()}
+        states = {st["name"]: st["state"] for st in gateways}
         if result.writes and self._states is not None and states == self._states:
             self.repairs += result.writes
         self._states = states
 
-    def lines(self, status, xapi_configured, xapi_connected):
+    def lines(self, gateways, xapi_configured, xapi_connected, extra=()):
+        """The exposition lines; ``extra``: more (name, kind, help, samples) metrics."""
         out = []
 
         def metric(name, kind, help_text, samples):
@@ -40,7 +45,7 @@ class Metrics(object):
                 out.append("%s%s %s" % (name, labels, _number(value)))
 
         counts = OrderedDict((s, 0) for s in STATES)
-        for st in status.values():
+        for st in gateways:
             counts[st["state"]] = counts.get(st["state"], 0) + 1
         metric("xgw_gateways", "gauge", "Gateways by state.",
                [('{state="%s"}' % s, n) for s, n in counts.items()])
@@ -54,6 +59,10 @@ class Metrics(object):
             out.append("xgw_reconcile_round_seconds_bucket%s %d" % (labels, value))
         out.append("xgw_reconcile_round_seconds_sum %s" % _number(self.round_seconds))
         out.append("xgw_reconcile_round_seconds_count %d" % self.rounds)
+        metric("xgw_reconcile_failures_total", "counter",
+               "Reconcile rounds that failed (retried with backoff).", [("", self.failures)])
+        metric("xgw_reconcile_failing", "gauge", "1 while the last reconcile round failed.",
+               [("", int(self.failing))])
         metric("xgw_kernel_writes_total", "counter",
                "Changes made to addresses, routes, rules and sysctls.", [("", self.writes)])
         metric("xgw_drift_repairs_total", "counter",
@@ -62,6 +71,8 @@ class Metrics(object):
         metric("xgw_xapi_connected", "gauge",
                "1 when the XAPI event watch is connected (absent without XAPI).",
                [("", int(xapi_connected))] if xapi_configured else [])
+        for name, kind, help_text, samples in extra:
+            metric(name, kind, help_text, samples)
         return out
 
 

@@ -6,6 +6,12 @@ observes (netlink mirror, our chains, ip_forward), plans (core.planner, pure), a
 A round that finds nothing to change writes nothing. ``Engine`` is its asyncio side:
 events from udev, netlink, timers and reloads land in one pending set, coalesced, and
 each round serves everything that piled up while the previous one ran.
+
+A round never raises: one that fails (the xtables lock held by another program, a full
+state directory, a bug) is logged when rounds start failing and when they recover, put in
+the snapshot, and retried by the Engine with backoff. After each round the reconciler
+publishes an immutable ``Snapshot``; everything outside the kernel thread (status.json,
+the API's status, health and metrics) reads that, never the reconciler's own fields.
 """
 import asyncio
 import logging
@@ -16,13 +22,32 @@ from agent.core import model
 from agent.core import planner as P
 from agent.core import rules as rulesmod
 from agent.core.desired import network_of
-from agent.errors import AgentError, TransientKernelError
+from agent.errors import AgentError, StateError, TransientKernelError
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+MAX_BACKOFF = 60.0   # seconds between retries of a failing round, at most
 
-RoundResult = namedtuple("RoundResult", "ops writes commits errors duration")
+# ``failure``: the AgentError (or bug) that failed the round, else None
+RoundResult = namedtuple("RoundResult", "ops writes commits errors duration failure")
+
+
+class Snapshot(namedtuple("Snapshot", "gateways summary rounds writes commits last failure "
+                                      "failures")):
+    """What the reconciler publishes after each round, for other threads to read.
+
+    ``gateways``: tuple of gateway status dicts (never changed once published);
+    ``last``: the last RoundResult or None; ``failure``: None, or a dict (code, message,
+    since, consecutive) while rounds fail; ``failures``: failed rounds in all."""
+    __slots__ = ()
+
+    def round_dict(self):
+        if self.last is None:
+            return None
+        last = dict(self.last._asdict())
+        last["failure"] = None if self.failure is None else self.failure["code"]
+        return last
 
 
 def fields(**kw):
@@ -52,31 +77,80 @@ class Reconciler(object):
         self.writes = 0
         self.last = None
         self._vias = (None, {})   # (netlink mirror generation, {source: host address})
+        self.failure = None   # dict while rounds fail (see Snapshot)
+        self.failures = 0
+        self.published = self._snapshot()
 
     # ---- one round (kernel thread) -----------------------------------------------------
     def run_round(self):
+        """One round; returns its RoundResult and never raises (see the module's text)."""
         started = self.clock()
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                with self.lock:
-                    plan = self._plan()
-                    errors = self._apply(plan)
-                break
-            except TransientKernelError as exc:
-                if attempt == MAX_ATTEMPTS:
-                    raise
-                log.info("retrying the round (%s), attempt %d", exc, attempt + 1)
-        commits = sum(1 for t in rulesmod.TABLES if plan.table_ops(t))
-        self._record(plan, errors)
+        plan, errors, problem = None, {}, None
+        try:
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    with self.lock:
+                        plan = self._plan()
+                        errors = self._apply(plan)
+                    break
+                except TransientKernelError as exc:
+                    plan = None
+                    if attempt == MAX_ATTEMPTS:
+                        raise
+                    log.info("retrying the round (%s), attempt %d", exc, attempt + 1)
+            problem = self._record(plan, errors)
+        except AgentError as exc:
+            problem = exc
+        except Exception as exc:  # noqa: B902 - a bug must not stop the enforcing
+            log.exception("reconcile round crashed")
+            problem = exc
         self.rounds += 1
-        writes = len(plan.ops)
-        self.writes += writes
-        self.last = RoundResult(ops=len(plan.ops), writes=writes, commits=commits,
-                                errors=len(errors), duration=self.clock() - started)
-        if plan.ops:
-            log.info("round %d: %d operations in %.1f ms%s", self.rounds, len(plan.ops),
+        ops = len(plan.ops) if plan is not None else 0
+        commits = sum(1 for t in rulesmod.TABLES if plan.table_ops(t)) if plan else 0
+        self.writes += ops
+        self.last = RoundResult(ops=ops, writes=ops, commits=commits, errors=len(errors),
+                                duration=self.clock() - started, failure=problem)
+        self._note_failure(problem)
+        if ops:
+            log.info("round %d: %d operations in %.1f ms%s", self.rounds, ops,
                      self.last.duration * 1000, ", %d failed" % len(errors) if errors else "")
+        self.published = self._snapshot()
         return self.last
+
+    def _note_failure(self, problem):
+        """Keep ``failure`` and log at the edges: the first failure, a new reason, the
+        recovery; a failure that repeats goes to the debug log only."""
+        old = self.failure
+        if problem is None:
+            if old is not None:
+                log.info("reconcile rounds succeed again (after %d failed)", old["consecutive"])
+            self.failure = None
+            return
+        self.failures += 1
+        code = getattr(problem, "code", "internal_error")
+        message = str(problem) or repr(problem)
+        if old is None:
+            log.error("reconcile rounds fail: %s; retrying with backoff (the kernel keeps "
+                      "what was applied)", message, extra=fields(operation="round"))
+        elif old["message"] != message:
+            log.error("reconcile rounds still fail, now: %s", message,
+                      extra=fields(operation="round"))
+        else:
+            log.debug("round failed again (%d in a row): %s", old["consecutive"] + 1, message)
+        self.failure = {"code": code, "message": message,
+                        "since": old["since"] if old else self.wallclock(),
+                        "consecutive": old["consecutive"] + 1 if old else 1}
+
+    def _snapshot(self):
+        return Snapshot(gateways=tuple(self.status.values()), summary=self.summary(),
+                        rounds=self.rounds, writes=self.writes,
+                        commits=getattr(self.iptables, "commits", 0), last=self.last,
+                        failure=self.failure, failures=self.failures)
+
+    def heartbeat(self):
+        """Monotonic time of the round in flight's last sign of life (waiting on the
+        xtables lock counts: that is not stuck), or None."""
+        return getattr(self.lock, "polled", None)
 
     def _plan(self):
         tables = {t: self.iptables.observe(t) for t in rulesmod.TABLES}
@@ -154,6 +228,9 @@ class Reconciler(object):
                 if st.state != P.REFUSED}
 
     def _record(self, plan, errors):
+        """Record the outcome; returns the StateError when state.json could not be
+        written (the status is recorded all the same; the next round writes it again)."""
+        problem = None
         now, mono = self.wallclock(), self.clock()
         failed_owned = {b for b in errors if b in plan.owned}
         owned = {b: a for b, a in plan.owned.items() if b not in failed_owned}
@@ -162,8 +239,11 @@ class Reconciler(object):
                 owned[bridge] = self.owned[bridge]
         self.owned = owned
         if (owned, self.ip_forward_was) != self._saved:
-            self.statefile.save(owned, self.ip_forward_was)
-            self._saved = (dict(owned), self.ip_forward_was)
+            try:
+                self.statefile.save(owned, self.ip_forward_was)
+                self._saved = (dict(owned), self.ip_forward_was)
+            except StateError as exc:
+                problem = exc
         self.accepted = set(n for n, s in plan.status.items() if s.state != P.REFUSED)
 
         gateways = self.source.gateways()
@@ -205,6 +285,7 @@ class Reconciler(object):
                           extra=fields(gateway=name, bridge=bridge, operation="state",
                                        network=getattr(entry, "network", None)))
         self.status = status
+        return problem
 
     def _inbound_routes(self, gw):
         """For each inbound source of ``gw``: the host address on the way to it and the
@@ -249,7 +330,9 @@ def _log_state(name, bridge, state, reason, error, network=None):
 
 
 class Engine(object):
-    """Asyncio side of the reconciler: coalesced requests, one round at a time."""
+    """Asyncio side of the reconciler: coalesced requests, one round at a time, failed
+    rounds retried after 1, 2, 4 ... MAX_BACKOFF seconds (events still start rounds at
+    once in between)."""
 
     def __init__(self, reconciler, executor, loop, resync, on_round=None):
         self.reconciler = reconciler
@@ -260,6 +343,8 @@ class Engine(object):
         self._pending = set()
         self._resync = False
         self._wake = asyncio.Event()
+        self._retry = None            # TimerHandle of the next retry of a failed round
+        self.backoff = 0.0
         self.round_started = None     # monotonic time of the round in flight, or None
         self.first_round = loop.create_future()
 
@@ -271,6 +356,11 @@ class Engine(object):
     def request_threadsafe(self, names=(), resync=False):
         self.loop.call_soon_threadsafe(self.request, names, resync)
 
+    def call(self, func, *args):
+        """Run ``func`` in the kernel thread, between rounds (a future): the one owner of
+        the kernel answers other threads' questions about it too."""
+        return self.loop.run_in_executor(self.executor, func, *args)
+
     async def run(self):
         while True:
             await self._wake.wait()
@@ -281,25 +371,40 @@ class Engine(object):
             try:
                 if resync:
                     try:
-                        await self.loop.run_in_executor(self.executor, self.resync)
-                    except AgentError as exc:
+                        await self.call(self.resync)
+                    except Exception as exc:  # noqa: B902 - keep serving
                         # The events keep the mirror current meanwhile; the next resync
                         # (timer or overflow) tries again.
                         log.error("re-reading the kernel's links failed: %s", exc)
-                try:
-                    result = await self.loop.run_in_executor(self.executor,
-                                                             self.reconciler.run_round)
-                except AgentError as exc:
-                    log.error("round failed: %s (bridges: %s)", exc,
-                              ", ".join(sorted(names)) or "-")
-                    result = None
+                result = await self.call(self.reconciler.run_round)
             finally:
                 self.round_started = None
+            if result.failure is not None:
+                log.debug("round failed (bridges: %s)", ", ".join(sorted(names)) or "-")
+            self._schedule_retry(result.failure is not None)
             if not self.first_round.done():
                 self.first_round.set_result(result)
             if self.on_round is not None:
-                self.on_round(result)
+                try:
+                    self.on_round(result)
+                except Exception:  # noqa: B902 - reporting must not stop the enforcing
+                    log.exception("reporting a round failed")
+
+    def _schedule_retry(self, failed):
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if not failed:
+            self.backoff = 0.0
+            return
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF) if self.backoff else 1.0
+        self._retry = self.loop.call_later(self.backoff, self.request)
 
     def healthy(self, max_round_seconds):
+        """False when a round has shown no sign of life for ``max_round_seconds``: the
+        reconciler is stuck (a round waiting on the xtables lock is not)."""
         started = self.round_started
-        return started is None or time.monotonic() - started < max_round_seconds
+        if started is None:
+            return True
+        alive = max(started, self.reconciler.heartbeat() or 0.0)
+        return time.monotonic() - alive < max_round_seconds

@@ -5,7 +5,12 @@ through the same interface, and ``Merged`` puts several together, refusing a nam
 sources both define. ``invalid() -> {name: desired.Invalid}`` reports what is not applied,
 with the XAPI network uuid where there is one (the journal's NETWORK=).
 """
+import logging
+
 from agent.core.desired import Invalid, network_of
+from agent.errors import StateError
+
+log = logging.getLogger(__name__)
 
 
 class StaticSource(object):
@@ -50,7 +55,10 @@ class XapiSource(object):
         self._gateways, self._invalid = self._derive(networks)
         self.version += 1
         if self._cache is not None:
-            self._cache.save(networks)
+            try:
+                self._cache.save(networks)
+            except StateError as exc:  # a full disk: enforce all the same, say so
+                log.warning("cannot cache XAPI's networks: %s", exc)
 
     def gateways(self):
         return self._gateways

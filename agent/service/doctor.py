@@ -118,3 +118,33 @@ def _backend(path):
 def worst(checks):
     statuses = [c.status for c in checks]
     return FAIL if FAIL in statuses else WARN if WARN in statuses else OK
+
+
+def daemon_checks(status):
+    """Checks of the running daemon from its status (status.json's content): its rounds
+    and its API listeners. ``status`` None (no daemon) gives none. A failing check is also
+    a problem that /v1/health reports (``problems``)."""
+    if not status:
+        return []
+    checks = []
+    failure = status.get("round_failure")
+    if failure:
+        checks.append(Check("reconciler", FAIL, "reconcile rounds fail (%d in a row, retried "
+                                                "with backoff): %s"
+                            % (failure["consecutive"], failure["message"])))
+    elif status.get("rounds"):
+        checks.append(Check("reconciler", OK, "the last reconcile round succeeded"))
+    api = status.get("api") or {}
+    if api.get("tcp_error"):
+        checks.append(Check("api tcp", FAIL, "the API is not served on TCP %s: %s (the Unix "
+                                             "socket and the gateways run; fix it, then "
+                                             "restart the daemon)"
+                            % (api.get("listen"), api["tcp_error"])))
+    elif api.get("listen"):
+        checks.append(Check("api tcp", OK, "the API is served on TCP %s" % api["listen"]))
+    return checks
+
+
+def problems(status):
+    """What /v1/health lists as problems: the details of the failing daemon checks."""
+    return [c.detail for c in daemon_checks(status) if c.status == FAIL]

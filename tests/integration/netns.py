@@ -166,10 +166,11 @@ class Daemon(object):
     """xapi-gateway-agent running for real inside a namespace, readiness by sd_notify."""
 
     def __init__(self, ns, workdir, gateways=None, agent_opts=None, extra="", env=None,
-                 xapi_url="none", launcher=None):
+                 xapi_url="none", launcher=None, prefix=()):
         self.ns = ns
         # argv that runs the daemon, followed by "-c CONFIG" (a helper may wrap it)
         self.launcher = launcher or [sys.executable, "-m", "agent.daemon.main"]
+        self.prefix = list(prefix)  # a command that runs the daemon's `ip netns exec ...`
         self.xapi_url = xapi_url
         self.env = dict(env or {})
         self.workdir = workdir
@@ -212,8 +213,13 @@ class Daemon(object):
                    PYTHONUNBUFFERED="1")
         env.update(self.env)
         log = open(self.log_path, "a")
-        self.proc = self.ns.popen(list(self.launcher) + ["-c", self.config_path],
-                                  stdout=log, stderr=log, env=env)
+        command = list(self.launcher) + ["-c", self.config_path]
+        if self.prefix:
+            self.proc = subprocess.Popen(
+                self.prefix + ["ip", "netns", "exec", self.ns.name] + command,
+                stdout=log, stderr=log, env=env)
+        else:  # ns may be a stand-in with its own popen (the journal's)
+            self.proc = self.ns.popen(command, stdout=log, stderr=log, env=env)
         log.close()
         if wait_ready:
             self.wait_notify("READY=1", timeout)

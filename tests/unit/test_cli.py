@@ -77,3 +77,21 @@ def test_cleanup_refuses_while_the_daemon_runs(tmp_path, capsys):
 
 def test_no_command_is_a_usage_error(capsys):
     assert cli.main([]) == cli.EXIT_USAGE
+
+
+def test_check_config_warns_of_a_tcp_only_problem_and_exits_0(tmp_path, capsys):
+    """The shipped unit runs --check-config as ExecStartPre: a problem that only keeps
+    the API off TCP must not keep the gateways from starting; it is named, as a warning."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("admin %s\n" % ("a" * 40))
+    os.chmod(str(tokens), 0o644)
+    text = (GOOD % tmp_path) + ("[api]\nlisten = 127.0.0.1:8443\ntls_cert = %s/c.pem\n"
+                                "tls_key = %s/k.pem\ntokens = %s\n" % (tmp_path, tmp_path,
+                                                                      tokens))
+    path = write(tmp_path, text)
+    assert daemon_main.main(["-c", path, "--check-config"]) == 0
+    captured = capsys.readouterr()
+    assert "1 gateway(s)" in captured.out
+    assert "warning: the API will not be served on TCP 127.0.0.1:8443" in captured.err
+    assert "readable by others (mode 644)" in captured.err
+    assert "the Unix socket and the gateways will run" in captured.err

@@ -76,9 +76,9 @@ def test_defaults():
     assert cfg.gateways == {}
     assert cfg.agent == config.AgentSettings(
         check_interval=10.0, resync_interval=300.0, state_dir="/var/lib/xapi-gateway",
-        runtime_dir="/run/xapi-gateway", xtables_lock="/run/xtables.lock", udev="auto",
-        log_level="info", network_conf="/etc/xensource/network.conf",
-        ovsdb="unix:/var/run/openvswitch/db.sock")
+        runtime_dir="/run/xapi-gateway", xtables_lock="/run/xtables.lock",
+        xtables_wait=10.0, udev="auto", log_level="info",
+        network_conf="/etc/xensource/network.conf", ovsdb="unix:/var/run/openvswitch/db.sock")
     assert config.parse("").agent == cfg.agent
 
 
