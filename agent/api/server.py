@@ -8,6 +8,7 @@ the caps are lowered at start to leave descriptors for the reconciler's kernel t
 import asyncio
 import ctypes
 import errno
+import gc
 import logging
 import os
 import socket
@@ -254,7 +255,12 @@ class Guard(object):
             else:
                 self.peers.pop(peer, None)
         if not self.open and self._peak >= 16:
+            # once the transports and protocols are gone too (they are still alive here)
             self._peak = 0
+            (self._loop or asyncio.get_event_loop()).call_later(1.0, self._after_burst)
+
+    def _after_burst(self):
+        if not self.open:
             _give_back_memory()
 
     def _arm(self, conn, seconds):
@@ -348,6 +354,7 @@ class _Conn(socket.socket):
 def _give_back_memory():
     """After a burst of connections (each TLS one holds buffers of a few hundred KB),
     hand the freed heap back to the system (glibc; elsewhere nothing)."""
+    gc.collect()  # asyncio's SSL protocols and transports refer to each other
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
