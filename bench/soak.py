@@ -32,7 +32,6 @@ import os
 import random
 import re
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -44,6 +43,8 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCH)
 import run_bench as B  # noqa: E402  (re-execs under the venv when needed)
 from run_bench import N  # noqa: E402
+
+from agent.api.client import _UnixConnection  # noqa: E402
 
 FLOOD = os.path.join(B.REPO, "tests", "integration", "helpers", "flood.py")
 PORT = 8443
@@ -155,7 +156,7 @@ class Soak(object):
     # ---- HTTP -------------------------------------------------------------------------
     def request(self, transport, method, path, body=None):
         if transport == "unix":
-            conn = _Unix(os.path.join(self.daemon.runtime_dir, "api.sock"))
+            conn = _UnixConnection(os.path.join(self.daemon.runtime_dir, "api.sock"), 30)
             headers = {}
         else:
             context = ssl.create_default_context(cafile=self.cert)
@@ -440,17 +441,6 @@ def enter_netns(name):
             raise OSError(ctypes.get_errno(), "setns into %s" % name)
     finally:
         os.close(fd)
-
-
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path):
-        http.client.HTTPConnection.__init__(self, "localhost", timeout=30)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.unix_path)
 
 
 def main(argv=None):

@@ -5,34 +5,22 @@ running, keeps enforcing what it can, and repairs once the fault is gone.
 
 The daemon runs for real in a network namespace; the full filesystem is a small tmpfs
 mounted over its state directory in a private mount namespace (nothing on the host)."""
-import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 
 import pytest
 
+from agent.api.client import _UnixConnection  # the one way to speak HTTP on a Unix socket
 from tests.integration import netns as N
 
 GW = {"private": {"bridge": "xapi1", "address": "172.16.1.1/24"}}
 
 
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path):
-        http.client.HTTPConnection.__init__(self, "localhost", timeout=10)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
 def get(daemon, path):
     """(HTTP status, body text) of GET ``path`` on the daemon's Unix socket."""
-    conn = _Unix(os.path.join(daemon.runtime_dir, "api.sock"))
+    conn = _UnixConnection(os.path.join(daemon.runtime_dir, "api.sock"), 10)
     try:
         conn.request("GET", path)
         response = conn.getresponse()
