@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import ssl
+import time
 
 from aiohttp import web
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 RESERVED_DESCRIPTORS = 64   # kept free for the kernel thread, XAPI and status files
 OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 ACCEPT_RESOURCE_MESSAGE = "socket.accept() out of system resource"  # asyncio's words
+STARVED_QUIET = 5.0   # seconds without a failed accept that end an episode
 
 
 def tcp_setup(config):
@@ -162,7 +164,8 @@ class Guard(object):
         self.refused = {"listener": 0, "peer": 0}
         self.timeouts = 0
         self.accept_failures = 0
-        self._starved = False
+        self._starved = False  # accepts fail for want of descriptors (an episode)
+        self._starved_at = self._starved_from = 0
         self._peak = 0
         self._loop = None
         self._budgeted = False
@@ -212,9 +215,10 @@ class Guard(object):
     # ---- connections (called by the listeners, in the loop) -----------------------
     def admit(self, listener, conn, address):
         """None, or why ``conn`` is refused."""
-        if self._starved:
+        if self._starved and time.monotonic() - self._starved_at > STARVED_QUIET:
             self._starved = False
-            log.warning("accepting API connections again (%d open)", len(self.open))
+            log.warning("accepting API connections again (%d accepts failed meanwhile)",
+                        self.accept_failures - self._starved_from)
         name = listener.guard_name
         if self.counts[name] >= self.max_connections:
             self.refused["listener"] += 1
@@ -235,12 +239,14 @@ class Guard(object):
         return None
 
     def starved(self, listener, exc):
+        self._starved_at = time.monotonic()
         self.accept_failures += 1
         if not self._starved:
             self._starved = True
+            self._starved_from = self.accept_failures - 1
             log.error("cannot accept API connections on %s: %s (%d open); retrying every "
-                      "second, said once until it works again", listener.guard_name,
-                      exc.strerror or exc, len(self.open))
+                      "second, said once until it works again for %.0f s", listener.guard_name,
+                      exc.strerror or exc, len(self.open), STARVED_QUIET)
 
     def release(self, conn):
         if self.open.get(conn.guard_fd) is conn:

@@ -1,0 +1,78 @@
+"""The API's connection guard where descriptors run out: accept failing with EMFILE is
+said once (not a traceback per try), the server keeps serving, and once descriptors are
+free again it accepts again. In a child process whose descriptor limit is lowered after
+the server started (the caps were fitted to the limit at start)."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from agent.api.client import _UnixConnection
+
+CHILD = r"""
+import asyncio, logging, resource, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+from agent.api import server
+from agent.api.app import Api
+from agent.api.xapi import Sessions
+
+async def main():
+    api = Api(Sessions("none", "root", ""))
+    runner = await server.start(api, sys.argv[1])
+    import os
+    used = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (used + 3, resource.getrlimit(
+        resource.RLIMIT_NOFILE)[1]))
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.get_event_loop().run_until_complete(main())
+"""
+
+
+def health(path):
+    conn = _UnixConnection(path, 5)
+    try:
+        conn.request("GET", "/v1/health")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_running_out_of_descriptors_in_accept_is_said_once_and_survived(tmp_path):
+    path = str(tmp_path / "api.sock")
+    child = subprocess.Popen([sys.executable, "-c", CHILD, path], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, universal_newlines=True,
+                             env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    clients = []
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        for _ in range(12):  # more than the 3 descriptors left: accepts fail with EMFILE
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(path)
+            clients.append(sock)
+        time.sleep(3.5)  # asyncio retries the accept every second
+        for sock in clients:
+            sock.close()
+        clients = []
+        deadline = time.monotonic() + 10
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                status = health(path)
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200
+        time.sleep(5.5)  # quiet long enough: the episode is over
+        assert health(path) == 200
+        assert child.poll() is None
+    finally:
+        for sock in clients:
+            sock.close()
+        child.terminate()
+        _, err = child.communicate(timeout=10)
+    assert err.count("cannot accept API connections on unix") == 1, err
+    assert "out of system resource" not in err and "Traceback" not in err, err
+    assert "accepting API connections again" in err, err
