@@ -57,7 +57,10 @@ def test_a_held_xtables_lock_fails_rounds_but_never_the_daemon(workdir, daemons)
     holder = None
     try:
         make_bridge(dom0)
-        daemon = daemons(dom0, workdir, GW, agent_opts={"xtables_wait": "0.3"})
+        # WATCHDOG_USEC=400000: pings every 0.2 s while the reconciler shows signs of
+        # life; a round now lasts 3 s waiting for the lock, which is not being stuck.
+        daemon = daemons(dom0, workdir, GW, agent_opts={"xtables_wait": "1"},
+                         env={"WATCHDOG_USEC": "400000"})
         N.wait_for(lambda: (daemon.gateway_state("private") or {}).get("state") == "applied",
                    message="gateway applied")
         assert health(daemon)["status"] == "ok"
@@ -76,12 +79,15 @@ def test_a_held_xtables_lock_fails_rounds_but_never_the_daemon(workdir, daemons)
         answer = health(daemon)
         assert any("xtables lock" in p for p in answer["problems"]), answer
         N.wait_for(lambda: (metric(daemon, "xgw_reconcile_failures_total") or 0) >= 2,
-                   timeout=15, message="two failed rounds counted")
+                   timeout=20, message="two failed rounds counted")
         assert metric(daemon, "xgw_reconcile_failing") == 1
         failure = daemon.status()["round_failure"]
         assert failure["code"] == "xtables_lock_timeout" and failure["consecutive"] >= 2
         assert daemon.proc.poll() is None
         assert forward_jumps(dom0) == []   # nothing written without the lock
+        pings = daemon.notifications().count("WATCHDOG=1")
+        N.wait_for(lambda: daemon.notifications().count("WATCHDOG=1") >= pings + 10,
+                   timeout=3, message="watchdog pings go on while the lock is waited for")
 
         os.killpg(holder.pid, signal.SIGTERM)  # flock and its sleep, which has the lock too
         holder.wait()
