@@ -93,6 +93,9 @@ def _status(path, as_json):
         print("XAPI %s: %s" % (xapi["url"], "connected" if xapi["connected"] else
                                 "NOT connected (%s); enforcing the last known gateways"
                                 % xapi.get("reason")))
+    from agent.service import doctor
+    for problem in doctor.problems(status):
+        print("PROBLEM: %s" % problem)
     cli_remote.gateway_table(status.get("gateways", []))
     return EXIT_OK if alive else EXIT_UNAVAILABLE
 

@@ -149,6 +149,9 @@ def test_a_broken_tcp_side_still_gives_a_running_daemon_that_enforces(workdir, p
         checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
         assert checks["api tcp"]["status"] == "fail" and expected in checks["api tcp"]["detail"]
         assert doctor.returncode == 1
+        shown = dom0.run([sys.executable, "-m", "agent.cli", "-c", daemon.config_path,
+                          "status"], check=False, env=env).stdout
+        assert "PROBLEM: the API is not served on TCP" in shown, shown
         if squatter is None:  # nothing listens on the port
             probe = dom0.run([sys.executable, "-c", "import socket; socket.create_connection("
                               "('127.0.0.1', %d), 2)" % PORT], check=False)
