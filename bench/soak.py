@@ -35,7 +35,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -99,7 +98,9 @@ class Soak(object):
         with open(tokens, "w") as f:
             f.write("admin %s soak\n" % TOKEN)
         os.chmod(tokens, 0o600)
-        self.simdir = tempfile.mkdtemp(prefix="xgwsoak")  # no '_' (XenAPI's Unix URLs)
+        # no '_' in the path (XenAPI's Unix URLs spell '/' so), which mkdtemp may pick
+        self.simdir = "/tmp/xgwsoak-%d-%d" % (os.getpid(), int(time.time() * 1000))
+        os.makedirs(self.simdir, 0o700)
         self.res.workdirs.append(self.simdir)
         self.sim_path = os.path.join(self.simdir, "xapi")
         self.start_sim()
