@@ -132,7 +132,10 @@ class Iptables(object):
 
     def __init__(self):
         self.commits = 0  # how many commits this adapter made (for status and benchmarks)
-        self._decoded = {}  # raw entry head -> (comment, match): rules rarely change
+        # table -> {raw entry head -> (comment, match)} of the rules seen by the last
+        # observe: rules rarely change, and what is gone is forgotten (a re-added rule's
+        # bytes may differ, so a cache of every head ever seen grew by megabytes an hour)
+        self._decoded = {}
 
     # ---- observation -------------------------------------------------------------------
     def observe(self, table_name):
@@ -145,40 +148,42 @@ class Iptables(object):
         table = self._table(table_name)
         table.refresh()
         chains = {}
+        known, seen = self._decoded.get(table_name, {}), {}
         for t, builtin, chain in rulesmod.OWN_CHAINS:
             if t != table_name:
                 continue
-            chains[builtin] = self._walk(table, builtin)
+            chains[builtin] = self._walk(table, builtin, known, seen)
             if table.is_chain(chain):
-                chains[chain] = self._walk(table, chain)
+                chains[chain] = self._walk(table, chain, known, seen)
+        self._decoded[table_name] = seen
         return chains
 
-    def _walk(self, table, chain):
+    def _walk(self, table, chain, known=None, seen=None):
         views = []
         entry = table.first_rule(chain)
         position = 0
         while entry:
             target = table.get_target(entry)
             target = target.decode("ascii", "replace") if target else None
-            comment, match = self._decode(entry)
+            comment, match = self._decode(entry, known or {}, {} if seen is None else seen)
             views.append(P.RuleView(position, comment, target, match))
             position += 1
             entry = table.next_rule(entry)
         return views
 
-    def _decode(self, entry):
-        """(comment, core.rules.match_of tuple) of a raw entry, cached by its bytes:
+    def _decode(self, entry, known, seen):
+        """(comment, core.rules.match_of tuple) of a raw entry, looked up in ``known``
+        and kept in ``seen`` by its bytes:
         addresses, interfaces, matches and an extension target's data, not the counters
         (nor a standard target's verdict, a jump offset that moves with the table)."""
         target_offset = entry.target_offset
         raw = ctypes.string_at(ctypes.addressof(entry), entry.next_offset)
         standard = raw[target_offset + 2:target_offset + 3] in (b"", b"\0")
         head = (raw[:_IPT_IP.size] + raw[_ENTRY_SIZE:target_offset if standard else None])
-        decoded = self._decoded.get(head)
+        decoded = seen.get(head) or known.get(head)
         if decoded is None:
-            if len(self._decoded) > 50000:
-                self._decoded.clear()
-            decoded = self._decoded[head] = decode_entry(raw, target_offset)
+            decoded = decode_entry(raw, target_offset)
+        seen[head] = decoded
         return decoded
 
     # ---- changes -----------------------------------------------------------------------
