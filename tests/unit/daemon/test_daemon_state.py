@@ -4,6 +4,7 @@ import threading
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
+from agent.core import config as configmod
 from agent.daemon import main
 from agent.daemon.reconciler import Snapshot
 
@@ -35,6 +36,9 @@ class Daemon(object):
             gateways=({"name": "private", "state": "applied"},), summary="1 gateway",
             rounds=3, writes=0, commits=0, last=None, failure=None, failures=0)
         self.xapi = None
+        defaults = configmod.defaults()
+        self.config = defaults._replace(agent=defaults.agent._replace(
+            network_conf="/nonexistent/network.conf", ovsdb="unix:/nonexistent/db.sock"))
 
     def status_data(self):
         return {"rounds": 3, "round_failure": None, "api": {"listen": None}}
