@@ -138,8 +138,8 @@ def test_a_broken_tcp_side_still_gives_a_running_daemon_that_enforces(workdir, p
         assert health["status"] == "degraded"
         assert any("not served on TCP 127.0.0.1:%d" % PORT in p and expected in p
                    for p in health["problems"]), health
-        status, body = test_faults.get(daemon, "/v1/gateways")
-        assert status == 200 and json.loads(body)[0]["state"] == "applied"
+        N.wait_for(lambda: json.loads(test_faults.get(daemon, "/v1/gateways")[1])[0]["state"]
+                   == "applied", message="applied, as the Unix socket says")
         assert daemon.status()["api"]["tcp_error"]
         assert "API TCP off" in daemon.wait_notify("READY=1")
         assert "the API is NOT served on TCP" in daemon.log()
