@@ -11,6 +11,9 @@ Modes:
            says that bridge's gateway is "applied"; latency = since_monotonic - t0.
   burst    create every bridge as fast as possible, then wait until all are applied.
   seed     the seed way: per bridge, launch bench/seed-gateway.sh as udev would.
+  script   the best a script can do (bench/baseline.py): per bridge, one ``ip addr add``
+           and one ``iptables-restore --noflush`` of the daemon's rules for it, run at
+           once after the bridge is made; latency = both done - t0.
 
 Backends (``--backend``): ``linux-bridge`` makes Linux bridges over netlink;
 ``openvswitch`` makes Open vSwitch bridges as xcp-networkd does (``ovs-vsctl add-br``
@@ -240,9 +243,34 @@ def mode_seed(args):
         return {"samples": list(results), "launched": len(threads)}
 
 
+def mode_script(args):
+    """The fastest per-bridge script: the chains and jumps once (not timed), then per
+    bridge: create it, ``ip addr add``, ``iptables-restore --noflush`` of its rules."""
+    import baseline
+    restore = [args.iptables_restore, "--noflush"]
+    subprocess.run(restore, input=baseline.restore_text([], chains=True), check=True,
+                   universal_newlines=True)
+    bridges = LinuxBridges(args)
+    samples = []
+    for i in range(args.start, args.start + args.count):
+        name = bridge_name(i)
+        rules = baseline.restore_text([i], chains=False)
+        t0, created = bridges.make(name)
+        a = subprocess.run(["ip", "addr", "add", gateway_cidr(i), "dev", name],
+                           stderr=subprocess.PIPE, universal_newlines=True)
+        b = subprocess.run(restore, input=rules, stderr=subprocess.PIPE,
+                           universal_newlines=True)
+        t_end = time.monotonic()
+        samples.append({"bridge": name, "latency": t_end - t0, "create": created - t0,
+                        "rc": a.returncode or b.returncode,
+                        "stderr": (a.stderr + b.stderr)[-300:]})
+    bridges.close()
+    return {"samples": samples}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=("latency", "burst", "seed"))
+    parser.add_argument("mode", choices=("latency", "burst", "seed", "script"))
     parser.add_argument("--status", help="the daemon's status.json")
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--start", type=int, default=0, help="first bridge index")
@@ -260,6 +288,8 @@ def main(argv=None):
     parser.add_argument("--sleep", type=float, default=5, help="seed: SEED_SLEEP")
     parser.add_argument("--parallel", action="store_true",
                         help="seed: do not wait for one script before the next bridge")
+    parser.add_argument("--iptables-restore", default="iptables-legacy-restore",
+                        help="script: the iptables-restore to run")
     args = parser.parse_args(argv)
     if args.count < 1 or args.count > 5000:
         parser.error("--count must be 1..5000")
@@ -269,7 +299,8 @@ def main(argv=None):
         parser.error("--ovsdb is required with --backend openvswitch")
     if args.mode == "seed" and not args.script:
         parser.error("--script is required for seed")
-    result = {"latency": mode_latency, "burst": mode_burst, "seed": mode_seed}[args.mode](args)
+    result = {"latency": mode_latency, "burst": mode_burst, "seed": mode_seed,
+              "script": mode_script}[args.mode](args)
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

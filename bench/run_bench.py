@@ -48,18 +48,21 @@ SEED_SCRIPT = os.path.join(BENCH, "seed-gateway.sh")
 NEEDED_TOOLS = ("ip", "iptables-legacy", "iptables-legacy-save", "iptables-legacy-restore",
                 "bash", "sysctl", "grep")
 
-# Goals, from the Gateway engine issue ("Performance").
-GOAL_P50_MS = 10.0
-GOAL_P99_MS = 50.0
-GOAL_BURST_S = 2.0
-GOAL_STARTUP_S = 2.0
-GOAL_IDLE_MS = 20.0
-GOAL_RSS_MB = 60.0
+# Goals, from issue 15 ("Performance near the limit").
+GOAL_P50_MS = 2.0
+GOAL_P99_MS = 10.0
+GOAL_BURST_S = 0.5
+GOAL_STARTUP_S = 0.5
+GOAL_STARTUP_VS_SCRIPT = 2.0  # start-up within 2x of iptables-restore + ip -batch
+GOAL_IDLE_MS = 5.0
+GOAL_RSS_MB = 50.0
 
 FULL = {"latency": 200, "burst": 500, "burst_ovs": 200, "startup": 1000, "seed_sleep": 3,
-        "seed_nosleep": 50, "idle_rounds": 5, "idle_budget": 20.0}
+        "seed_nosleep": 50, "idle_rounds": 5, "idle_budget": 20.0, "script": 200,
+        "counts": [100, 250, 500, 1000, 2000, 4000]}
 QUICK = {"latency": 50, "burst": 500, "burst_ovs": 100, "startup": 1000, "seed_sleep": 3,
-         "seed_nosleep": 20, "idle_rounds": 3, "idle_budget": 12.0}
+         "seed_nosleep": 20, "idle_rounds": 3, "idle_budget": 12.0, "script": 50,
+         "counts": [100, 1000, 4000]}
 LINUX, OVS = "linux-bridge", "openvswitch"
 OVS_SUFFIX = "@openvswitch"  # results key of a phase on Open vSwitch bridges
 
@@ -89,6 +92,7 @@ from tests.integration import netns as N  # noqa: E402
 # the driver runs inside the namespaces; both sides name bridges and gateways alike
 from driver import bridge_name, gateway_cidr, gateway_name  # noqa: E402
 from agent.xapisim import ovs as ovsmod  # noqa: E402
+import baseline  # noqa: E402
 
 
 # ---- namespaces and clean-up ---------------------------------------------------------------
@@ -465,6 +469,79 @@ def phase_startup(res, count, idle_rounds, idle_budget):
         res.close_phase(ns, [x for x in (d, d2) if x is not None])
 
 
+def phase_script(res, count):
+    """The best a script can do per bridge (bench/baseline.py, driver mode script): one
+    ``ip addr add`` and one ``iptables-restore --noflush`` of the same rules."""
+    ns = res.netns("script")
+    wd = res.workdir()
+    os.environ["XTABLES_LOCKFILE"] = os.path.join(wd, "xtables.lock")
+    try:
+        ns.set_ip_forward(1)  # the daemon sets it once at start-up too: not per bridge
+        out = run_driver(ns, ["script", "--count", count], timeout=120)
+        indices = list(range(count))
+        check = verify(ns, indices)
+        lat = [s["latency"] for s in out["samples"]]
+        failed = [s for s in out["samples"] if s["rc"] != 0]
+        return {"bridges": count, "measured": len(lat),
+                "p50_ms": ms(percentile(lat, 50)), "p90_ms": ms(percentile(lat, 90)),
+                "p99_ms": ms(percentile(lat, 99)), "max_ms": ms(max(lat) if lat else None),
+                "create_p50_ms": ms(percentile([s["create"] for s in out["samples"]], 50)),
+                "script_failures": len(failed),
+                "failure_examples": [s["stderr"].strip() for s in failed[:3]],
+                "samples_ms": [round(x * 1000.0, 3) for x in lat], "verify": check}
+    finally:
+        os.environ.pop("XTABLES_LOCKFILE", None)
+        res.close_phase(ns, [])
+
+
+def script_startup(res, count):
+    """Start-up the script way, in its own namespace: ``count`` bridges present, then
+    (timed) one ``iptables-restore --noflush`` of every rule, one ``ip -batch`` of every
+    address and ip_forward on. Checked from outside like the daemon's."""
+    ns = res.netns("sstart")
+    wd = res.workdir()
+    indices = list(range(count))
+    rules, addresses = baseline.restore_text(indices), baseline.address_batch(indices)
+    os.environ["XTABLES_LOCKFILE"] = os.path.join(wd, "xtables.lock")
+    try:
+        create_bridges_batch(ns, indices)
+        t0 = time.monotonic()
+        ns.run(["iptables-legacy-restore", "--noflush"], input=rules, timeout=120)
+        t1 = time.monotonic()
+        ns.run(["ip", "-batch", "-"], input=addresses, timeout=120)
+        t2 = time.monotonic()
+        ns.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        t3 = time.monotonic()
+        return {"bridges": count, "total_s": t3 - t0, "restore_s": t1 - t0,
+                "ip_batch_s": t2 - t1, "sysctl_s": t3 - t2, "verify": verify(ns, indices)}
+    finally:
+        os.environ.pop("XTABLES_LOCKFILE", None)
+        res.close_phase(ns, [])
+
+
+def phase_curve(res, counts, idle_rounds, idle_budget):
+    """Start-up and idle check against the number of gateways: at each count the script
+    way (iptables-restore + ip -batch) and the daemon (phase_startup), side by side."""
+    points = []
+    for n in counts:
+        t = time.monotonic()
+        point = {"bridges": n, "load": os.getloadavg()[0]}
+        point["script"] = script_startup(res, n)
+        point["daemon"] = phase_startup(res, n, idle_rounds, idle_budget)
+        d, sc = point["daemon"], point["script"]
+        print("  %5d gateways: daemon all applied %s s (idle %s ms, RSS %s MB), script %s s "
+              "(restore %s + ip -batch %s), verified %s/%s; %.0f s, load %.2f"
+              % (n, fmt(d.get("applied_s"), "", 3), fmt(d.get("idle_median_ms"), "", 2),
+                 fmt(d.get("rss_mb"), "", 1), fmt(sc["total_s"], "", 3),
+                 fmt(sc["restore_s"], "", 3), fmt(sc["ip_batch_s"], "", 3),
+                 "ok" if (d.get("verify") or {}).get("ok") else "NOT ok",
+                 "ok" if sc["verify"]["ok"] else "NOT ok", time.monotonic() - t,
+                 point["load"]))
+        sys.stdout.flush()
+        points.append(point)
+    return points
+
+
 def phase_seed(res, n_sleep, n_nosleep):
     ns = res.netns("seed")
     wd = res.workdir()
@@ -488,6 +565,8 @@ def phase_seed(res, n_sleep, n_nosleep):
             "sleep_max_s": max(la) if la else None,
             "nosleep_bridges": n_nosleep, "nosleep_p50_ms": ms(percentile(lb, 50)),
             "nosleep_p90_ms": ms(percentile(lb, 90)), "nosleep_max_ms": ms(max(lb) if lb else None),
+            "nosleep_p99_ms": ms(percentile(lb, 99)),
+            "samples_ms": [round(x * 1000.0, 3) for x in lb],
             "script_failures": len(failed),
             "failure_examples": [s["stderr"].strip() for s in failed[:3]],
             "verify": check,
@@ -533,6 +612,18 @@ def summary_rows(r):
         rows.append(("latency phase: verified complete",
                      "%d/%d" % (lat["verify"]["complete"], n), "all",
                      "ok" if lat["verify"]["ok"] else "MISSED"))
+    script = r.get("script")
+    if script:
+        rows.append(("best script p50 (ip addr add + iptables-restore --noflush, %d bridges)"
+                     % script["bridges"], fmt(script["p50_ms"], " ms", 2), "", ""))
+        rows.append(("best script p99", fmt(script["p99_ms"], " ms", 2), "", ""))
+        rows.append(("best script: verified complete / failures",
+                     "%d/%d / %d" % (script["verify"]["complete"], script["bridges"],
+                                     script["script_failures"]), "", ""))
+        if lat and lat["p50_ms"] and script["p50_ms"]:
+            rows.append(("daemon p50 faster than the best script", fmt(
+                script["p50_ms"] / lat["p50_ms"], "x", 2), "> 1x",
+                verdict(script["p50_ms"] / lat["p50_ms"], 1.0, less=False)))
     burst = r.get("burst")
     if burst:
         n = burst["bridges"]
@@ -557,6 +648,14 @@ def summary_rows(r):
                          "<= %g s" % GOAL_STARTUP_S, verdict(st["applied_s"], GOAL_STARTUP_S)))
             rows.append(("startup: verified complete", "%d/%d" % (st["verify"]["complete"], n),
                          "all", "ok" if st["verify"]["ok"] else "MISSED"))
+            same_n = [p["script"] for p in r.get("curve") or () if p["bridges"] == n]
+            if same_n and st.get("applied_s"):
+                ratio = st["applied_s"] / same_n[0]["total_s"]
+                rows.append(("startup %d: iptables-restore + ip -batch of the same" % n,
+                             fmt(same_n[0]["total_s"], " s", 3), "", ""))
+                rows.append(("startup %d: daemon / script" % n, fmt(ratio, "x", 1),
+                             "<= %gx" % GOAL_STARTUP_VS_SCRIPT,
+                             verdict(ratio, GOAL_STARTUP_VS_SCRIPT)))
             rows.append(("RSS with %d gateways applied (peak)" % n,
                          "%.1f MB (%.1f MB)" % (st["rss_mb"], st["hwm_mb"]),
                          "<= %g MB" % GOAL_RSS_MB, verdict(st["rss_mb"], GOAL_RSS_MB)))
@@ -582,13 +681,30 @@ def summary_rows(r):
             ra = seed["sleep_p50_s"] * 1000.0 / lat["p50_ms"] if seed["sleep_p50_s"] else None
             rb = seed["nosleep_p50_ms"] / lat["p50_ms"] if seed["nosleep_p50_ms"] else None
             rows.append(("ratio seed/daemon p50, with sleep", fmt(ra, "x", 0), "", ""))
-            rows.append(("ratio seed/daemon p50, without sleep", fmt(rb, "x", 1), "", ""))
+            rows.append(("ratio seed/daemon p50, without sleep", fmt(rb, "x", 1), ">= 10x",
+                         verdict(rb, 10.0, less=False)))
         rows.append(("seed way: FORWARD accepts left",
                       "%d (no FORWARD rules: Dom0's REJECT blocks TCP)"
                       % seed["verify"]["forward_rules"], "", ""))
         rows.append(("seed way: verified address, route, MASQUERADE",
                      "%d/%d" % (seed["verify"]["complete"], seed["verify"]["expected"]), "", ""))
         rows.append(("seed way: script failures", fmt(seed["script_failures"]), "", ""))
+    return rows
+
+
+def curve_rows(r):
+    """(gateways, daemon all applied, script, ratio, idle check, RSS, load) per count."""
+    rows = []
+    for p in r.get("curve") or ():
+        d, sc = p["daemon"], p["script"]
+        applied = d.get("applied_s")
+        rows.append((str(p["bridges"]), fmt(applied, " s", 3),
+                     "%s (%s + %s)" % (fmt(sc["total_s"], " s", 3), fmt(sc["restore_s"], "", 3),
+                                       fmt(sc["ip_batch_s"], "", 3)),
+                     fmt(applied / sc["total_s"], "x", 1) if applied else "n/a",
+                     fmt(d.get("idle_median_ms"), " ms", 2),
+                     "%s -> %s" % (d.get("idle_writes_start"), d.get("idle_writes_end")),
+                     fmt(d.get("rss_mb"), " MB", 1), "%.2f" % p["load"]))
     return rows
 
 
@@ -649,16 +765,30 @@ def print_phase(name, data):
         print("    verification problems: %s" % "; ".join(problems))
 
 
+def _counts(text):
+    try:
+        counts = sorted(set(int(x) for x in text.split(",") if x.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError("a comma-separated list of numbers: %r" % text)
+    if not counts or counts[0] < 1 or counts[-1] > 5000:
+        raise argparse.ArgumentTypeError("counts must be 1..5000")
+    return counts
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="xapi-gateway benchmark (run as root)")
     parser.add_argument("--quick", action="store_true", help="fewer bridges (about 1.5 min)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--only", action="append",
-                        choices=("latency", "burst", "startup", "seed"),
+                        choices=("latency", "script", "burst", "startup", "seed"),
                         help="run only this phase (repeatable)")
     parser.add_argument("--backend", choices=(LINUX, OVS, "both"), default="both",
                         help="latency and burst on Linux bridges, Open vSwitch bridges or "
                              "both side by side (default); startup and seed use Linux bridges")
+    parser.add_argument("--counts", type=_counts, metavar="N,N,...",
+                        help="startup: the numbers of gateways of the start-up and idle-check "
+                             "curve (default 100,250,500,1000,2000,4000; --quick 100,1000,"
+                             "4000); 1000 is always included")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directories (daemon logs, configs, status files)")
     args = parser.parse_args(argv)
@@ -669,7 +799,11 @@ def main(argv=None):
         sys.exit("run_bench.py: missing tools: %s (apt-get install iproute2 iptables procps)"
                  % ", ".join(missing))
     sizes = QUICK if args.quick else FULL
-    phases = args.only or ["latency", "burst", "startup", "seed"]
+    if args.counts:
+        sizes = dict(sizes, counts=args.counts)
+    if sizes["startup"] not in sizes["counts"]:
+        sizes = dict(sizes, counts=sorted(sizes["counts"] + [sizes["startup"]]))
+    phases = args.only or ["latency", "script", "burst", "startup", "seed"]
     backends = [LINUX, OVS] if args.backend == "both" else [args.backend]
     if OVS in backends and ovsmod.installed():
         sys.exit("run_bench.py: %s (or --backend %s)" % (ovsmod.installed(), LINUX))
@@ -706,9 +840,13 @@ def main(argv=None):
                 elif phase == "burst":
                     results[key] = phase_burst(res, sizes["burst_ovs" if backend == OVS
                                                           else "burst"], backend)
+                elif phase == "script":
+                    results["script"] = phase_script(res, sizes["script"])
                 elif phase == "startup":
-                    results["startup"] = phase_startup(res, sizes["startup"],
-                                                       sizes["idle_rounds"], sizes["idle_budget"])
+                    results["curve"] = phase_curve(res, sizes["counts"], sizes["idle_rounds"],
+                                                   sizes["idle_budget"])
+                    results["startup"] = [p["daemon"] for p in results["curve"]
+                                          if p["bridges"] == sizes["startup"]][0]
                 elif phase == "seed":
                     results["seed"] = phase_seed(res, sizes["seed_sleep"], sizes["seed_nosleep"])
             except (AssertionError, RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
@@ -737,6 +875,14 @@ def main(argv=None):
         burst=results.get("burst" + OVS_SUFFIX)))
     if rows:
         print_table(rows)
+    curve = curve_rows(results)
+    if curve:
+        print("")
+        print("Start-up and idle check against the number of gateways (script: "
+              "iptables-restore --noflush + ip -batch of the same rules and addresses):")
+        print_table(curve, head=("gateways", "daemon: all applied", "script (restore + ip -batch)",
+                                 "daemon/script", "idle check", "idle writes", "RSS",
+                                 "load"))
     side = backend_rows(results)
     if side:
         print("")
