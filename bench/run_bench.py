@@ -93,6 +93,7 @@ from tests.integration import netns as N  # noqa: E402
 from driver import bridge_name, gateway_cidr, gateway_name  # noqa: E402
 from agent.xapisim import ovs as ovsmod  # noqa: E402
 import baseline  # noqa: E402
+import plots  # noqa: E402  (imports matplotlib only when drawing)
 
 
 # ---- namespaces and clean-up ---------------------------------------------------------------
@@ -407,12 +408,13 @@ def phase_burst(res, count, backend=LINUX):
         res.close_phase(ns, [d])
 
 
-def phase_startup(res, count, idle_rounds, idle_budget):
-    ns = res.netns("start")
+def phase_startup(res, ns, count, idle_rounds, idle_budget):
+    """The daemon's start-up with bridges 0..count-1 present in ``ns`` and nothing
+    applied, then its idle checks on the converged state; afterwards the daemon's own
+    ``--cleanup`` removes what it made, so that ``ns`` is back to bridges only."""
     wd = res.workdir()
     indices = list(range(count))
     gateways = gateways_config(indices)
-    create_bridges_batch(ns, indices)
     d = res.daemon(ns, wd, gateways, check_interval=10)
     d2 = None
     result = {"bridges": count}
@@ -466,7 +468,14 @@ def phase_startup(res, count, idle_rounds, idle_budget):
         })
         return result
     finally:
-        res.close_phase(ns, [x for x in (d, d2) if x is not None])
+        for x in (d, d2):
+            if x is not None:
+                x.stop()
+        undo = ns.run([sys.executable, "-m", "agent.daemon.main", "--cleanup", "-c",
+                       d.config_path], env=dict(os.environ, PYTHONPATH=REPO), check=False)
+        if undo.returncode != 0:
+            raise RuntimeError("xapi-gateway-agent --cleanup failed: %s" % undo.stderr[-2000:])
+        ns.set_ip_forward(0)
 
 
 def phase_script(res, count):
@@ -494,51 +503,65 @@ def phase_script(res, count):
         res.close_phase(ns, [])
 
 
-def script_startup(res, count):
-    """Start-up the script way, in its own namespace: ``count`` bridges present, then
-    (timed) one ``iptables-restore --noflush`` of every rule, one ``ip -batch`` of every
-    address and ip_forward on. Checked from outside like the daemon's."""
-    ns = res.netns("sstart")
-    wd = res.workdir()
+CLEAN_NAT = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" \
+    ":POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
+
+
+def script_startup(ns, count):
+    """Start-up the script way: bridges 0..count-1 present in ``ns``, then (timed) one
+    ``iptables-restore --noflush`` of every rule, one ``ip -batch`` of every address and
+    ip_forward on. Checked from outside like the daemon's, then undone (both tables
+    back to Dom0's, the addresses deleted, ip_forward off)."""
     indices = list(range(count))
     rules, addresses = baseline.restore_text(indices), baseline.address_batch(indices)
-    os.environ["XTABLES_LOCKFILE"] = os.path.join(wd, "xtables.lock")
-    try:
-        create_bridges_batch(ns, indices)
-        t0 = time.monotonic()
-        ns.run(["iptables-legacy-restore", "--noflush"], input=rules, timeout=120)
-        t1 = time.monotonic()
-        ns.run(["ip", "-batch", "-"], input=addresses, timeout=120)
-        t2 = time.monotonic()
-        ns.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
-        t3 = time.monotonic()
-        return {"bridges": count, "total_s": t3 - t0, "restore_s": t1 - t0,
-                "ip_batch_s": t2 - t1, "sysctl_s": t3 - t2, "verify": verify(ns, indices)}
-    finally:
-        os.environ.pop("XTABLES_LOCKFILE", None)
-        res.close_phase(ns, [])
+    t0 = time.monotonic()
+    ns.run(["iptables-legacy-restore", "--noflush"], input=rules, timeout=120)
+    t1 = time.monotonic()
+    ns.run(["ip", "-batch", "-"], input=addresses, timeout=120)
+    t2 = time.monotonic()
+    ns.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    t3 = time.monotonic()
+    result = {"bridges": count, "total_s": t3 - t0, "restore_s": t1 - t0,
+              "ip_batch_s": t2 - t1, "sysctl_s": t3 - t2, "verify": verify(ns, indices)}
+    ns.run(["iptables-legacy-restore"], input=CLEAN_NAT + N.DOM0_FIREWALL)
+    ns.run(["ip", "-batch", "-"], input=addresses.replace("address add ", "address del "),
+           timeout=120)
+    ns.set_ip_forward(0)
+    return result
 
 
 def phase_curve(res, counts, idle_rounds, idle_budget):
     """Start-up and idle check against the number of gateways: at each count the script
     way (iptables-restore + ip -batch) and the daemon (phase_startup), side by side."""
     points = []
-    for n in counts:
-        t = time.monotonic()
-        point = {"bridges": n, "load": os.getloadavg()[0]}
-        point["script"] = script_startup(res, n)
-        point["daemon"] = phase_startup(res, n, idle_rounds, idle_budget)
-        d, sc = point["daemon"], point["script"]
-        print("  %5d gateways: daemon all applied %s s (idle %s ms, RSS %s MB), script %s s "
-              "(restore %s + ip -batch %s), verified %s/%s; %.0f s, load %.2f"
-              % (n, fmt(d.get("applied_s"), "", 3), fmt(d.get("idle_median_ms"), "", 2),
-                 fmt(d.get("rss_mb"), "", 1), fmt(sc["total_s"], "", 3),
-                 fmt(sc["restore_s"], "", 3), fmt(sc["ip_batch_s"], "", 3),
-                 "ok" if (d.get("verify") or {}).get("ok") else "NOT ok",
-                 "ok" if sc["verify"]["ok"] else "NOT ok", time.monotonic() - t,
-                 point["load"]))
-        sys.stdout.flush()
-        points.append(point)
+    # One namespace whose bridges grow from count to count: deleting a namespace with
+    # thousands of bridges keeps the kernel busy for a minute, and new namespaces wait.
+    ns = res.netns("curve")
+    wd = res.workdir()
+    os.environ["XTABLES_LOCKFILE"] = os.path.join(wd, "xtables.lock")  # the script's
+    made = 0
+    try:
+        for n in counts:
+            t = time.monotonic()
+            create_bridges_batch(ns, range(made, n))
+            made = n
+            point = {"bridges": n, "load": os.getloadavg()[0]}
+            point["script"] = script_startup(ns, n)
+            point["daemon"] = phase_startup(res, ns, n, idle_rounds, idle_budget)
+            d, sc = point["daemon"], point["script"]
+            print("  %5d gateways: daemon all applied %s s (idle %s ms, RSS %s MB), script "
+                  "%s s (restore %s + ip -batch %s), verified %s/%s; %.0f s, load %.2f"
+                  % (n, fmt(d.get("applied_s"), "", 3), fmt(d.get("idle_median_ms"), "", 2),
+                     fmt(d.get("rss_mb"), "", 1), fmt(sc["total_s"], "", 3),
+                     fmt(sc["restore_s"], "", 3), fmt(sc["ip_batch_s"], "", 3),
+                     "ok" if (d.get("verify") or {}).get("ok") else "NOT ok",
+                     "ok" if sc["verify"]["ok"] else "NOT ok", time.monotonic() - t,
+                     point["load"]))
+            sys.stdout.flush()
+            points.append(point)
+    finally:
+        os.environ.pop("XTABLES_LOCKFILE", None)
+        res.close_phase(ns, [])
     return points
 
 
@@ -789,6 +812,10 @@ def main(argv=None):
                         help="startup: the numbers of gateways of the start-up and idle-check "
                              "curve (default 100,250,500,1000,2000,4000; --quick 100,1000,"
                              "4000); 1000 is always included")
+    parser.add_argument("--plots", nargs="?", const=plots.DEFAULT_DIR, metavar="DIR",
+                        help="also write PNG plots (and results.json) to DIR (default "
+                             "bench/results); needs matplotlib: pip install -r "
+                             "requirements/bench.txt")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directories (daemon logs, configs, status files)")
     args = parser.parse_args(argv)
@@ -798,6 +825,8 @@ def main(argv=None):
     if missing:
         sys.exit("run_bench.py: missing tools: %s (apt-get install iproute2 iptables procps)"
                  % ", ".join(missing))
+    if args.plots and plots.available():
+        sys.exit("run_bench.py --plots: %s" % plots.available())
     sizes = QUICK if args.quick else FULL
     if args.counts:
         sizes = dict(sizes, counts=args.counts)
@@ -897,6 +926,14 @@ def main(argv=None):
             json.dump(results, f, indent=1, sort_keys=True)
             f.write("\n")
         print("results written to %s" % args.json)
+    if args.plots:
+        for path in plots.write(results, args.plots):
+            print("plot written to %s" % path)
+        path = os.path.join(args.plots, "results.json")
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1, sort_keys=True)
+            f.write("\n")
+        print("results written to %s (redraw: bench/plots.py %s)" % (path, path))
     return exit_code
 
 
