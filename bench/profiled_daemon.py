@@ -1,4 +1,4 @@
-"""Run xapi-gateway-agent under cProfile, every thread of it, for bench/profile.py.
+"""Run xapi-gateway-agent under cProfile, every thread of it, for bench/profile_daemon.py.
 
     python bench/profiled_daemon.py OUT.prof -c CONFIG
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where the daemon's time goes: cProfile of its start-up and of its idle checks.
 
-    sudo .venv/bin/python bench/profile.py [--gateways 1000] [--rounds 5] [--top 30]
+    sudo .venv/bin/python bench/profile_daemon.py [--gateways 1000] [--rounds 5] [--top 30]
 
 In a namespace it creates (xgwb-<pid>-...) with N bridges present: (1) the daemon starts
 with N gateways to apply, under cProfile (bench/profiled_daemon.py, every thread), and
@@ -45,7 +45,7 @@ def main(argv=None):
     parser.add_argument("--outdir", default=os.path.join(B.BENCH, "results"))
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
-        sys.exit("profile.py: needs root")
+        sys.exit("profile_daemon.py: needs root")
     if not os.path.isdir(args.outdir):
         os.makedirs(args.outdir)
     n = args.gateways
@@ -69,7 +69,7 @@ def main(argv=None):
             d.start(wait_ready=False)
             status = B.wait_status(d, B.all_applied(B.gateway_name(i) for i in indices), 300)
             if status is None:
-                sys.exit("profile.py: not all %d gateways applied" % n)
+                sys.exit("profile_daemon.py: not all %d gateways applied" % n)
             applied = max(gw["since_monotonic"] for gw in status["gateways"]) - t0
             rounds = 1
             if phase == "idle":
