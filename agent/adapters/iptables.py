@@ -10,10 +10,17 @@ DNAT target reads back the same, whichever one python-iptables or an ``iptables-
 of saved rules chose. Writes build python-iptables Rule objects and go into one commit
 per table, under the xtables lock that the iptables binaries also take, so concurrent
 ``iptables`` runs cannot interleave with us.
+
+A periodic check on an unchanged table costs one copy of it, not a walk: the table's
+fingerprint (its size, entry count and a digest of every entry without its counters, read
+with the same getsockopt calls libiptc uses) is compared with the one of the last walk,
+and an equal fingerprint returns that walk's observation. Any change to any entry, ours or
+not, the same size or not, changes the digest; only the packet and byte counters do not.
 """
 import ctypes
 import errno
 import fcntl
+import hashlib
 import logging
 import os
 import socket
@@ -61,6 +68,78 @@ _errno_location = _libc.__errno_location
 _errno_location.restype = ctypes.POINTER(ctypes.c_int)
 
 _TABLE_NAMES = {"nat": iptc.Table.NAT, "filter": iptc.Table.FILTER}
+
+# getsockopt(SOL_IP) on a raw socket, as libiptc reads a table (linux/netfilter_ipv4/
+# ip_tables.h): IPT_SO_GET_INFO fills struct ipt_getinfo (name[32], valid_hooks,
+# hook_entry[5], underflow[5], num_entries, size); IPT_SO_GET_ENTRIES fills struct
+# ipt_get_entries (name[32], size, then the entries, 8-byte aligned) with ``size`` bytes.
+IPT_SO_GET_INFO, IPT_SO_GET_ENTRIES = 64, 65
+_GETINFO = struct.Struct("=32sI5I5III")
+_GET_ENTRIES_HEAD = 40
+# struct ipt_entry: ipt_ip, nfcache (u32), target_offset, next_offset (u16), comefrom
+# (u32), then struct xt_counters (two u64) that change with every packet.
+_NEXT_OFFSET_AT = _IPT_IP.size + 6
+_COUNTERS_AT = _IPT_IP.size + 12
+_COUNTERS_END = _COUNTERS_AT + 16
+_getsockopt = _libc.getsockopt
+_getsockopt.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                        ctypes.POINTER(ctypes.c_uint32))
+
+
+class TableReader(object):
+    """Reads a table's entries straight from the kernel, for ``fingerprint``."""
+
+    def __init__(self):
+        self._sock = None
+
+    def _fd(self):
+        """The raw socket, opened once and kept (a round needs no new descriptor)."""
+        if self._sock is None:
+            try:
+                self._sock = socket.socket(socket.AF_INET, socket.SOCK_RAW,
+                                           socket.IPPROTO_RAW)
+            except OSError as exc:
+                raise KernelError("iptables: cannot open a raw socket to read the table: %s"
+                                  % (exc.strerror or exc), errno=exc.errno)
+        return self._sock.fileno()
+
+    def _get(self, optname, buf):
+        size = ctypes.c_uint32(len(buf))
+        if _getsockopt(self._fd(), socket.SOL_IP, optname, buf, ctypes.byref(size)) != 0:
+            err = _errno_location()[0]
+            raise KernelError("iptables: reading the table failed: %s" % os.strerror(err),
+                              errno=err)
+        return size.value
+
+    def fingerprint(self, table_name):
+        """(size, entry count, digest of the entries without their counters) of
+        ``table_name`` as the kernel holds it now."""
+        name = table_name.encode("ascii")
+        info = ctypes.create_string_buffer(name, _GETINFO.size)
+        self._get(IPT_SO_GET_INFO, info)
+        fields = _GETINFO.unpack(info.raw)
+        num_entries, size = fields[-2], fields[-1]
+        buf = ctypes.create_string_buffer(_GET_ENTRIES_HEAD + size)
+        struct.pack_into("=32sI", buf, 0, name, size)
+        self._get(IPT_SO_GET_ENTRIES, buf)
+        raw = memoryview(buf)[_GET_ENTRIES_HEAD:_GET_ENTRIES_HEAD + size]
+        digest = hashlib.sha1()
+        update = digest.update
+        next_at = struct.Struct("=H").unpack_from
+        offset = 0
+        while offset < size:
+            step = next_at(raw, offset + _NEXT_OFFSET_AT)[0]
+            if step < _ENTRY_SIZE:
+                raise KernelError("iptables %s: malformed entry at %d" % (table_name, offset))
+            update(raw[offset:offset + _COUNTERS_AT])
+            update(raw[offset + _COUNTERS_END:offset + step])
+            offset += step
+        return size, num_entries, digest.digest()
+
+    def close(self):
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
 
 class XtablesLock(object):
@@ -136,17 +215,30 @@ class Iptables(object):
         # observe: rules rarely change, and what is gone is forgotten (a re-added rule's
         # bytes may differ, so a cache of every head ever seen grew by megabytes an hour)
         self._decoded = {}
+        self.walks = 0    # how many observations walked a table (for benchmarks)
+        self._reader = TableReader()
+        self._seen = {}   # table -> (fingerprint, observation) of the last walk
+        self._stale = set()  # tables whose libiptc copy was not refreshed by observe
 
     # ---- observation -------------------------------------------------------------------
     def observe(self, table_name):
         """{chain: [RuleView]} for our chains of ``table_name`` (those that exist) and
         the built-in chains that jump to them.
 
-        Refreshes the table from the kernel first; call under the xtables lock when the
-        observation is going to be followed by ``apply``.
+        Reads the table from the kernel first; call under the xtables lock when the
+        observation is going to be followed by ``apply``. When the table's fingerprint
+        is the one of the last walk, that walk's observation is returned (the caller
+        must not change it).
         """
+        fingerprint = self._reader.fingerprint(table_name)
+        last = self._seen.get(table_name)
+        if last is not None and last[0] == fingerprint:
+            self._stale.add(table_name)
+            return last[1]
         table = self._table(table_name)
         table.refresh()
+        self._stale.discard(table_name)
+        self.walks += 1
         chains = {}
         known, seen = self._decoded.get(table_name, {}), {}
         for t, builtin, chain in rulesmod.OWN_CHAINS:
@@ -156,6 +248,9 @@ class Iptables(object):
             if table.is_chain(chain):
                 chains[chain] = self._walk(table, chain, known, seen)
         self._decoded[table_name] = seen
+        # The fingerprint read before the walk: a change in between makes the next
+        # check walk again, never the reverse.
+        self._seen[table_name] = (fingerprint, chains)
         return chains
 
     def _walk(self, table, chain, known=None, seen=None):
@@ -197,6 +292,15 @@ class Iptables(object):
         if not ops:
             return
         table = self._table(table_name)
+        if table_name in self._stale:
+            # observe answered from its fingerprint: load the table it described (a
+            # change since makes the fingerprints differ, and the round start again)
+            table.refresh()
+            self._stale.discard(table_name)
+            seen = self._seen.get(table_name)
+            if seen is None or self._reader.fingerprint(table_name) != seen[0]:
+                raise TransientKernelError("iptables %s changed under us" % table_name,
+                                           table=table_name)
         try:
             for op in ops:
                 if isinstance(op, P.EnsureChain):

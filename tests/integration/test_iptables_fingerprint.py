@@ -1,0 +1,71 @@
+"""The iptables adapter's table fingerprint: an idle check skips the walk only when the
+kernel's table holds exactly the entries of the last walk (counters aside)."""
+import json
+import sys
+
+from tests.integration import netns as N
+
+# Run inside the namespace: the adapter's fingerprint and walk count around changes made
+# with the iptables binary (argv[1:] lists them as JSON: [[label, [iptables args]], ...]).
+SCRIPT = r'''
+import json, subprocess, sys
+from agent.adapters.iptables import Iptables, TableReader
+
+steps = json.loads(sys.argv[1])
+ipt, reader = Iptables(), TableReader()
+out = []
+observed = ipt.observe("filter")
+for label, args in steps:
+    before, walks = reader.fingerprint("filter"), ipt.walks
+    subprocess.run(["iptables-legacy", "-w"] + args, check=True, stdout=subprocess.DEVNULL)
+    again = ipt.observe("filter")
+    out.append({"label": label, "same": reader.fingerprint("filter") == before,
+                "walked": ipt.walks > walks,
+                "rules": [[v.key, list(v.match)] for v in again.get("XGW-FORWARD", [])]})
+print(json.dumps(out))
+'''
+
+RULE = ["-s", "172.16.1.0/24", "-m", "comment", "--comment",
+        "xgw:xapi1:forward-out:172.16.1.0/24", "-j", "ACCEPT"]
+
+
+def run_steps(ns, steps):
+    proc = ns.run([sys.executable, "-c", SCRIPT, json.dumps(steps)], check=False,
+                  env=dict(N.os.environ, PYTHONPATH=N.REPO))
+    assert proc.returncode == 0, proc.stderr
+    return dict((s["label"], s) for s in json.loads(proc.stdout))
+
+
+def test_counters_alone_keep_the_fingerprint_and_every_edit_changes_it():
+    ns = N.Netns("fp")
+    try:
+        ns.run(["iptables-legacy-restore"], input=N.DOM0_FIREWALL)
+        ns.ipt("-N", "XGW-FORWARD")
+        ns.ipt("-I", "FORWARD", "1", "-j", "XGW-FORWARD")
+        ns.ipt("-A", "XGW-FORWARD", *RULE)
+        steps = run_steps(ns, [
+            ["nothing", ["-L", "-n"]],
+            # the same rule with other packet and byte counters
+            ["counters", ["-R", "XGW-FORWARD", "1", "-c", "7", "700"] + RULE],
+            ["counters zeroed", ["-Z", "XGW-FORWARD"]],
+            # same size, one byte different: xapi1 -> xapi9 as the interface
+            ["altered in place", ["-R", "XGW-FORWARD", "1", "-i", "xapi9"] + RULE],
+            # same size, only a match's data differs (the comment, past the counters)
+            ["comment altered", ["-R", "XGW-FORWARD", "1", "-i", "xapi9"]
+             + [a.replace("xapi1", "xapi2") for a in RULE]],
+            ["foreign rule added", ["-A", "FORWARD", "-s", "192.0.2.0/24", "-j", "DROP"]],
+            ["our rule deleted", ["-D", "XGW-FORWARD", "1"]],
+        ])
+        for label in ("nothing", "counters", "counters zeroed"):
+            assert steps[label]["same"] and not steps[label]["walked"], label
+        for label in ("altered in place", "comment altered", "foreign rule added",
+                      "our rule deleted"):
+            assert not steps[label]["same"] and steps[label]["walked"], label
+        key = "xgw:xapi1:forward-out:172.16.1.0/24"
+        assert steps["counters"]["rules"] == [[key, ["172.16.1.0/24", None, None, None, None,
+                                                     None, None, None]]]
+        assert steps["altered in place"]["rules"][0][1][2] == "xapi9"
+        assert steps["comment altered"]["rules"][0][0] == key.replace("xapi1", "xapi2")
+        assert steps["our rule deleted"]["rules"] == []
+    finally:
+        ns.delete()
