@@ -79,6 +79,11 @@ class Reconciler(object):
         self._vias = (None, {})   # (netlink mirror generation, {source: host address})
         self.failure = None   # dict while rounds fail (see Snapshot)
         self.failures = 0
+        # (inputs, plan) of the last round: the planner is pure, so the same inputs (the
+        # very observation objects the adapter hands back for an unchanged table) give
+        # the same plan; and the plan _record last recorded completely, without errors.
+        self._last_plan = None
+        self._recorded = None
         self.published = self._snapshot()
 
     # ---- one round (kernel thread) -----------------------------------------------------
@@ -155,16 +160,23 @@ class Reconciler(object):
     def _plan(self):
         tables = {t: self.iptables.observe(t) for t in rulesmod.TABLES}
         generation, links, addresses, routes = self.view.snapshot()
-        observed = P.Observed(links=links, addresses=addresses, routes=routes, tables=tables,
-                              ip_forward=self.sysctl.ip_forward())
-        desired = self.source.gateways()
+        ip_forward = self.sysctl.ip_forward()
         # The network half of the plan only changes with the config, the netlink mirror
         # or our own records: a periodic check re-plans just iptables and ip_forward.
         key = (self.source.version, generation, frozenset(self.owned.items()),
                frozenset(self.accepted))
+        last = self._last_plan
+        if last is not None and last[0] == (key, ip_forward) and \
+                all(tables[t] is last[1][t] for t in rulesmod.TABLES):
+            return last[2]
+        observed = P.Observed(links=links, addresses=addresses, routes=routes, tables=tables,
+                              ip_forward=ip_forward)
+        desired = self.source.gateways()
         if self._network is None or self._network[0] != key:
             self._network = (key, P.plan_network(desired, observed, self.owned, self.accepted))
-        return P.plan(desired, observed, self.owned, self.accepted, network=self._network[1])
+        plan = P.plan(desired, observed, self.owned, self.accepted, network=self._network[1])
+        self._last_plan = ((key, ip_forward), tables, plan)
+        return plan
 
     def _apply(self, plan):
         """Apply ``plan``; returns {bridge or '*': AgentError} for what failed."""
@@ -230,6 +242,9 @@ class Reconciler(object):
     def _record(self, plan, errors):
         """Record the outcome; returns the StateError when state.json could not be
         written (the status is recorded all the same; the next round writes it again)."""
+        if not errors and self._recorded is plan:
+            return None  # recorded already, nothing failed then or now: the same status
+        self._recorded = None
         problem = None
         now, mono = self.wallclock(), self.clock()
         failed_owned = {b for b in errors if b in plan.owned}
@@ -285,6 +300,8 @@ class Reconciler(object):
                           extra=fields(gateway=name, bridge=bridge, operation="state",
                                        network=getattr(entry, "network", None)))
         self.status = status
+        if not errors and problem is None:
+            self._recorded = plan
         return problem
 
     def _inbound_routes(self, gw):
