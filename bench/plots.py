@@ -75,7 +75,23 @@ def latency_cdf(results, path):
     ax.set_ylim(0, 1.02)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Latency, one bridge at a time\n%s" % _subtitle(results), fontsize=10)
+    return _finish(plt, fig, ax, "Latency, one bridge at a time", results, path)
+
+
+def _gateways_axes(ax, counts, ylabel):
+    """Log-log axes over the numbers of gateways, ticked at the measured counts."""
+    ax.set_xlabel("gateways")
+    ax.set_ylabel(ylabel + " (log scale)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(counts)
+    ax.set_xticklabels([str(n) for n in counts])
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+
+
+def _finish(plt, fig, ax, title, results, path):
+    ax.set_title("%s\n%s" % (title, _subtitle(results)), fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -100,19 +116,8 @@ def startup(results, path):
             label="iptables-restore + ip -batch of the same")
     ax.plot([p["bridges"] for p in points], [2 * p["script"]["total_s"] for p in points], ":",
             color="grey", label="2x the script (goal)")
-    ax.set_xlabel("gateways")
-    ax.set_ylabel("seconds (log scale)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xticks([p["bridges"] for p in points])
-    ax.set_xticklabels([str(p["bridges"]) for p in points])
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("Start-up with every gateway to apply\n%s" % _subtitle(results), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    _gateways_axes(ax, [p["bridges"] for p in points], "seconds")
+    return _finish(plt, fig, ax, "Start-up with every gateway to apply", results, path)
 
 
 def idle_check(results, path):
@@ -127,19 +132,8 @@ def idle_check(results, path):
     ax.plot(counts, [p["daemon"]["idle_max_ms"] for p in points], "x--", alpha=0.6,
             label="slowest idle round")
     ax.axhline(5.0, color="grey", linestyle=":", label="goal at 1000: 5 ms")
-    ax.set_xlabel("gateways")
-    ax.set_ylabel("ms per check, 0 writes (log scale)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xticks(counts)
-    ax.set_xticklabels([str(n) for n in counts])
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("Idle check (nothing to change)\n%s" % _subtitle(results), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    _gateways_axes(ax, counts, "ms per check, 0 writes")
+    return _finish(plt, fig, ax, "Idle check (nothing to change)", results, path)
 
 
 def write(results, outdir=DEFAULT_DIR):
