@@ -55,6 +55,22 @@ def new_vm(x, name, net):
     return vm, vif
 
 
+def ovs_in(ns):
+    """The live OVS daemons whose network namespace is ``ns`` (pidof would count every
+    namespace's, and zombies not yet reaped)."""
+    found = []
+    for pid in ns.run(["ip", "netns", "pids", ns.name]).stdout.split():
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                stat = f.read()
+        except (IOError, OSError):
+            continue  # gone meanwhile
+        name, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2]
+        if name in ("ovsdb-server", "ovs-vswitchd") and state != "Z":
+            found.append(int(pid))
+    return found
+
+
 def ids(o, table, row):
     return o.external_ids_of(table, row)
 
@@ -65,7 +81,7 @@ def test_lazy_bridges_and_vif_ports_in_a_private_ovs(host):
     try:
         remote = re.search(r"private OVSDB (unix:\S+)\)", line).group(1)
         o = ovs.Ovs(remote, ns.name)  # a client of the simulator's own OVS
-        pids = [int(p) for p in ns.run(["pidof", "ovsdb-server", "ovs-vswitchd"]).stdout.split()]
+        pids = ovs_in(ns)
         assert len(pids) == 2
         x = sdk(path)
         net = x.network.create({"name_label": "private", "other_config": {}})
