@@ -131,6 +131,9 @@ def _gateway_flags(parser, required):
                         help="let this outside network open connections into the subnet, "
                              "routed and not NATed (repeat, or separate with commas; 'any' "
                              "for the whole Internet), e.g. 192.0.2.0/24")
+    parser.add_argument("--host", metavar="HOST",
+                        help="in a pool: pin the gateway to this host (uuid or name_label) "
+                             "while it is live and enabled")
 
 
 def client(args, config):
@@ -317,6 +320,8 @@ def _gateway_body(args):
     if args.inbound:
         # the daemon's API validates each entry (agent.core.model.parse_inbound)
         body["inbound"] = [e.strip() for text in args.inbound for e in text.split(",")]
+    if args.host is not None:  # checked by the daemon's API (agent.core.model.parse_host)
+        body["host"] = args.host
     return body
 
 
@@ -370,6 +375,8 @@ def _gw_text(gw):
         text += " %s:%d->%s" % (f["proto"], f["port"], f["to"])
     if gw.get("inbound"):
         text += " in:" + ",".join(gw["inbound"])
+    if gw.get("host"):
+        text += " host:" + gw["host"]
     return text
 
 

@@ -74,7 +74,11 @@ SCHEMAS = {
         "inbound": {"type": "array", "maxItems": 64, "items": {
             "type": "string", "minLength": 1, "maxLength": 18},
             "description": "outside networks (CIDR, or 'any') allowed to open connections "
-                           "into the subnet, routed and not NATed"}},
+                           "into the subnet, routed and not NATed"},
+        "host": {"type": "string",  # its length and characters: core.model.parse_host
+                 "description": "in a pool: the host (uuid or name_label) that serves the "
+                                "gateway while it is live and enabled (default: the "
+                                "placement rule chooses)"}},
         required=("address",)),
     "VlanSpec": _obj({"tag": _int(0, 4094), "pif": {"type": "string", "minLength": 1,
                                                     "maxLength": 15}}, required=("tag",)),
@@ -87,7 +91,8 @@ SCHEMAS = {
         "vlan": {"type": "integer", "nullable": True},
         "gateway": _obj({"address": _STR, "nat": _BOOL, "public": _BOOL,
                          "forwards": {"type": "array", "items": _ref("Forward")},
-                         "inbound": {"type": "array", "items": _STR}},
+                         "inbound": {"type": "array", "items": _STR},
+                         "host": {"type": "string", "nullable": True}},
                         nullable=True),
         "himn": _BOOL,
         "vms": {"type": "array", "items": _STR},

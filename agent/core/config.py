@@ -229,6 +229,10 @@ GATEWAY_SCHEMA = OrderedDict([
                        "routed through the host and not NATed (the VMs see the client's "
                        "address): CIDRs, e.g. 192.0.2.0/24,198.51.100.7/32, or 'any' for "
                        "the whole Internet. Everyone else still meets Dom0's firewall.")),
+    ("host", Option(model.parse_host, "",
+                    "In a pool: the host (uuid or name_label) that serves this gateway while "
+                    "it is live and enabled; empty: the placement rule chooses (README, "
+                    "Pools).")),
 ])
 
 
@@ -415,7 +419,7 @@ def reference():
     lines.append("[gateway:NAME]   (one section per gateway; a SIGHUP applies changes)")
     for key, opt in GATEWAY_SCHEMA.items():
         default = "(required)" if opt.default is None else "no" if opt.default is False \
-            else "(none)" if opt.default == () else opt.default
+            else "(none)" if opt.default == () else opt.default or '""'
         lines.append("%-16s default %-24s %s" % (key, default, opt.help))
     return "\n".join(lines)
 

@@ -12,6 +12,9 @@ other-config:xapi-gateway.address=172.16.1.1/24`` is a supported interface:
     xapi-gateway.inbound   outside networks allowed to open connections into the subnet,
                            routed and not NATed: comma-separated CIDRs, or ``any``
                            (default none: only replies come in)
+    xapi-gateway.host      the pool host (uuid or name_label) that serves the gateway while
+                           it is live and enabled (default: agent.core.placement chooses);
+                           a name that is no host of the pool makes the gateway invalid
 
     xe network-param-set uuid=<network uuid>          (one command, wrapped here)
        other-config:xapi-gateway.forwards=tcp:8080=172.16.1.10:80,udp:5353=172.16.1.11:53
@@ -37,7 +40,8 @@ NAT = PREFIX + "nat"
 FORWARDS = PREFIX + "forwards"
 PUBLIC = PREFIX + "public"
 INBOUND = PREFIX + "inbound"
-KNOWN = frozenset([ADDRESS, NAT, FORWARDS, PUBLIC, INBOUND])
+HOST = PREFIX + "host"
+KNOWN = frozenset([ADDRESS, NAT, FORWARDS, PUBLIC, INBOUND, HOST])
 # Marks what a declarative topology manages (value: the topology's name), on networks and
 # VMs. Deliberately outside PREFIX: a mark alone does not make a network a gateway.
 TOPOLOGY_MARK = "xapi-gateway-topology"
@@ -105,12 +109,14 @@ def read_gateway(rec, name=None):
     return model.make_gateway(
         name or "network-%s" % (uuid[:8] or "unknown"), rec.get("bridge", ""), config[ADDRESS], config.get(NAT, "true"),
         source=SOURCE_PREFIX + uuid, forwards=config.get(FORWARDS, ""),
-        public=config.get(PUBLIC, "false"), inbound=config.get(INBOUND, ""))
+        public=config.get(PUBLIC, "false"), inbound=config.get(INBOUND, ""),
+        host=config.get(HOST))
 
 
 def gateway_view(rec):
-    """A network's gateway as the API shows it ({address, nat, forwards, public, inbound}), None
-    without one. Invalid values are shown as stored, with no forwards (status says why)."""
+    """A network's gateway as the API shows it ({address, nat, forwards, public, inbound,
+    host}), None without one. Invalid values are shown as stored, with no forwards (status
+    says why); ``host`` is the pin, null when not pinned."""
     config = rec.get("other_config", {})
     try:
         gw = read_gateway(rec)
@@ -119,15 +125,15 @@ def gateway_view(rec):
             return None
         return {"address": config[ADDRESS], "nat": config.get(NAT, "true") == "true",
                 "forwards": [], "public": config.get(PUBLIC, "false") == "true",
-                "inbound": []}
+                "inbound": [], "host": config.get(HOST) or None}
     if gw is None:
         return None
     return {"address": str(gw.address), "nat": gw.nat,
             "forwards": [f.as_dict() for f in gw.forwards], "public": gw.public,
-            "inbound": [model.format_inbound((n,)) for n in gw.inbound]}
+            "inbound": [model.format_inbound((n,)) for n in gw.inbound], "host": gw.host or None}
 
 
-def other_config(address, nat=True, forwards=(), public=False, inbound=()):
+def other_config(address, nat=True, forwards=(), public=False, inbound=(), host=""):
     """The other_config keys of a gateway, canonical: what the service layer writes."""
     config = {ADDRESS: str(address), NAT: "true" if nat else "false"}
     if forwards:
@@ -136,6 +142,8 @@ def other_config(address, nat=True, forwards=(), public=False, inbound=()):
         config[PUBLIC] = "true"
     if inbound:
         config[INBOUND] = model.format_inbound(inbound)
+    if host:
+        config[HOST] = host
     return config
 
 

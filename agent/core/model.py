@@ -80,12 +80,13 @@ class Forward(namedtuple("Forward", "proto port to_address to_port")):
 
 
 class Gateway(namedtuple("Gateway", "name bridge address nat source forwards public "
-                                   "inbound")):
+                                   "inbound host")):
     """A desired gateway: ``address`` (an IPv4Interface) on ``bridge``, NAT if ``nat``,
     ``forwards`` (a tuple of Forward, sorted by protocol and port; default none),
     ``public`` (True: its subnet may be outside the private and shared ranges) and
     ``inbound`` (a tuple of IPv4Network, sorted: the sources whose new connections into
-    the subnet are routed in, not NATed; default none).
+    the subnet are routed in, not NATed; default none) and ``host`` (the pool host, uuid
+    or name_label, pinned to serve it; "" when not pinned: agent.core.placement decides).
 
     ``source`` says where it came from ("config", later "xapi:<network uuid>") so that
     status and logs can point the user at the place to fix it.
@@ -102,15 +103,16 @@ class Gateway(namedtuple("Gateway", "name bridge address nat source forwards pub
         return self.address.ip
 
     def describe(self):
-        return "%s (%s on %s%s%s%s%s)" % (
+        return "%s (%s on %s%s%s%s%s%s)" % (
             self.name, self.address, self.bridge, ", NAT" if self.nat else "",
             ", public" if self.public else "",
             ", forwards %s" % format_forwards(self.forwards) if self.forwards else "",
-            ", inbound from %s" % format_inbound(self.inbound) if self.inbound else "")
+            ", inbound from %s" % format_inbound(self.inbound) if self.inbound else "",
+            ", pinned to host %s" % self.host if self.host else "")
 
 
 # Callers that predate forwards build Gateway(name, bridge, address, nat, source).
-Gateway.__new__.__defaults__ = ((), False, ())
+Gateway.__new__.__defaults__ = ((), False, (), "")
 
 
 def parse_name(value, field="name"):
@@ -132,6 +134,21 @@ def parse_bridge(value, field="bridge"):
         raise GatewayInvalid(
             "%s %r is the host internal management network, which XAPI manages; "
             "it cannot be a gateway" % (field, value), field=field, value=value)
+    return value
+
+
+HOST_MAX = 255
+
+
+def parse_host(value, field="host"):
+    """A gateway's pin: the pool host meant to serve it, by uuid or name_label (a pool's
+    name_labels may hold spaces). Only its syntax is checked here; whether it names a host
+    of the pool is agent.core.placement's question, asked with the pool's records."""
+    value = _text(value, field)
+    if len(value) > HOST_MAX or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise GatewayInvalid("%s %r is not a host: give a host's uuid or name_label (at most "
+                             "%d characters, no control characters)" % (field, value, HOST_MAX),
+                             field=field, value=value)
     return value
 
 
@@ -429,10 +446,11 @@ def check_gateway(address, forwards, public=False, prefix="", item_field=None, i
 
 
 def make_gateway(name, bridge, address, nat=True, source="config", forwards=(),
-                 public=False, inbound=()):
+                 public=False, inbound=(), host=None):
     """Build a validated Gateway; raises GatewayInvalid naming the bad field.
     ``forwards``: their text form, or a tuple or list of Forward values; ``inbound``: its
-    text form, or a tuple or list of networks (text or IPv4Network)."""
+    text form, or a tuple or list of networks (text or IPv4Network); ``host``: the pin's
+    text, None when not pinned."""
     name = parse_name(name)
     bridge = parse_bridge(bridge)
     address = parse_address(address)
@@ -441,9 +459,10 @@ def make_gateway(name, bridge, address, nat=True, source="config", forwards=(),
     if not isinstance(forwards, (tuple, list)):
         forwards = parse_forwards(forwards)  # text; anything else is refused there
     inbound = parse_inbound(inbound)
+    host = "" if host is None else parse_host(host)
     return Gateway(name=name, bridge=bridge, address=address, nat=nat, source=source,
                    forwards=check_gateway(address, forwards, public, inbound=inbound),
-                   public=public, inbound=inbound)
+                   public=public, inbound=inbound, host=host)
 
 
 def _ip(text, field, shown):

@@ -114,7 +114,8 @@ class Networks(object):
         if not isinstance(gateway, dict):
             raise InvalidInput("gateway must be an object with address, nat and forwards",
                                field="gateway")
-        unknown = sorted(set(gateway) - {"address", "nat", "forwards", "public", "inbound"})
+        unknown = sorted(set(gateway) - {"address", "nat", "forwards", "public", "inbound",
+                                         "host"})
         if unknown:
             raise InvalidInput("gateway has unknown field(s) %s" % ", ".join(unknown),
                                field="gateway." + unknown[0])
@@ -122,6 +123,8 @@ class Networks(object):
         nat = field(model.parse_bool, gateway.get("nat", True), "gateway.nat")
         public = field(model.parse_bool, gateway.get("public", False), "gateway.public")
         inbound = field(model.parse_inbound, gateway.get("inbound", []), "gateway.inbound")
+        host = field(model.parse_host, gateway["host"], "gateway.host") \
+            if gateway.get("host") is not None else ""
         requested = _forwards(gateway.get("forwards", []))
         index_of = {f.key(): i for i, f in enumerate(requested)}  # sorted -> as requested
         try:
@@ -138,7 +141,7 @@ class Networks(object):
             raise Conflict(clash.reason, network=clash.owner, field=(
                 "gateway.address" if clash.index is None else
                 "gateway.forwards[%d].port" % index_of[forwards[clash.index].key()]))
-        return desired.other_config(address, nat, forwards, public, inbound)
+        return desired.other_config(address, nat, forwards, public, inbound, host)
 
     def _physical_pif(self, device):
         for ref, pif in self.x.PIF.get_all_records().items():

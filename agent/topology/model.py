@@ -12,6 +12,7 @@ The document (YAML or JSON)::
           nat: true                  # optional, default true
           public: false              # optional: true allows a non-private subnet
           inbound: [192.0.2.0/24]    # optional: outside networks routed in, not NATed
+          host: xcp-host-1           # optional: pool host (uuid or name) serving it
           forwards:                  # optional port forwards to hosts of the subnet
             - {proto: tcp, port: 8080, to: 172.16.0.3:80}   # to: ADDRESS[:PORT]
     vms:                             # made after the networks, in this order
@@ -69,7 +70,7 @@ _MEMORY_DECIMAL = re.compile(r"^\s*\d+(\.\d+)?\s*(M|G|MB|GB)\s*$", re.I)
 TOP_KEYS = ("name", "networks", "vms")
 NETWORK_KEYS = ("name", "description", "vlan", "gateway")
 VLAN_KEYS = ("tag", "pif")
-GATEWAY_KEYS = ("address", "nat", "forwards", "public", "inbound")
+GATEWAY_KEYS = ("address", "nat", "forwards", "public", "inbound", "host")
 FORWARD_KEYS = ("proto", "port", "to")
 VM_KEYS = ("name", "template", "memory_mib", "memory", "vcpus", "disks", "nics", "iso",
            "boot", "himn", "start")
@@ -80,17 +81,19 @@ DISK_KEYS = ("size_gib", "sr")
 Forward = core.Forward
 
 
-class GatewaySpec(namedtuple("GatewaySpec", "address nat forwards public inbound")):
+class GatewaySpec(namedtuple("GatewaySpec", "address nat forwards public inbound host")):
     """``address``: an IPv4Interface; ``forwards``: a tuple of core.model.Forward, sorted;
     ``public``: a subnet outside the private and shared ranges is meant; ``inbound``: a
-    sorted tuple of IPv4Network (core.model.parse_inbound)."""
+    sorted tuple of IPv4Network (core.model.parse_inbound); ``host``: the pool host pinned
+    to serve it ("" when not pinned)."""
     __slots__ = ()
 
     def __str__(self):
-        return "%s%s%s%s" % (self.address, " nat" if self.nat else "",
-                             " public" if self.public else "",
-                             " inbound %s" % core.format_inbound(self.inbound)
-                             if self.inbound else "")
+        return "%s%s%s%s%s" % (self.address, " nat" if self.nat else "",
+                               " public" if self.public else "",
+                               " inbound %s" % core.format_inbound(self.inbound)
+                               if self.inbound else "",
+                               " host %s" % self.host if self.host else "")
 
     def to_service(self):
         """The ``gateway`` argument of Networks.create / set_gateway. ``forwards`` and
@@ -102,10 +105,12 @@ class GatewaySpec(namedtuple("GatewaySpec", "address nat forwards public inbound
             gateway["public"] = True
         if self.inbound:
             gateway["inbound"] = [core.format_inbound((n,)) for n in self.inbound]
+        if self.host:
+            gateway["host"] = self.host
         return gateway
 
 
-GatewaySpec.__new__.__defaults__ = (False, ())
+GatewaySpec.__new__.__defaults__ = (False, (), "")
 
 
 class VlanSpec(namedtuple("VlanSpec", "tag pif")):
@@ -347,11 +352,12 @@ def _gateway(item, path):
                 enumerate(_list(item.get("forwards", []), path + ".forwards", "forwards"))]
     try:
         inbound = core.parse_inbound(item.get("inbound", []), path + ".inbound")
+        host = core.parse_host(item["host"], path + ".host") if "host" in item else ""
         forwards = core.check_gateway(address, forwards, public, prefix=path + ".",
                                       item_field=path + ".forwards[%d]", inbound=inbound)
     except GatewayInvalid as exc:  # its sentence says what to do
         raise InvalidInput(str(exc), field=exc.details.get("field", path))
-    return GatewaySpec(address, nat, forwards, public, inbound)
+    return GatewaySpec(address, nat, forwards, public, inbound, host)
 
 
 def _core_bool(value, path):

@@ -173,7 +173,7 @@ def current_gateway(ref, rec):
         return "invalid (%s)" % rec["other_config"].get(desired.ADDRESS, "no address")
     if gw is None:
         return None
-    return model.GatewaySpec(gw.address, gw.nat, gw.forwards, gw.public, gw.inbound)
+    return model.GatewaySpec(gw.address, gw.nat, gw.forwards, gw.public, gw.inbound, gw.host)
 
 
 def _gateway_change(current, wanted):

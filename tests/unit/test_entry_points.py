@@ -1,4 +1,4 @@
-"""One table of gateway, forward and inbound-source cases, run through every entry point a user has:
+"""One table of gateway, forward, inbound-source and host-pin cases, run through every entry point a user has:
 
 - the config file (agent.core.config, what --check-config and the daemon read),
 - ``xe`` text: other_config values written through the real SDK into the simulator, read
@@ -25,18 +25,21 @@ from tests.unit.api.conftest import Http, start, tls_files  # noqa: F401 (a fixt
 OK = None
 
 
-def gw(address="172.16.1.1/24", forwards=(), public=None, inbound=()):
+def gw(address="172.16.1.1/24", forwards=(), public=None, inbound=(), host=None):
     """A gateway's values: forwards are (proto, port, to) with port an int, or None for
-    'missing'; inbound a list of source texts."""
+    'missing'; inbound a list of source texts; host the pin's text (None: not pinned)."""
     return {"address": address, "forwards": list(forwards), "public": public,
-            "inbound": list(inbound)}
+            "inbound": list(inbound), "host": host}
 
 
-def _accepted(forwards, inbound):
+def _accepted(forwards, inbound, host=""):
     """What an entry point accepted for one gateway, in one comparable form: the canonical
-    forwards, then ``inbound=<canonical sources>`` when there are some."""
+    forwards, then ``inbound=<canonical sources>`` and ``host=<pin>`` when there are some.
+    Whether a pin names a host of the pool is placement's question (test_placement): here
+    only its text is checked, the same way everywhere."""
     return [str(f) for f in forwards] + (
-        ["inbound=" + ",".join(inbound)] if inbound else [])
+        ["inbound=" + ",".join(inbound)] if inbound else []) + (
+        ["host=" + host] if host else [])
 
 
 WEB = ("tcp", 8080, "172.16.1.10:80")
@@ -137,6 +140,14 @@ CASES = [
      "inbound: 192.0.2.128/25 is inside 192.0.2.0/24; list each source once", None),
     ("inbound-not-a-network", [gw(inbound=["lab.example"])],
      "entry 1 'lab.example' is not an IPv4 network such as 192.0.2.0/24", None),
+    ("host-pin-by-name", [gw(host="xcp-host-2")], OK, [["host=xcp-host-2"]]),
+    ("host-pin-with-space-trimmed", [gw(host=" host two ")], OK, [["host=host two"]]),
+    ("host-pin-by-uuid", [gw(forwards=[WEB], host="0b6e4c3a-5f7d-4c1e-9a1b-2d3e4f5a6b7c")],
+     OK, [["tcp:8080=172.16.1.10:80", "host=0b6e4c3a-5f7d-4c1e-9a1b-2d3e4f5a6b7c"]]),
+    ("host-pin-control-character", [gw(host="host\ttwo")],
+     "is not a host: give a host's uuid or name_label", None),
+    ("host-pin-too-long", [gw(host="h" * 256)],
+     "is not a host: give a host's uuid or name_label (at most 255 characters", None),
 ]
 NAMES = ("a", "b")
 
@@ -157,12 +168,14 @@ def through_config(gateways, _env):
             text += "public = %s\n" % ("yes" if g["public"] else "no")
         if g["inbound"]:
             text += "inbound = %s\n" % ",".join(g["inbound"])
+        if g["host"] is not None:
+            text += "host = %s\n" % g["host"]
     try:
         parsed = config.parse(text, "agent.conf")
     except ConfigError as exc:
         return False, exc.message
-    return True, [_accepted(parsed.gateways[n].forwards, _inbound(parsed.gateways[n]))
-                  for n in NAMES[:len(gateways)]]
+    return True, [_accepted(parsed.gateways[n].forwards, _inbound(parsed.gateways[n]),
+                            parsed.gateways[n].host) for n in NAMES[:len(gateways)]]
 
 
 def _inbound(gateway):
@@ -190,6 +203,8 @@ def _xe(x, gateways, made):
             other[desired.PUBLIC] = "true" if g["public"] else "false"
         if g["inbound"]:
             other[desired.INBOUND] = ",".join(g["inbound"])
+        if g["host"] is not None:
+            other[desired.HOST] = g["host"]
         made.append(x.network.create({"name_label": NAMES[i], "name_description": "",
                                       "other_config": other}))
     source = XapiSource()
@@ -202,7 +217,7 @@ def _xe(x, gateways, made):
     if status:
         return False, " ".join(s.reason for s in status.values())
     by_name = {g.name: g for g in accepted}
-    return True, [_accepted(by_name[n].forwards, _inbound(by_name[n]))
+    return True, [_accepted(by_name[n].forwards, _inbound(by_name[n]), by_name[n].host)
                   for n in NAMES[:len(gateways)]]
 
 
@@ -219,13 +234,15 @@ def through_api(gateways, env):
                 body["public"] = g["public"]
             if g["inbound"]:
                 body["inbound"] = g["inbound"]
+            if g["host"] is not None:
+                body["host"] = g["host"]
             status, data = http("POST", "/v1/networks", {"name": NAMES[i], "gateway": body})
             if status != 201:
                 assert status in (400, 409), (status, data)
                 return False, data["error"]["message"]
             result.append(_accepted(["%s:%d=%s" % (f["proto"], f["port"], f["to"])
                                      for f in data["gateway"]["forwards"]],
-                                    data["gateway"]["inbound"]))
+                                    data["gateway"]["inbound"], data["gateway"]["host"]))
         return True, result
     finally:
         api.close()
@@ -239,6 +256,8 @@ def through_topology(gateways, _env):
             lines.append("      public: %s" % ("true" if g["public"] else "false"))
         if g["inbound"]:
             lines.append("      inbound: [%s]" % ", ".join(g["inbound"]))
+        if g["host"] is not None:
+            lines.append("      host: %s" % json.dumps(g["host"]))
         if g["forwards"]:
             lines.append("      forwards:")
             lines += ["        - {proto: %s, port: %d, to: %s}" % (p, port, json.dumps(to))
@@ -248,7 +267,7 @@ def through_topology(gateways, _env):
     except InvalidInput as exc:
         return False, exc.message
     return True, [_accepted(n.gateway.forwards, [model.format_inbound((i,))
-                                                 for i in n.gateway.inbound])
+                                                 for i in n.gateway.inbound], n.gateway.host)
                   for n in parsed.networks]
 
 

@@ -91,7 +91,7 @@ def test_network_lifecycle(admin, engine):
         "gateway": {"address": "172.16.0.1/24", "nat": True}})
     assert status == 201 and net["bridge"].startswith("xapi")
     assert net["gateway"] == {"address": "172.16.0.1/24", "nat": True, "forwards": [],
-                              "public": False, "inbound": []}
+                              "public": False, "inbound": [], "host": None}
     assert admin("GET", "/v1/networks/private")[1] == net
     assert admin("GET", "/v1/networks/" + net["uuid"])[1] == net
     assert "private" in [n["name"] for n in admin("GET", "/v1/networks")[1]]

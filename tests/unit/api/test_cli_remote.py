@@ -95,3 +95,14 @@ def test_inbound_sources_through_xgw_and_the_route_hints(xgw, api):
             "(10.200.0.1), run there:") in out
     assert "  Linux:   sudo ip route add 172.16.0.0/24 via 10.200.0.1" in out.splitlines()
     assert "  Windows: route ADD 172.16.0.0 MASK 255.255.255.0 10.200.0.1" in out.splitlines()
+
+
+def test_a_pin_through_xgw_networks_host(xgw):
+    code, out, _ = xgw("networks", "create", "vlan", "--gateway", "172.16.7.1/24",
+                       "--host", "xcp-host-2")
+    assert code == 0 and "host:xcp-host-2" in out
+    code, out, _ = xgw("networks", "--json", "show", "vlan")
+    assert code == 0 and '"host": "xcp-host-2"' in out
+    code, _, err = xgw("networks", "create", "bad", "--gateway", "172.16.8.1/24",
+                       "--host", "h" * 256)
+    assert code == 2 and "is not a host: give a host's uuid or name_label" in err
