@@ -417,7 +417,8 @@ def gateway_table(gateways):
     for g in gateways:
         rows.append((g["name"], g["bridge"], g.get("address") or "-",
                      "yes" if g.get("nat") else "no", g["state"],
-                     g.get("error") or g.get("reason") or ""))
+                     g.get("error") or g.get("reason") or (
+                         "served here (%s)" % g["placement"] if g.get("placement") else "")))
     table(rows)
     for g in gateways:
         network = g.get("address") and str(ipaddress.IPv4Interface(g["address"]).network)

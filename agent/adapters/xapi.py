@@ -83,13 +83,35 @@ def _timed(base, timeouts):
     return Timed()
 
 
+POOL_CLASSES = ("network", "host", "host_metrics", "pif")
+
+
+def read_inventory_uuid(path):
+    """INSTALLATION_UUID from Dom0's inventory (/etc/xensource-inventory: KEY='value'
+    lines): this host's uuid in the pool. None when the file or the key is missing."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.strip().partition("=")
+                if key == "INSTALLATION_UUID":
+                    return value.strip().strip("'\"") or None
+    except (IOError, OSError, UnicodeDecodeError) as exc:
+        log.info("no host uuid from %s: %s", path, exc)
+    return None
+
+
 class NetworkWatcher(object):
+    """``on_networks({ref: network record})`` after each change of the networks;
+    ``on_pool({class: {ref: record}})`` (when given) after each change of the records
+    placement reads: POOL_CLASSES, followed through the same event.from."""
+
     def __init__(self, url, username, password, on_networks, on_state, wait=WAIT,
-                 timeout=TIMEOUT):
+                 timeout=TIMEOUT, on_pool=None):
         self.url = url
         self.username = username
         self.password = password
         self.on_networks = on_networks  # callable({ref: record}), in this thread
+        self.on_pool = on_pool
         self.on_state = on_state        # callable(connected, reason or None)
         self.wait = wait
         self.timeout = timeout  # beyond ``wait``: a hung XAPI counts as disconnected
@@ -113,24 +135,18 @@ class NetworkWatcher(object):
             try:
                 session = open_session(self.url, self.username, self.password,
                                        timeout=self.wait + self.timeout)
-                batch = session.xenapi.event_from(["network"], "", 0.0)
-                networks = {e["ref"]: e["snapshot"] for e in batch["events"] if "snapshot" in e}
+                classes = list(POOL_CLASSES) if self.on_pool else ["network"]
+                records = dict((c, {}) for c in classes)
+                batch = session.xenapi.event_from(classes, "", 0.0)
+                self._take(records, batch["events"])
                 self.on_state(True, None)
-                self.on_networks(dict(networks))
+                self._hand(records, set(classes))
                 pause = BACKOFF[0]
                 token = batch["token"]
                 while not self._stop.is_set():
-                    batch = session.xenapi.event_from(["network"], token, self.wait)
+                    batch = session.xenapi.event_from(classes, token, self.wait)
                     token = batch["token"]
-                    changed = False
-                    for event in batch["events"]:
-                        if event["operation"] == "del":
-                            changed = networks.pop(event["ref"], None) is not None or changed
-                        elif "snapshot" in event:
-                            networks[event["ref"]] = event["snapshot"]
-                            changed = True
-                    if changed:
-                        self.on_networks(dict(networks))
+                    self._hand(records, self._take(records, batch["events"]))
             except Exception as exc:  # noqa: B902 - socket errors, XenAPI.Failure, xmlrpc
                 # ProtocolError/Fault, malformed replies: whatever it was, reconnect
                 reason = _describe(exc)
@@ -139,6 +155,29 @@ class NetworkWatcher(object):
                         pause)
             self._stop.wait(pause)
             pause = min(pause * 2, BACKOFF[1])
+
+
+    @staticmethod
+    def _take(records, events):
+        """Fold ``events`` into ``records``; returns the classes that changed."""
+        changed = set()
+        for event in events:
+            kind = records.get(event.get("class", "").lower())
+            if kind is None:
+                continue
+            if event["operation"] == "del":
+                if kind.pop(event["ref"], None) is not None:
+                    changed.add(event["class"].lower())
+            elif "snapshot" in event:
+                kind[event["ref"]] = event["snapshot"]
+                changed.add(event["class"].lower())
+        return changed
+
+    def _hand(self, records, changed):
+        if "network" in changed:
+            self.on_networks(dict(records["network"]))
+        if self.on_pool and changed:
+            self.on_pool(dict((c, dict(r)) for c, r in records.items()))
 
 
 def _describe(exc):

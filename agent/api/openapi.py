@@ -155,7 +155,13 @@ SCHEMAS = {
                           "name": _STR, "bridge": _STR,
                           "state": {"type": "string", "enum": [
                               "applied", "absent", "down", "pending", "refused", "invalid",
-                              "error"]},
+                              "error", "elsewhere", "unserved"]},
+                          "host": {"type": "string", "nullable": True, "description":
+                                   "in a pool: the uuid of the host that serves the gateway "
+                                   "(null: placement not in force, or no single host)"},
+                          "host_name": {"type": "string", "nullable": True},
+                          "placement": {"type": "string", "nullable": True, "description":
+                                        "why that host serves it (agent.core.placement)"},
                           "address": {"type": "string", "nullable": True},
                           "nat": {"type": "boolean", "nullable": True},
                           "inbound": {"type": "array", "items": _STR, "description":

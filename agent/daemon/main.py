@@ -217,7 +217,7 @@ class Daemon(object):
         from agent.adapters.systemd import Notifier
         from agent.adapters.udev import UdevEvents
         from agent.daemon.reconciler import Engine, Reconciler
-        from agent.daemon.sources import MergedSource, StaticSource, XapiSource
+        from agent.daemon.sources import MergedSource, PlacedSource, StaticSource, XapiSource
 
         settings = self.config.agent
         loop = self.loop
@@ -244,8 +244,9 @@ class Daemon(object):
             self.xapi = XapiSource(JsonCache(os.path.join(settings.state_dir,
                                                           "xapi-networks.json")))
             sources.append(self.xapi)
+        self.placed = PlacedSource(MergedSource(*sources), self._this_host())
         reconciler = Reconciler(
-            source=MergedSource(*sources), view=view, netlink=netlink, iptables=Iptables(),
+            source=self.placed, view=view, netlink=netlink, iptables=Iptables(),
             sysctl=Sysctl(), lock=XtablesLock(settings.xtables_lock, settings.xtables_wait),
             statefile=StateFile(settings.state_dir))
         self.reconciler = reconciler
@@ -348,6 +349,15 @@ class Daemon(object):
                      exc, exc_info=exc)
         return EXIT_FAILURE
 
+    def _this_host(self):
+        """This host for placement: [xapi] host, else the inventory's INSTALLATION_UUID."""
+        if self.config.xapi.url == "none":
+            return ""
+        if self.config.xapi.host:
+            return self.config.xapi.host
+        from agent.adapters.xapi import read_inventory_uuid
+        return read_inventory_uuid(self.config.xapi.inventory) or ""
+
     def _start_xapi_watch(self):
         from agent.adapters.xapi import NetworkWatcher
         xapi, loop = self.config.xapi, self.loop
@@ -355,14 +365,22 @@ class Daemon(object):
         def on_networks(networks):
             loop.call_soon_threadsafe(self._xapi_networks, networks)
 
+        def on_pool(records):
+            loop.call_soon_threadsafe(self._xapi_pool, records)
+
         def on_state(connected, reason):
             loop.call_soon_threadsafe(self._xapi_state, connected, reason)
         self.watcher = NetworkWatcher(xapi.url, xapi.username, xapi.password,
-                                      on_networks, on_state, timeout=xapi.timeout)
+                                      on_networks, on_state, timeout=xapi.timeout,
+                                      on_pool=on_pool)
         self.watcher.start()
 
     def _xapi_networks(self, networks):
         self.xapi.update(networks)
+        self.engine.request()
+
+    def _xapi_pool(self, records):
+        self.placed.update_pool(records)
         self.engine.request()
 
     def _xapi_state(self, connected, reason):

@@ -262,6 +262,7 @@ class Reconciler(object):
         self.accepted = set(n for n, s in plan.status.items() if s.state != P.REFUSED)
 
         gateways = self.source.gateways()
+        placed = self.source.placement() if hasattr(self.source, "placement") else {}
         status = OrderedDict()
         for name, st in plan.status.items():
             gw = gateways.get(name)
@@ -285,8 +286,25 @@ class Reconciler(object):
                 "since": old["since"] if unchanged else now,
                 "since_monotonic": old["since_monotonic"] if unchanged else mono,
             }
+            status[name].update(_placement(placed.get(name)))
             if not unchanged:
                 _log_state(name, st.bridge, state, reason, error, network_of(gw))
+        elsewhere = self.source.elsewhere() if hasattr(self.source, "elsewhere") else {}
+        for name, (gw, decision) in sorted(elsewhere.items()):
+            state = decision.state
+            reason = ("served by %s (%s): %s" % (decision.host.name, decision.host.uuid,
+                                                 decision.reason) if decision.host else
+                      decision.reason)
+            old = self.status.get(name)
+            unchanged = old is not None and old["state"] == state and old["reason"] == reason
+            status[name] = {"name": name, "bridge": gw.bridge, "address": str(gw.address),
+                            "nat": gw.nat, "inbound": [], "routes": [], "source": gw.source,
+                            "state": state, "reason": reason, "error": None,
+                            "since": old["since"] if unchanged else now,
+                            "since_monotonic": old["since_monotonic"] if unchanged else mono}
+            status[name].update(_placement(decision))
+            if not unchanged:
+                _log_state(name, gw.bridge, state, reason, None, network_of(gw))
         for name, entry in sorted(self.source.invalid().items()):
             bridge, reason = entry
             old = self.status.get(name)
@@ -295,6 +313,7 @@ class Reconciler(object):
                             "inbound": [], "routes": [], "source": None, "state": "invalid", "reason": reason,
                             "error": None, "since": old["since"] if unchanged else now,
                             "since_monotonic": old["since_monotonic"] if unchanged else mono}
+            status[name].update(_placement(None))
             if not unchanged:
                 log.error("not applied: %s", reason,
                           extra=fields(gateway=name, bridge=bridge, operation="state",
@@ -333,6 +352,14 @@ class Reconciler(object):
         parts = ", ".join("%d %s" % (n, s) for s, n in counts.items())
         return "%d gateway%s%s" % (len(self.status), "" if len(self.status) == 1 else "s",
                                    ": " + parts if parts else "")
+
+
+def _placement(decision):
+    """The status fields that say which pool host serves a gateway and why (all None
+    while placement is not in force: a single host, or the pool not known yet)."""
+    if decision is None:
+        return {"host": None, "host_name": None, "placement": None}
+    return decision.as_dict()
 
 
 def _log_state(name, bridge, state, reason, error, network=None):

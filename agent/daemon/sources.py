@@ -7,8 +7,9 @@ with the XAPI network uuid where there is one (the journal's NETWORK=).
 """
 import logging
 
+from agent.core import placement
 from agent.core.desired import Invalid, network_of
-from agent.errors import StateError
+from agent.errors import GatewayInvalid, StateError
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +97,84 @@ class MergedSource(object):
                         % (name, seen[name].source), network=network_of(gw))
                 seen.setdefault(name, gw)
         return merged
+
+
+class PlacedSource(object):
+    """The gateways of ``inner`` that agent.core.placement gives this host.
+
+    ``update_pool(records)`` takes the pool's host, host_metrics and PIF records (from the
+    XAPI watcher). Until they are known, or while this host is not found among them, every
+    gateway is served here, as on a single host. While XAPI is away the last pool picture
+    stays (emergency mode: the status quo). A gateway placed elsewhere, or on no host, is
+    not in ``gateways()``, so the planner removes exactly what this host had put in place
+    for it; ``placement()`` says, for every gateway, which host serves it and why."""
+
+    def __init__(self, inner, this_host=""):
+        self.inner = inner
+        self.this_host = this_host   # [xapi] host or the inventory's uuid; "" unknown
+        self._pool = None
+        self._pool_version = 0
+        self._cached = (None, {})
+        self.problem = None          # why placement is not in force, None when it is
+
+    @property
+    def version(self):
+        return (self.inner.version, self._pool_version)
+
+    def update_pool(self, records):
+        """``records``: {"network": {ref: rec}, "host": ..., "host_metrics": ..., "pif": ...}
+        as the XAPI watcher follows them."""
+        self._pool = placement.snapshot(records.get("host"), records.get("host_metrics"),
+                                        records.get("network") or {}, records.get("pif"))
+        self._pool_version += 1
+
+    def _decisions(self):
+        key = self.version
+        if self._cached[0] == key:
+            return self._cached[1]
+        decisions, before, self.problem = {}, self.problem, None
+        if self._pool is None:
+            self.problem = "no pool records yet"
+        elif not self.this_host:
+            self.problem = "this host's uuid is not known ([xapi] host, inventory)"
+        else:
+            try:
+                me = placement.resolve_pin(self._pool.hosts, self.this_host, "[xapi] host")
+            except GatewayInvalid as exc:  # say it, and serve as on a single host
+                self.problem = str(exc)
+            else:
+                decisions = placement.place(self._pool, me.uuid,
+                                            self.inner.gateways().values())
+        if self.problem != before and self._pool is not None:
+            if self.problem:
+                log.warning("pool placement not in force (%s): serving every gateway here",
+                            self.problem)
+            else:
+                log.info("pool placement in force for host %s", self.this_host)
+        self._cached = (key, decisions)
+        return decisions
+
+    def placement(self):
+        """{gateway name: placement.Decision}; empty while placement is not in force."""
+        return self._decisions()
+
+    def gateways(self):
+        decisions = self._decisions()
+        return {name: gw for name, gw in self.inner.gateways().items()
+                if name not in decisions or decisions[name].here}
+
+    def invalid(self):
+        merged = dict(self.inner.invalid())
+        gateways = self.inner.gateways()
+        for name, decision in self._decisions().items():
+            if decision.state == placement.INVALID:
+                gw = gateways[name]
+                merged[name] = Invalid(gw.bridge, "%s: %s" % (name, decision.reason),
+                                       network=network_of(gw))
+        return merged
+
+    def elsewhere(self):
+        """{name: (Gateway, Decision)} of the gateways another host serves, or none."""
+        gateways = self.inner.gateways()
+        return {name: (gateways[name], d) for name, d in self._decisions().items()
+                if d.state in (placement.ELSEWHERE, placement.UNSERVED)}

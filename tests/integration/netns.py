@@ -166,12 +166,13 @@ class Daemon(object):
     """xapi-gateway-agent running for real inside a namespace, readiness by sd_notify."""
 
     def __init__(self, ns, workdir, gateways=None, agent_opts=None, extra="", env=None,
-                 xapi_url="none", launcher=None, prefix=()):
+                 xapi_url="none", launcher=None, prefix=(), xapi_host=None):
         self.ns = ns
         # argv that runs the daemon, followed by "-c CONFIG" (a helper may wrap it)
         self.launcher = launcher or [sys.executable, "-m", "agent.daemon.main"]
         self.prefix = list(prefix)  # a command that runs the daemon's `ip netns exec ...`
         self.xapi_url = xapi_url
+        self.xapi_host = xapi_host  # [xapi] host: this host in a simulated pool
         self.env = dict(env or {})
         self.workdir = workdir
         self.config_path = os.path.join(workdir, "agent.conf")
@@ -189,7 +190,9 @@ class Daemon(object):
                 "log_level": "debug"}
         opts.update(agent_opts or {})
         lines = ["[agent]"] + ["%s = %s" % kv for kv in sorted(opts.items())] + [""]
-        lines += ["[xapi]", "url = %s" % self.xapi_url, ""]
+        lines += ["[xapi]", "url = %s" % self.xapi_url]
+        lines += ["host = %s" % self.xapi_host] if self.xapi_host else []
+        lines += [""]
         for name, gw in gateways.items():
             lines.append("[gateway:%s]" % name)
             lines.extend("%s = %s" % kv for kv in sorted(gw.items()))

@@ -273,10 +273,19 @@ def test_reference_mentions_every_key():
     lines = text.splitlines()
     assert lines[0] == "[agent]"
     assert any(line.startswith("[gateway:NAME]") for line in lines)
-    for schema in (config.AGENT_SCHEMA, config.GATEWAY_SCHEMA, config.XAPI_SCHEMA,
-                   config.API_SCHEMA):
+    blocks = {}  # section -> its lines (a key such as host is in two sections)
+    section = None
+    for line in lines:
+        if line.startswith("["):
+            section = line.split("]")[0] + "]"
+            blocks.setdefault(section, [])
+        elif section:
+            blocks[section].append(line)
+    for name, schema in (("[agent]", config.AGENT_SCHEMA),
+                         ("[gateway:NAME]", config.GATEWAY_SCHEMA),
+                         ("[xapi]", config.XAPI_SCHEMA), ("[api]", config.API_SCHEMA)):
         for key, option in schema.items():
-            line = [l for l in lines if l.split() and l.split()[0] == key]
+            line = [l for l in blocks[name] if l.split() and l.split()[0] == key]
             assert len(line) == 1, key
             assert option.help in line[0]
             default = "(required)" if option.default is None else \

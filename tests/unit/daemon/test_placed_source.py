@@ -1,0 +1,67 @@
+"""PlacedSource: the gateways placement gives this host, and what it says about the rest."""
+from agent.adapters.xapi import read_inventory_uuid
+from agent.core import desired
+from agent.daemon.sources import PlacedSource, XapiSource
+
+A, B = "1aaa", "2bbb"
+
+
+def _records(pin=None, b_live=True):
+    other = {desired.ADDRESS: "172.16.1.1/24"}
+    if pin:
+        other[desired.HOST] = pin
+    return {
+        "network": {"OpaqueRef:n": {"uuid": "net-1", "name_label": "vlan", "bridge": "xapi1",
+                                    "other_config": other}},
+        "host": {"OpaqueRef:a": {"uuid": A, "name_label": "one", "enabled": True,
+                                 "metrics": "OpaqueRef:ma"},
+                 "OpaqueRef:b": {"uuid": B, "name_label": "two", "enabled": True,
+                                 "metrics": "OpaqueRef:mb"}},
+        "host_metrics": {"OpaqueRef:ma": {"live": True}, "OpaqueRef:mb": {"live": b_live}},
+        "pif": {"OpaqueRef:p%s" % h: {"network": "OpaqueRef:n", "host": "OpaqueRef:" + h,
+                                      "currently_attached": True} for h in "ab"}}
+
+
+def _source(this_host, records):
+    xapi = XapiSource()
+    xapi.update(records["network"])
+    placed = PlacedSource(xapi, this_host)
+    placed.update_pool(records)
+    return placed
+
+
+def test_the_lowest_uuid_serves_and_the_other_host_stands_aside():
+    assert list(_source("one", _records()).gateways()) == ["vlan"]
+    two = _source(B, _records())
+    assert two.gateways() == {}
+    gw, decision = two.elsewhere()["vlan"]
+    assert (gw.name, decision.host.name) == ("vlan", "one")
+
+
+def test_a_pin_and_liveness_move_it():
+    assert _source(A, _records(pin="two")).gateways() == {}
+    assert list(_source(A, _records(pin="two", b_live=False)).gateways()) == ["vlan"]
+
+
+def test_a_bad_pin_is_invalid_and_served_nowhere():
+    for me in (A, B):
+        source = _source(me, _records(pin="three"))
+        assert source.gateways() == {} and source.elsewhere() == {}
+        assert "'three' is no host of this pool" in source.invalid()["vlan"].reason
+
+
+def test_without_the_pool_or_this_host_every_gateway_is_served_here_as_before():
+    xapi = XapiSource()
+    xapi.update(_records()["network"])
+    assert list(PlacedSource(xapi, B).gateways()) == ["vlan"]   # no pool records yet
+    unknown = _source("somebody-else", _records())
+    assert list(unknown.gateways()) == ["vlan"] and unknown.placement() == {}
+    assert "'somebody-else' is no host of this pool" in unknown.problem
+    assert list(_source("", _records()).gateways()) == ["vlan"]
+
+
+def test_this_hosts_uuid_from_the_inventory(tmp_path):
+    path = tmp_path / "xensource-inventory"
+    path.write_text("PRIMARY_DISK='/dev/sda'\nINSTALLATION_UUID='%s'\n" % A)
+    assert read_inventory_uuid(str(path)) == A
+    assert read_inventory_uuid(str(tmp_path / "missing")) is None
