@@ -135,7 +135,7 @@ XAPI_SCHEMA = OrderedDict([
     ("long_timeout", Option(_float_range(1, 7200), 600.0,
                             "Seconds for the calls that wait for a guest or storage "
                             "(VM start/shutdown/clone, disk creation, VLAN creation).")),
-    ("host", Option(lambda v, f: v.strip() and model.parse_host(v, f), "",
+    ("host", Option(model.parse_host, "",
                     "This host in the pool (uuid or name_label), for placement; empty: "
                     "INSTALLATION_UUID from the inventory file, as on Dom0.")),
     ("inventory", Option(_abspath, "/etc/xensource-inventory",

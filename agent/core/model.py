@@ -143,7 +143,10 @@ HOST_MAX = 255
 def parse_host(value, field="host"):
     """A gateway's pin: the pool host meant to serve it, by uuid or name_label (a pool's
     name_labels may hold spaces). Only its syntax is checked here; whether it names a host
-    of the pool is agent.core.placement's question, asked with the pool's records."""
+    of the pool is agent.core.placement's question, asked with the pool's records. Empty
+    (or blank) text is no pin, "" (``host =`` in a file, ``xapi-gateway.host=`` in xe)."""
+    if isinstance(value, str) and not value.strip():
+        return ""
     value = _text(value, field)
     if len(value) > HOST_MAX or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise GatewayInvalid("%s %r is not a host: give a host's uuid or name_label (at most "

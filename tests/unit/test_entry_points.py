@@ -144,6 +144,7 @@ CASES = [
     ("host-pin-with-space-trimmed", [gw(host=" host two ")], OK, [["host=host two"]]),
     ("host-pin-by-uuid", [gw(forwards=[WEB], host="0b6e4c3a-5f7d-4c1e-9a1b-2d3e4f5a6b7c")],
      OK, [["tcp:8080=172.16.1.10:80", "host=0b6e4c3a-5f7d-4c1e-9a1b-2d3e4f5a6b7c"]]),
+    ("host-pin-empty-is-no-pin", [gw(host="")], OK, [[]]),
     ("host-pin-control-character", [gw(host="host\ttwo")],
      "is not a host: give a host's uuid or name_label", None),
     ("host-pin-too-long", [gw(host="h" * 256)],
