@@ -97,6 +97,9 @@ def _status(path, as_json):
     for problem in doctor.problems(status):
         print("PROBLEM: %s" % problem)
     cli_remote.gateway_table(status.get("gateways", []))
+    if status.get("links"):
+        print()
+        cli_remote.link_table(status["links"])
     return EXIT_OK if alive else EXIT_UNAVAILABLE
 
 

@@ -412,6 +412,17 @@ def _vm_card(v):
            for d in v["disks"]])
 
 
+def link_table(links):
+    """The VLAN links and their state (``xgw status``, ``xgw links``)."""
+    rows = [("NETWORK", "BRIDGE", "VLAN OF", "TAG", "STATE", "DETAIL")]
+    for ln in links:
+        rows.append((ln["name"] or ln["network"], ln["bridge"] or "-",
+                     ln["parent_name"] or ln["parent"] or "-",
+                     "-" if ln["tag"] is None else ln["tag"], ln["state"],
+                     ln.get("reason") or ""))
+    table(rows)
+
+
 def gateway_table(gateways):
     rows = [("GATEWAY", "BRIDGE", "ADDRESS", "NAT", "STATE", "DETAIL")]
     for g in gateways:

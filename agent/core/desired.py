@@ -15,6 +15,9 @@ other-config:xapi-gateway.address=172.16.1.1/24`` is a supported interface:
     xapi-gateway.host      the pool host (uuid or name_label) that serves the gateway while
                            it is live and enabled (default: agent.core.placement chooses);
                            a name that is no host of the pool makes the gateway invalid
+    xapi-gateway.link      PARENT:TAG: this network is VLAN TAG of the network whose uuid
+                           is PARENT (agent.core.links); independent of a gateway: a network
+                           with only this key has none
 
     xe network-param-set uuid=<network uuid>          (one command, wrapped here)
        other-config:xapi-gateway.forwards=tcp:8080=172.16.1.10:80,udp:5353=172.16.1.11:53
@@ -41,7 +44,8 @@ FORWARDS = PREFIX + "forwards"
 PUBLIC = PREFIX + "public"
 INBOUND = PREFIX + "inbound"
 HOST = PREFIX + "host"
-KNOWN = frozenset([ADDRESS, NAT, FORWARDS, PUBLIC, INBOUND, HOST])
+LINK = PREFIX + "link"
+KNOWN = frozenset([ADDRESS, NAT, FORWARDS, PUBLIC, INBOUND, HOST, LINK])
 # Marks what a declarative topology manages (value: the topology's name), on networks and
 # VMs. Deliberately outside PREFIX: a mark alone does not make a network a gateway.
 TOPOLOGY_MARK = "xapi-gateway-topology"
@@ -72,8 +76,7 @@ def gateways_from_networks(records):
     Returns (gateways {name: Gateway}, invalid {name: Invalid(bridge, reason)}). A gateway is
     named after its network's name_label when that is a valid, unique name, otherwise
     ``network-<first 8 of its uuid>``."""
-    ours = [rec for rec in records.values()
-            if any(k.startswith(PREFIX) for k in rec.get("other_config", {}))]
+    ours = [rec for rec in records.values() if _has_gateway_keys(rec)]
     labels = {}
     for rec in ours:
         labels[rec.get("name_label", "")] = labels.get(rec.get("name_label", ""), 0) + 1
@@ -97,7 +100,7 @@ def read_gateway(rec, name=None):
     the gateway's name (default: the network's uuid). The one reader of these keys: the
     daemon, the API's network views and the topology planner all call it."""
     config = rec.get("other_config", {})
-    if not any(k.startswith(PREFIX) for k in config):
+    if not _has_gateway_keys(rec):
         return None
     uuid = rec.get("uuid", "")
     unknown = sorted(k for k in config if k.startswith(PREFIX) and k not in KNOWN)
@@ -145,6 +148,12 @@ def other_config(address, nat=True, forwards=(), public=False, inbound=(), host=
     if host:
         config[HOST] = host
     return config
+
+
+def _has_gateway_keys(rec):
+    """Whether a network record's other_config has a key of ours other than the link's
+    (a link alone is no gateway; an unknown key of ours is a gateway's typo)."""
+    return any(k.startswith(PREFIX) and k != LINK for k in rec.get("other_config", {}))
 
 
 def _valid_name(label):

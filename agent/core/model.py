@@ -155,6 +155,64 @@ def parse_host(value, field="host"):
     return value
 
 
+# VLAN links between private networks (agent.core.links): a network declared a VLAN of a
+# parent network, ``PARENT:TAG`` in its other_config (``xapi-gateway.link``), where PARENT is
+# the parent network's uuid; API bodies and topology files give the parent and the tag
+# apart (and may name the parent, which the service layer turns into its uuid).
+VLAN_TAGS = (1, 4094)
+_DIGITS_RE = re.compile(r"^[0-9]+$")
+_PARENT_RE = re.compile(r"^[^\s:]{1,255}$")
+
+
+def parse_tag(value, field="tag"):
+    """A link's VLAN tag, 1 to 4094 (0 is no tag, 4095 is reserved): an int (not a bool),
+    or its decimal digits as text."""
+    low, high = VLAN_TAGS
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise GatewayInvalid("%s %r is not a VLAN tag: use a whole number from %d to %d"
+                             % (field, value, low, high), field=field, value=repr(value))
+    if isinstance(value, str):
+        text = _text(value, field)
+        if not _DIGITS_RE.match(text):
+            raise GatewayInvalid("%s %r is not a VLAN tag: use a whole number from %d to %d"
+                                 % (field, text, low, high), field=field, value=text)
+        value = int(text)
+    if not low <= value <= high:
+        raise GatewayInvalid("%s %d is not a VLAN tag: use a whole number from %d to %d (0 "
+                             "is untagged, 4095 reserved)" % (field, value, low, high),
+                             field=field, value=str(value))
+    return value
+
+
+def parse_parent(value, field="parent"):
+    """A link's parent network as given: a uuid (other_config), or in API bodies and
+    topology files also a name; syntax only (which network it is: agent.core.links)."""
+    text = _text(value, field)
+    if not _PARENT_RE.match(text):
+        raise GatewayInvalid("%s %r is not a network: give the parent network's uuid (or, "
+                             "through the API or a topology, its name)" % (field, text),
+                             field=field, value=text)
+    return text
+
+
+def parse_link(value, field="link"):
+    """``PARENT:TAG`` (other_config's form, what ``xe network-param-set`` writes) ->
+    (parent uuid as text, tag)."""
+    text = _text(value, field)
+    parent, sep, tag = text.rpartition(":")
+    if not sep or not parent.strip() or not tag.strip():
+        raise GatewayInvalid("%s %r is not PARENT:TAG: write the parent network's uuid, a "
+                             "colon and the VLAN tag, for example "
+                             "3f2d54a0-6c1e-4b7a-9d55-0c4f7e2b8a11:102" % (field, text),
+                             field=field, value=text)
+    return parse_parent(parent, field + " parent"), parse_tag(tag, field + " tag")
+
+
+def format_link(parent, tag):
+    """The canonical text of a link (what other_config stores)."""
+    return "%s:%d" % (parent, tag)
+
+
 def parse_address(value, field="address"):
     """Parse a gateway address such as ``172.16.1.1/24`` into an IPv4Interface."""
     value = _text(value, field)

@@ -87,9 +87,11 @@ REFUSED = "refused"    # conflicts with another gateway or with the host
 GatewayStatus = namedtuple("GatewayStatus", "name bridge state reason")
 
 
-class Plan(namedtuple("Plan", "ops status owned")):
+class Plan(namedtuple("Plan", "ops status owned links link_status")):
     """ops: [operation]; status: {name: GatewayStatus}; owned: {bridge: Owned} the record
-    of added addresses once ``ops`` are applied."""
+    of added addresses once ``ops`` are applied; links: tuple of core.links.DesiredLink,
+    the VLAN links (OVS patch-port pairs) this round wants; link_status: {network uuid:
+    core.links.LinkStatus} of every network that declares a link (accepted or not)."""
 
     __slots__ = ()
 
@@ -100,11 +102,17 @@ class Plan(namedtuple("Plan", "ops status owned")):
         return [op for op in self.ops if isinstance(op, NETLINK_OPS)]
 
 
+Plan.__new__.__defaults__ = ((), {})
+
 NetworkPlan = namedtuple("NetworkPlan", "ops status owned live wanted")
 
 
-def plan(desired, observed, owned=None, previous=(), network=None):
+def plan(desired, observed, owned=None, previous=(), network=None, links=None):
     """Compute the operations that make ``observed`` match ``desired``.
+
+    ``links``: the core.links.Resolved of the networks' declared links (the source's
+    ``links()``); carried into the plan as ``links`` and ``link_status``, for the OVS
+    writer and the status.
 
     ``previous`` names the gateways accepted last round: when two gateways conflict, the
     one already in effect keeps its place (no flapping), otherwise the first by name wins.
@@ -125,7 +133,9 @@ def plan(desired, observed, owned=None, previous=(), network=None):
         ops.append(EnableForwarding())
         for gw in net.live:
             status[gw.name] = GatewayStatus(gw.name, gw.bridge, PENDING, None)
-    return Plan(ops=ops, status=status, owned=net.owned)
+    return Plan(ops=ops, status=status, owned=net.owned,
+                links=links.links if links is not None else (),
+                link_status=links.status if links is not None else {})
 
 
 def plan_network(desired, observed, owned=None, previous=()):

@@ -141,6 +141,9 @@ class DaemonState(object):
     def gateways(self):
         return [dict(gw) for gw in self.daemon.reconciler.published.gateways]
 
+    def links(self):
+        return [_link_view(st) for st in self.daemon.reconciler.published.links]
+
     def xapi(self):
         source = self.daemon.xapi
         if source is None:
@@ -180,6 +183,10 @@ class DaemonState(object):
         checks += doctor.network_checks(*ovsdb.network_backend(settings.network_conf),
                                         remote=settings.ovsdb, list_dbs=ovsdb.list_dbs)
         return checks + doctor.daemon_checks(self.daemon.status_data())
+
+
+def _link_view(status):
+    return {k: v for k, v in status.items() if k != "since_monotonic"}
 
 
 class Daemon(object):
@@ -241,8 +248,10 @@ class Daemon(object):
         sources = [self.source]
         if self.config.xapi.url != "none":
             from agent.adapters.statefile import JsonCache
+            from agent.adapters import ovsdb
             self.xapi = XapiSource(JsonCache(os.path.join(settings.state_dir,
-                                                          "xapi-networks.json")))
+                                                          "xapi-networks.json")),
+                                   backend=ovsdb.network_backend(settings.network_conf)[0])
             sources.append(self.xapi)
         self.placed = PlacedSource(MergedSource(*sources), self._this_host())
         reconciler = Reconciler(
@@ -505,6 +514,7 @@ class Daemon(object):
                                                     "reason": self.xapi.reason},
             "api": dict(self.api),
             "gateways": list(snapshot.gateways),
+            "links": [_link_view(st) for st in snapshot.links],
             "restart_needed": self.restart_needed,
         }
 
@@ -515,7 +525,7 @@ class Daemon(object):
         from agent.adapters.statefile import write_atomic
         from agent.errors import StateError
         snapshot = self.reconciler.published
-        key = (snapshot.gateways, snapshot.failure, self.api["tcp_error"])
+        key = (snapshot.gateways, snapshot.links, snapshot.failure, self.api["tcp_error"])
         last_key, last_time = self._published
         now = time.monotonic()
         if key == last_key and now - last_time < min_interval:

@@ -18,6 +18,7 @@ import logging
 import time
 from collections import OrderedDict, namedtuple
 
+from agent.core import links as linksmod
 from agent.core import model
 from agent.core import planner as P
 from agent.core import rules as rulesmod
@@ -34,10 +35,12 @@ RoundResult = namedtuple("RoundResult", "ops writes commits errors duration fail
 
 
 class Snapshot(namedtuple("Snapshot", "gateways summary rounds writes commits last failure "
-                                      "failures")):
+                                      "failures links")):
     """What the reconciler publishes after each round, for other threads to read.
 
     ``gateways``: tuple of gateway status dicts (never changed once published);
+    ``links``: tuple of link status dicts, one per network that declares a VLAN link
+    (network, name, bridge, parent, parent_name, tag, state, reason, since);
     ``last``: the last RoundResult or None; ``failure``: None, or a dict (code, message,
     since, consecutive) while rounds fail; ``failures``: failed rounds in all."""
     __slots__ = ()
@@ -48,6 +51,9 @@ class Snapshot(namedtuple("Snapshot", "gateways summary rounds writes commits la
         last = dict(self.last._asdict())
         last["failure"] = None if self.failure is None else self.failure["code"]
         return last
+
+
+Snapshot.__new__.__defaults__ = ((),)
 
 
 def fields(**kw):
@@ -73,6 +79,8 @@ class Reconciler(object):
         self._network = None   # (inputs key, NetworkPlan) of the last round
         self.accepted = set()
         self.status = OrderedDict()   # name -> dict (published in status.json)
+        self.link_status = OrderedDict()   # child network uuid -> dict (status.json too)
+        self._links_recorded = None
         self.rounds = 0
         self.writes = 0
         self.last = None
@@ -150,7 +158,8 @@ class Reconciler(object):
         return Snapshot(gateways=tuple(self.status.values()), summary=self.summary(),
                         rounds=self.rounds, writes=self.writes,
                         commits=getattr(self.iptables, "commits", 0), last=self.last,
-                        failure=self.failure, failures=self.failures)
+                        failure=self.failure, failures=self.failures,
+                        links=tuple(self.link_status.values()))
 
     def heartbeat(self):
         """Monotonic time of the round in flight's last sign of life (waiting on the
@@ -174,7 +183,9 @@ class Reconciler(object):
         desired = self.source.gateways()
         if self._network is None or self._network[0] != key:
             self._network = (key, P.plan_network(desired, observed, self.owned, self.accepted))
-        plan = P.plan(desired, observed, self.owned, self.accepted, network=self._network[1])
+        links = self.source.links() if hasattr(self.source, "links") else None
+        plan = P.plan(desired, observed, self.owned, self.accepted, network=self._network[1],
+                      links=links)
         self._last_plan = ((key, ip_forward), tables, plan)
         return plan
 
@@ -242,6 +253,7 @@ class Reconciler(object):
     def _record(self, plan, errors):
         """Record the outcome; returns the StateError when state.json could not be
         written (the status is recorded all the same; the next round writes it again)."""
+        self._record_links(plan)
         if not errors and self._recorded is plan:
             return None  # recorded already, nothing failed then or now: the same status
         self._recorded = None
@@ -323,6 +335,43 @@ class Reconciler(object):
             self._recorded = plan
         return problem
 
+    def _record_links(self, plan, results=None):
+        """The status of every declared link: core.links' verdict, and for the accepted
+        ones the OVS writer's ``results`` ({network uuid: (state, reason)}) where given.
+        A state that changes is logged once (refused and invalid ones as errors)."""
+        if results is None and self._links_recorded is plan:
+            return  # the same verdicts as recorded last round
+        self._links_recorded = plan if results is None else None
+        results = results or {}
+        now, mono = self.wallclock(), self.clock()
+        status = OrderedDict()
+        for uuid, st in plan.link_status.items():
+            state, reason = st.state, st.reason
+            if uuid in results:
+                state, reason = results[uuid]
+            old = self.link_status.get(uuid)
+            unchanged = old is not None and (old["state"], old["reason"], old["tag"],
+                                             old["parent"]) == (state, reason, st.tag,
+                                                                st.parent)
+            entry = st._replace(state=state, reason=reason).as_dict()
+            entry["since"] = old["since"] if unchanged else now
+            entry["since_monotonic"] = old["since_monotonic"] if unchanged else mono
+            status[uuid] = entry
+            if not unchanged:
+                extra = fields(bridge=st.bridge, network=uuid, operation="link")
+                what = "link of network %s (%s) to %s, tag %s" % (
+                    st.name, uuid, st.parent_name or st.parent or "?", st.tag or "?")
+                if state in (linksmod.INVALID, linksmod.REFUSED, "error"):
+                    log.error("%s %s: %s", what, state, reason, extra=extra)
+                else:
+                    log.info("%s: %s%s", what, state, " (%s)" % reason if reason else "",
+                             extra=extra)
+        for uuid, old in self.link_status.items():
+            if uuid not in status:
+                log.info("link of network %s (%s) dropped", old["name"], uuid,
+                         extra=fields(bridge=old["bridge"], network=uuid, operation="link"))
+        self.link_status = status
+
     def _inbound_routes(self, gw):
         """For each inbound source of ``gw``: the host address on the way to it and the
         route a machine there adds to reach the subnet. Looked up again only when the
@@ -350,8 +399,16 @@ class Reconciler(object):
         for st in self.status.values():
             counts[st["state"]] = counts.get(st["state"], 0) + 1
         parts = ", ".join("%d %s" % (n, s) for s, n in counts.items())
-        return "%d gateway%s%s" % (len(self.status), "" if len(self.status) == 1 else "s",
+        text = "%d gateway%s%s" % (len(self.status), "" if len(self.status) == 1 else "s",
                                    ": " + parts if parts else "")
+        if self.link_status:
+            states = OrderedDict()
+            for st in self.link_status.values():
+                states[st["state"]] = states.get(st["state"], 0) + 1
+            text += "; %d link%s: %s" % (len(self.link_status), "" if len(self.link_status)
+                                         == 1 else "s", ", ".join("%d %s" % (n, s) for s, n
+                                                                  in states.items()))
+        return text
 
 
 def _placement(decision):

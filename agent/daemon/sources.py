@@ -1,4 +1,6 @@
-"""Sources of desired gateways, behind one interface: ``gateways() -> {name: Gateway}``.
+"""Sources of desired gateways, behind one interface: ``gateways() -> {name: Gateway}``;
+and of VLAN links: ``links() -> agent.core.links.Resolved`` (the DesiredLinks to make and a
+LinkStatus for every network that declares one).
 
 The configuration file is the first source; XAPI (networks' other_config) joins it later
 through the same interface, and ``Merged`` puts several together, refusing a name that two
@@ -7,6 +9,7 @@ with the XAPI network uuid where there is one (the journal's NETWORK=).
 """
 import logging
 
+from agent.core import links as linksmod
 from agent.core import placement
 from agent.core.desired import Invalid, network_of
 from agent.errors import GatewayInvalid, StateError
@@ -31,29 +34,39 @@ class StaticSource(object):
     def invalid(self):
         return {}
 
+    def links(self):
+        return NO_LINKS  # the config file names bridges, not networks: no links
+
 
 class XapiSource(object):
     """Gateways from the networks' other_config in XAPI (agent.core.desired).
 
     Updated by the XAPI watcher; until the first update (XAPI not reachable yet) it
-    serves the last desired state cached on disk, so gateways keep being enforced
-    across daemon restarts while XAPI is away."""
+    serves the last desired state cached on disk, so gateways (and links) keep being
+    enforced across daemon restarts while XAPI is away. ``backend``: the host's network
+    backend (agent.adapters.ovsdb: "openvswitch" or "bridge"), which decides whether a
+    link can be made at all."""
 
-    def __init__(self, cache=None):
+    def __init__(self, cache=None, backend=linksmod.OPENVSWITCH):
         from agent.core.desired import gateways_from_networks
         self._derive = gateways_from_networks
         self._cache = cache
-        self._gateways, self._invalid = {}, {}
+        self.backend = backend
+        self._gateways, self._invalid, self._links = {}, {}, NO_LINKS
         self.version = 0
         self.connected = False
         self.reason = "not connected yet"
         if cache is not None:
             networks = cache.load()
             if networks:
-                self._gateways, self._invalid = self._derive(networks)
+                self._take(networks)
+
+    def _take(self, networks):
+        self._gateways, self._invalid = self._derive(networks)
+        self._links = linksmod.resolve(networks, self.backend)
 
     def update(self, networks):
-        self._gateways, self._invalid = self._derive(networks)
+        self._take(networks)
         self.version += 1
         if self._cache is not None:
             try:
@@ -66,6 +79,12 @@ class XapiSource(object):
 
     def invalid(self):
         return self._invalid
+
+    def links(self):
+        return self._links
+
+
+NO_LINKS = linksmod.Resolved((), {})
 
 
 class MergedSource(object):
@@ -97,6 +116,14 @@ class MergedSource(object):
                         % (name, seen[name].source), network=network_of(gw))
                 seen.setdefault(name, gw)
         return merged
+
+    def links(self):
+        """The links of the one source that has networks (XAPI); none without it."""
+        for source in self.sources:
+            resolved = source.links()
+            if resolved.status:
+                return resolved
+        return NO_LINKS
 
 
 class PlacedSource(object):
@@ -153,6 +180,11 @@ class PlacedSource(object):
                 log.info("pool placement in force for host %s", self.this_host)
         self._cached = (key, decisions)
         return decisions
+
+    def links(self):
+        """Links need no placement: a link joins two host-local networks (a network with a
+        PIF is refused), so each host makes it where both bridges are."""
+        return self.inner.links()
 
     def placement(self):
         """{gateway name: placement.Decision}; empty while placement is not in force."""

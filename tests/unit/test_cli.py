@@ -95,3 +95,24 @@ def test_check_config_warns_of_a_tcp_only_problem_and_exits_0(tmp_path, capsys):
     assert "warning: the API will not be served on TCP 127.0.0.1:8443" in captured.err
     assert "readable by others (mode 644)" in captured.err
     assert "the Unix socket and the gateways will run" in captured.err
+
+
+def test_status_shows_the_links_and_their_state(tmp_path, capsys):
+    path = write(tmp_path, GOOD % tmp_path)
+    status = {"pid": os.getpid(), "summary": "0 gateways; 2 links: 1 accepted, 1 refused",
+              "gateways": [], "links": [
+                  {"network": "c-uuid", "name": "br100", "bridge": "xapi3",
+                   "parent": "p-uuid", "parent_name": "private", "tag": 102,
+                   "state": "accepted", "reason": None},
+                  {"network": "d-uuid", "name": "storage", "bridge": "xapi4",
+                   "parent": "p-uuid", "parent_name": "private", "tag": 102,
+                   "state": "refused", "reason": "tag 102 of network private is the link "
+                                                 "of network br100 already"}]}
+    (tmp_path / "status.json").write_text(json.dumps(status))
+    assert cli.main(["-c", path, "status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-3].split() == ["NETWORK", "BRIDGE", "VLAN", "OF", "TAG", "STATE", "DETAIL"]
+    assert lines[-2].split() == ["br100", "xapi3", "private", "102", "accepted"]
+    assert lines[-1].split()[:5] == ["storage", "xapi4", "private", "102", "refused"]
+    assert lines[-1].endswith("tag 102 of network private is the link of network br100 "
+                              "already")
