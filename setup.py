@@ -38,6 +38,8 @@ setup(
         "python-iptables>=1.0.1",
         "pyudev>=0.23.2",
         "PyYAML>=6.0.1",  # topology files (agent/topology); JSON ones need nothing
+        # OVSDB: one IDL connection (agent/adapters/ovsdb.py); pure Python + sortedcontainers
+        "ovs>=4.0.0",
         "XenAPI>=23.8.0",  # the XAPI adapter, the service layer and the simulator's tests
     ],
     extras_require={

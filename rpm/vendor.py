@@ -17,7 +17,8 @@ rpmbuild, which has no network. Dom0 of XenServer 8 / XCP-ng 8.3 runs CPython 3.
 - binary wheels are taken only with cp36m / abi3 / none tags for manylinux2014 (glibc 2.17)
   or older, as published on PyPI, never compiled here;
 - a distribution with no wheel at all is built from its sdist here. That is fine for pure
-  Python; a compiled result is refused, except python-iptables, whose C helper
+  Python (ovs's optional C extension is left out on purpose: OPTIONAL_EXTENSIONS); a
+  compiled result is refused, except python-iptables, whose C helper
   (libxtwrapper, setjmp/longjmp around libxtables) uses no Python C API and is loaded with
   ctypes: it is named for CPython 3.6 (SETUPTOOLS_EXT_SUFFIX) whatever Python builds it.
 
@@ -68,6 +69,10 @@ for _platform in ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux201
     WHEEL_TAGS += ["--platform", _platform]
 # Built from an sdist here although the result is platform-specific; see the docstring.
 CTYPES_ONLY_EXTENSIONS = {"python-iptables"}
+# Sdists whose C extension is an optional speed-up that setup.py skips when it does not
+# compile (ovs: a JSON parser against libopenvswitch): built with no C compiler (CC=false),
+# so the wheel is pure Python whatever the build machine has installed.
+OPTIONAL_EXTENSIONS = {"ovs"}
 TARGET_EXT_SUFFIX = ".cpython-36m-x86_64-linux-gnu.so"
 
 
@@ -145,6 +150,8 @@ def fetch(name, version, dest, work):
             die("%s has neither a cp36 manylinux2014 wheel nor an sdist:\n%s" % (spec, out))
         sdist = only_file(tmp, "*.tar.gz")
         env = dict(os.environ, SETUPTOOLS_EXT_SUFFIX=TARGET_EXT_SUFFIX)
+        if canonical(name) in OPTIONAL_EXTENSIONS:
+            env.update(CC="false", LDSHARED="false")
         code, out = pip("wheel", "--no-deps", "--wheel-dir", os.path.join(tmp, "built"),
                         sdist, env=env)
         if code != 0:

@@ -70,11 +70,7 @@ class Ovs(object):
         self.directory = directory
         try:
             self._run(["ovsdb-tool", "create", self._path("conf.db"), SCHEMA])
-            self._run(self._in_ns(["ovsdb-server", self._path("conf.db"),
-                                   "--remote=p" + self.remote,
-                                   "--pidfile=" + self._path("ovsdb-server.pid"),
-                                   "--log-file=" + self._path("ovsdb-server.log"),
-                                   "--detach"]), timeout=timeout)
+            self._start_ovsdb(timeout)
             self.vsctl("--no-wait", "init")
             self._run(self._in_ns(["ovs-vswitchd", self.remote,
                                    "--pidfile=" + self._path("ovs-vswitchd.pid"),
@@ -84,6 +80,27 @@ class Ovs(object):
             self.stop()
             raise
         return self
+
+    def _start_ovsdb(self, timeout=10.0):
+        self._run(self._in_ns(["ovsdb-server", self._path("conf.db"),
+                               "--remote=p" + self.remote,
+                               "--pidfile=" + self._path("ovsdb-server.pid"),
+                               "--log-file=" + self._path("ovsdb-server.log"),
+                               "--detach"]), timeout=timeout)
+
+    def restart_ovsdb(self, timeout=5.0):
+        """Stop ovsdb-server and start it again on the same database, as a package
+        upgrade or ``systemctl restart openvswitch`` does (clients must reconnect)."""
+        if self.directory is None:
+            raise OvsError("restart_ovsdb: this object did not start OVS")
+        pid = self._pid("ovsdb-server")
+        if pid is not None:
+            ctl = self._path("ovsdb-server.%d.ctl" % pid)
+            if os.path.exists(ctl):
+                subprocess.run(["ovs-appctl", "-t", ctl, "exit"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=timeout)
+            _kill(pid, timeout)
+        self._start_ovsdb()
 
     def stop(self, timeout=5.0):
         """End the daemons this object started and remove their directory; the devices

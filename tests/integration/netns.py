@@ -312,6 +312,28 @@ class Daemon(object):
             return ""
 
 
+def pings(ns, target, count=1, wait=1):
+    """Whether ``ns`` gets an answer from ``target`` (``count`` pings, ``wait`` s each)."""
+    return ns.run(["ping", "-c", str(count), "-W", str(wait), target],
+                  check=False).returncode == 0
+
+
+def ovs_endpoint(switch, host, bridge, port, ns, address, tag=None):
+    """Namespace ``ns`` as a machine on OVS bridge ``bridge`` of ``switch`` (running in
+    namespace ``host``): a veth whose ``host`` end is port ``port`` (an access port of VLAN
+    ``tag`` when given; kernel VLAN devices are not available here) and whose other end,
+    eth0 in ``ns``, has ``address``."""
+    host.run(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0",
+              "netns", ns.name])
+    switch.vsctl("--may-exist", "add-port", bridge, port,
+                 *(["tag=%d" % tag] if tag is not None else []))
+    host.run(["ip", "link", "set", port, "up"])
+    # TCP through the userspace datapath needs the checksums done by the sender
+    ns.run(["ethtool", "-K", "eth0", "tx", "off"], check=False)
+    ns.run(["ip", "addr", "add", address, "dev", "eth0"])
+    ns.run(["ip", "link", "set", "eth0", "up"])
+
+
 def stop(proc, timeout=10.0):
     """hostns.stop, and a test failure when the child ignored SIGTERM."""
     if not hostns.stop(proc, timeout):

@@ -1,8 +1,11 @@
 """agent.adapters.ovsdb: the host's network backend from network.conf, and the OVSDB probe
-when nothing answers properly (the real OVSDB's answer is in the integration tests)."""
+when nothing answers properly (the real OVSDB's answer, and the daemon's connection, are
+in the integration tests: test_ovsdb_links.py)."""
+import json
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -44,18 +47,20 @@ def test_no_socket_is_unavailable(tmp_path):
 
 
 def _server(path, reply):
-    """A Unix socket that reads one request and answers ``reply`` (bytes) or, when None,
-    nothing until the client gives up."""
+    """A Unix socket that reads one request and answers ``reply(request id)`` (bytes) or,
+    when ``reply`` is None, nothing until the client gives up."""
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(1)
 
     def serve():
         conn, _ = srv.accept()
-        conn.recv(4096)
+        request = json.JSONDecoder().raw_decode(conn.recv(4096).decode())[0]
         if reply is not None:
-            for i in range(0, len(reply), 7):  # in pieces, as a stream may deliver it
-                conn.sendall(reply[i:i + 7])
+            answer = reply(request["id"])
+            for i in range(0, len(answer), 7):  # in pieces, as a stream may deliver it
+                conn.sendall(answer[i:i + 7])
+            time.sleep(0.5)
             conn.close()
         else:
             conn.recv(4096)  # until the client closes
@@ -68,12 +73,17 @@ def _server(path, reply):
     return thread
 
 
+def _json(**kw):
+    return lambda id_: json.dumps(dict(kw, id=id_)).encode()
+
+
 @pytest.mark.parametrize("reply, fragment", [
-    (None, "does not answer: timed out"),
-    (b'{"id": 0, "result": null, "error": "unknown method"}', "answered list_dbs"),
-    (b'{"id": 7, "result": ["Open_vSwitch"], "error": null}', "answered list_dbs"),
-    (b'[1, 2]', "answered list_dbs"),
-    (b'{"id": 0, "res', "connection closed"),
+    (None, "does not answer"),
+    (_json(result=None, error="unknown method"), "answered list_dbs with an error"),
+    (lambda id_: json.dumps({"id": "other", "result": [], "error": None}).encode(),
+     "does not answer"),
+    (_json(result={"not": "a list"}, error=None), "answered list_dbs with {"),
+    (lambda id_: b'{"id": 0, "res', "does not answer"),
 ])
 def test_a_socket_that_answers_wrongly_is_unavailable(tmp_path, reply, fragment):
     path = str(tmp_path / "db.sock")
@@ -86,6 +96,6 @@ def test_a_socket_that_answers_wrongly_is_unavailable(tmp_path, reply, fragment)
 
 def test_an_answer_in_pieces_is_read_whole(tmp_path):
     path = str(tmp_path / "db.sock")
-    thread = _server(path, b'{"id":0,"result":["Open_vSwitch","_Server"],"error":null}')
+    thread = _server(path, _json(result=["Open_vSwitch", "_Server"], error=None))
     assert ovsdb.list_dbs("unix:" + path) == ["Open_vSwitch", "_Server"]
     thread.join(2)
