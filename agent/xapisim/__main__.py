@@ -13,11 +13,11 @@ import sys
 from agent.core.config import parse_ovsdb
 from agent.errors import AgentError
 from agent.xapisim import datamodel as dm
-from agent.xapisim import server, storage
+from agent.xapisim import server, storage, underlay
 from agent.xapisim import bridges as dom0
 from agent.xapisim.engine import Engine
 from agent.xapisim.ovs import OvsError
-from agent.xapisim.seed import seed
+from agent.xapisim.pool import Pool
 
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -43,6 +43,16 @@ def main(argv=None):
                         help="with --bridges on openvswitch: the OVSDB of a running Open "
                              "vSwitch (default: start a private ovsdb-server and "
                              "ovs-vswitchd in this namespace, stopped on exit)")
+    parser.add_argument("--hosts", type=int, default=1, metavar="N",
+                        help="a pool of N hosts (default 1); the first is the master. With "
+                             "--bridges and N > 1 each host gets a network namespace of its "
+                             "own (PREFIX-h1...), with its own Open vSwitch on that backend, "
+                             "and their eth0 are joined by an underlay (namespace PREFIX-ul)")
+    parser.add_argument("--netns-prefix", metavar="PREFIX",
+                        help="names of the pool's namespaces (default xgwsim-<pid>)")
+    parser.add_argument("--underlay", metavar="CIDR", default=underlay.DEFAULT_SUBNET,
+                        help="the hosts' management subnet: host n gets address n on its "
+                             "xenbr0, the underlay the last one (default %(default)s)")
     parser.add_argument("--iso", action="append", metavar="NAME",
                         help="an ISO in the ISO library (repeat for more; default: %s)"
                         % ", ".join(storage.DEFAULT_ISOS))
@@ -56,6 +66,10 @@ def main(argv=None):
             parse_ovsdb(args.ovsdb, "--ovsdb")
         except AgentError as exc:
             parser.error(str(exc))
+    if args.hosts < 1:
+        parser.error("--hosts wants 1 or more, got %d" % args.hosts)
+    if args.hosts > 1 and args.ovsdb is not None:
+        parser.error("--ovsdb names one OVS; a pool of several hosts runs one per host")
     host = port = None
     if args.listen:
         host, _, port_text = args.listen.rpartition(":")
@@ -70,10 +84,13 @@ def main(argv=None):
     check = None
     if args.password is not None:
         check = lambda user, pwd: user == "root" and pwd == args.password  # noqa: E731
+    engine = Engine(model, check_password=check)
     # before the signal mask below: a private OVS's daemons must not inherit it
     try:
-        bridges = dom0.make(args.network_backend, args.bridges, args.ovsdb)
-    except (OvsError, OSError) as exc:
+        pool = Pool(engine, hosts=args.hosts, backend=args.network_backend, real=args.bridges,
+                    ovsdb=args.ovsdb, prefix=args.netns_prefix, subnet=args.underlay,
+                    isos=args.iso)
+    except (OvsError, OSError, ValueError, AssertionError) as exc:
         print("xapisim: cannot start the %s backend: %s" % (args.network_backend, exc),
               file=sys.stderr)
         return 2
@@ -81,19 +98,21 @@ def main(argv=None):
     # threads inherit the mask: setting an Event from a signal handler can deadlock on
     # the Event's own lock when the signal lands while the main thread holds it.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    engine = Engine(model, check_password=check)
     try:
-        seed(engine, bridges=bridges, isos=args.iso)
         servers, address = server.serve(engine, host=host, port=port or 0,
                                         unix_path=args.unix)
+        described = pool.describe()
         print("xapisim: serving%s%s%s" % (
             " http://%s:%d" % address if address else "",
             " unix:%s" % args.unix if args.unix else "",
-            " (%s)" % bridges.describe() if bridges.backend else ""), flush=True)
+            " (%s)" % described if described else ""))
+        for line in pool.host_lines():  # a pool in namespaces: where each host is
+            print("xapisim: %s" % line)
+        sys.stdout.flush()
         signal.sigwait(STOP_SIGNALS)
         server.shutdown(servers)
     finally:
-        bridges.close()  # what it made goes, and a private OVS stops
+        pool.close()  # what it made goes: bridges, private OVSes, the pool's namespaces
     return 0
 
 

@@ -26,13 +26,16 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("openvswitch", "bridge")  # Dom0's names (network.conf); the first is XAPI's default
 
-# what the backend needs of a network whose bridge should exist, and of its live VIFs
-BridgeSpec = namedtuple("BridgeSpec", "network_uuid vifs")
+# what the backend needs of a network whose bridge should exist, and of its live VIFs;
+# a VLAN network's bridge has a ``parent`` bridge and a ``tag`` (None otherwise)
+BridgeSpec = namedtuple("BridgeSpec", "network_uuid vifs parent tag")
+BridgeSpec.__new__.__defaults__ = (None, None)
 VifSpec = namedtuple("VifSpec", "vif_uuid vm_uuid network_uuid mac domid device")
 
 
-def spec(engine, network_ref, vif_refs):
-    """The BridgeSpec of network ``network_ref`` with live VIFs ``vif_refs``."""
+def spec(engine, network_ref, vif_refs, parent=None, tag=None):
+    """The BridgeSpec of network ``network_ref`` with live VIFs ``vif_refs`` (a VLAN
+    network's: on bridge ``parent`` with ``tag``)."""
     net = engine.objects["network"][network_ref]
     vifs = []
     for ref in vif_refs:
@@ -40,7 +43,7 @@ def spec(engine, network_ref, vif_refs):
         vm = engine.objects["VM"][vif["VM"]]
         vifs.append(VifSpec(vif["uuid"], vm["uuid"], net["uuid"], vif["MAC"],
                             int(vm.get("domid") or 0), str(vif["device"])))
-    return BridgeSpec(net["uuid"], tuple(vifs))
+    return BridgeSpec(net["uuid"], tuple(vifs), parent, tag)
 
 
 class Bridges(object):
@@ -48,6 +51,7 @@ class Bridges(object):
     as XAPI would have them; subclasses make them real through the hooks."""
 
     backend = None
+    vlans = False  # whether VLAN bridges are made: the host has a real eth0 bridge (a pool)
 
     def __init__(self):
         self.created = set()
@@ -110,12 +114,16 @@ class Bridges(object):
 
 
 class LinuxBridges(Bridges):
-    """Linux bridges through netlink (VIFs get no device on this backend)."""
+    """Linux bridges through netlink (VIFs get no device on this backend), in network
+    namespace ``netns`` (None: the one this process runs in). A VLAN network's bridge
+    is not made for real: kernel VLAN devices are unavailable where this runs (no 8021q),
+    so it stays a record."""
 
     backend = "bridge"
 
-    def __init__(self):
+    def __init__(self, netns=None):
         super(LinuxBridges, self).__init__()
+        self.netns = netns
         self._ipr = None
 
     def _ip(self):
@@ -124,8 +132,22 @@ class LinuxBridges(Bridges):
             self._ipr = IPRoute()
         return self._ipr
 
+    def _ip_in_netns(self, *args):
+        """``ip -n NETNS ARGS``: whether it succeeded (a pool host's namespace)."""
+        import subprocess
+        return subprocess.run(["ip", "-n", self.netns] + list(args), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode == 0
+
     def add_bridge(self, name, bspec):
         from pyroute2.netlink.exceptions import NetlinkError
+        if bspec.tag is not None:
+            return
+        if self.netns:
+            self._ip_in_netns("link", "add", name, "type", "bridge")
+            if not self._ip_in_netns("link", "set", name, "up"):
+                raise OSError("cannot make bridge %s in %s" % (name, self.netns))
+            log.info("bridge %s up in %s", name, self.netns)
+            return
         ipr = self._ip()
         try:
             ipr.link("add", ifname=name, kind="bridge")
@@ -138,6 +160,9 @@ class LinuxBridges(Bridges):
 
     def remove_bridge(self, name):
         from pyroute2.netlink.exceptions import NetlinkError
+        if self.netns:
+            self._ip_in_netns("link", "del", name)
+            return
         ipr = self._ip()
         found = ipr.link_lookup(ifname=name)
         if found:
@@ -149,10 +174,12 @@ class LinuxBridges(Bridges):
         log.info("bridge %s removed", name)
 
     def close(self):
-        super(LinuxBridges, self).close()
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
+        try:
+            super(LinuxBridges, self).close()
+        finally:
+            if self._ipr is not None:
+                self._ipr.close()
+                self._ipr = None
 
 
 class OvsBridges(Bridges):
@@ -162,17 +189,21 @@ class OvsBridges(Bridges):
 
     backend = "openvswitch"
 
-    def __init__(self, ovsdb=None):
+    def __init__(self, ovsdb=None, netns=None):
         super(OvsBridges, self).__init__()
         from agent.xapisim import ovs
-        self.ovs = ovs.Ovs(ovsdb) if ovsdb else ovs.Ovs.start()
+        self.ovs = ovs.Ovs(ovsdb, netns) if ovsdb else ovs.Ovs.start(netns)
 
     def describe(self):
         return "openvswitch bridges, %s OVSDB %s" % (
             "private" if self.ovs.directory else "running", self.ovs.remote)
 
     def add_bridge(self, name, bspec):
-        self.ovs.add_bridge(name, {"xs-network-uuids": bspec.network_uuid})
+        ids = {"xs-network-uuids": bspec.network_uuid}
+        if bspec.tag is not None:  # a VLAN: a fake bridge on its parent, as networkd
+            self.ovs.add_fake_bridge(name, bspec.parent, bspec.tag, ids)
+        else:
+            self.ovs.add_bridge(name, ids)
         log.info("OVS bridge %s up", name)
 
     def remove_bridge(self, name):
@@ -194,10 +225,11 @@ class OvsBridges(Bridges):
             self.ovs.stop()  # only stops daemons it started
 
 
-def make(backend, real, ovsdb=None):
-    """The Bridges of a run: record-only unless ``real``; else ``backend``'s."""
+def make(backend, real, ovsdb=None, netns=None):
+    """The Bridges of a run (or of one host of a pool, in namespace ``netns``):
+    record-only unless ``real``; else ``backend``'s."""
     if backend not in BACKENDS:
         raise ValueError("network backend %r is not one of: %s" % (backend, ", ".join(BACKENDS)))
     if not real:
         return Bridges()
-    return OvsBridges(ovsdb) if backend == "openvswitch" else LinuxBridges()
+    return OvsBridges(ovsdb, netns) if backend == "openvswitch" else LinuxBridges(netns)

@@ -79,12 +79,29 @@ def network_destroy(engine, session, ref):
 
 
 def vlan_create(engine, session, tagged_pif, tag, network):
-    return _make_vlan(engine, tagged_pif, _tag(tag), network)[0]
+    vlan = _make_vlan(engine, tagged_pif, _tag(tag), network)[0]
+    _sync(engine)
+    return vlan
 
 
 def create_vlan_from_pif(engine, session, pif, network, tag):
-    # one host here: the VLAN on the host of ``pif``; returns the set of untagged PIFs
-    return [_make_vlan(engine, pif, _tag(tag), network)[1]]
+    """xapi_pool.ml: the VLAN on every PIF of ``pif``'s network whose host is live (one
+    per host), undoing those made when one fails; returns the untagged PIFs."""
+    tag = _tag(tag)
+    parent = engine.record("PIF", pif)["network"]
+    made = []
+    try:
+        for ref in list(engine.record("network", parent)["PIFs"]):
+            host = engine.record("PIF", ref)["host"]
+            metrics = engine.objects["host_metrics"].get(engine.record("host", host)["metrics"])
+            if metrics is None or metrics["live"]:
+                made.append(_make_vlan(engine, ref, tag, network))
+    except XapiFailure:
+        for vlan, _untagged in made:
+            vlan_destroy(engine, session, vlan)
+        raise
+    _sync(engine)
+    return [untagged for _vlan, untagged in made]
 
 
 def vlan_destroy(engine, session, vlan_ref):
@@ -94,6 +111,7 @@ def vlan_destroy(engine, session, vlan_ref):
     engine.destroy("VLAN", vlan_ref)
     if untagged in engine.objects["PIF"]:
         engine.destroy("PIF", untagged)
+    _sync(engine)
     return ""
 
 
@@ -125,3 +143,10 @@ def _make_vlan(engine, tagged_ref, tag, network_ref):
     vlan = engine.create("VLAN", tagged_PIF=tagged_ref, untagged_PIF=untagged, tag=tag)
     engine.set_field("PIF", untagged, "VLAN_master_of", vlan)
     return vlan, untagged
+
+
+def _sync(engine):
+    """A VLAN's bridge comes and goes with its plugged PIF on each host (networkd)."""
+    from agent.xapisim.vms import sync_bridges
+    if hasattr(engine, "dom0"):
+        sync_bridges(engine)

@@ -162,6 +162,17 @@ class Ovs(object):
             self.wait_device(name)
             self._run(up)
 
+    def add_fake_bridge(self, name, parent, tag, ids=None):
+        """A VLAN bridge as networkd makes one on Open vSwitch: ``--may-exist add-br
+        NAME PARENT TAG`` (a fake bridge: an internal port of ``parent`` with the tag),
+        ``ids`` as its external ids, its device set up."""
+        self.bridges.add(name)
+        self.vsctl("--may-exist", "add-br", name, parent, str(tag))
+        for key, value in sorted((ids or {}).items()):
+            self.vsctl("br-set-external-id", name, key, value)
+        self.wait_device(name)
+        self._run(self._in_ns(["ip", "link", "set", "dev", name, "up"]))
+
     def del_bridge(self, name):
         self.vsctl("--if-exists", "del-br", name)
         self.bridges.discard(name)

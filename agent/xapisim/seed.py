@@ -33,10 +33,11 @@ def seed(engine, hostname="xgw-sim", bridges=None, isos=None):
     install the network, VM and storage handlers; ``bridges`` (an
     agent.xapisim.bridges.Bridges) makes private networks' bridges for real. Returns
     (host ref, pool ref)."""
-    from agent.xapisim import network, pool as members, storage, vms
+    from agent.xapisim import network, pool as members, storage, tunnels, vms
     from agent.xapisim.bridges import BACKENDS, Bridges
     network.install(engine)
     members.install(engine)
+    tunnels.install(engine)
     bridges = bridges or Bridges()
     vms.install(engine, bridges)
     storage.install(engine)

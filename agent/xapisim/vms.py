@@ -22,7 +22,9 @@ DISKS_KEY = "disks"   # xapi_templates.ml: the template's disks, as XML
 
 
 def install(engine, bridges):
-    engine.bridges = bridges
+    engine.bridges = bridges  # the first host's (a pool's: engine.dom0, one per host)
+    engine.dom0 = {}          # host ref -> its agent.xapisim.bridges.Bridges
+    engine.attached = set()   # (network, host) pairs network.attach brought up
     engine.next_domid = 1
     lifecycle.install(engine)
     engine.handlers["VM.create"] = vm_create
@@ -30,6 +32,8 @@ def install(engine, bridges):
     engine.handlers["VM.copy"] = lambda e, s, vm, name, sr: vm_clone(e, s, vm, name, "copy")
     engine.handlers["VM.provision"] = vm_provision
     engine.handlers["VM.start"] = vm_start
+    engine.handlers["VM.start_on"] = vm_start_on
+    engine.handlers["VM.assert_can_boot_here"] = vm_assert_can_boot_here
     for name in ("shutdown", "clean_shutdown", "hard_shutdown"):
         engine.handlers["VM." + name] = _shutdown(name)
     engine.handlers["VM.suspend"] = vm_suspend
@@ -55,6 +59,7 @@ def install(engine, bridges):
 def seed(engine, host):
     """The "Other install media" template and the host's control domain (running,
     domid 0, resident on the host, host.control_domain). Returns the template."""
+    engine.dom0.setdefault(host, engine.bridges)
     template = new_vm(
         engine, name_label=TEMPLATE, is_a_template=True, power_state="Halted",
         HVM_boot_policy="BIOS order", HVM_boot_params={"order": "dc"},
@@ -62,6 +67,12 @@ def seed(engine, host):
         memory_static_min=128 * MIB, memory_static_max=256 * MIB,
         memory_dynamic_min=256 * MIB, memory_dynamic_max=256 * MIB,
         VCPUs_max=1, VCPUs_at_startup=1)
+    control_domain(engine, host)
+    return template
+
+
+def control_domain(engine, host):
+    """The host's control domain: running, domid 0, resident on it, host.control_domain."""
     name = engine.record("host", host)["hostname"]
     dom0 = new_vm(
         engine, name_label="Control domain on host: %s" % name,
@@ -74,7 +85,7 @@ def seed(engine, host):
     engine.set_field("VM_metrics", metrics, "start_time", _now())
     engine.set_field("VM_metrics", metrics, "state", ["running"])
     engine.set_field("host", host, "control_domain", dom0)
-    return template
+    return dom0
 
 
 def new_vm(engine, **values):
@@ -136,12 +147,76 @@ def _power(engine, vm, record, state, host, new_domain=False):
     for kind in ("VIF", "VBD"):
         for device in record[kind + "s"]:
             engine.set_field(kind, device, "currently_attached", live)
+    if live:  # xapi attaches the VM's networks on its host: their PIFs there come up
+        for vif in record["VIFs"]:
+            net = engine.record("network", engine.record("VIF", vif)["network"])
+            for pif in net["PIFs"]:
+                pif_record = engine.record("PIF", pif)
+                if pif_record["host"] == host and not pif_record["currently_attached"]:
+                    engine.set_field("PIF", pif, "currently_attached", True)
     engine.set_field("VM", vm, "power_state", state)
     sync_bridges(engine)
 
 
-def _host(engine):
-    return next(iter(engine.objects["host"]), NULL_REF)
+def host_is_live(engine, host):
+    """host_metrics.live of the host (False without metrics, as xapi's is_host_live)."""
+    metrics = engine.objects["host_metrics"].get(engine.record("host", host)["metrics"])
+    return bool(metrics and metrics["live"])
+
+
+def network_available(engine, network, host):
+    """Whether ``network`` can be seen from ``host``, as xapi's
+    assert_can_see_named_networks decides: a network with PIFs where one of them is on
+    the host; a PIF-less one when other_config:assume_network_is_shared is "true", when
+    it is unmanaged, or when no running VM uses it or one on this very host does (XAPI
+    keeps a single-server private network's VMs on one host)."""
+    net = engine.record("network", network)
+    if net["PIFs"]:
+        return any(engine.record("PIF", pif)["host"] == host for pif in net["PIFs"])
+    if net["other_config"].get("assume_network_is_shared") == "true" or not net["managed"]:
+        return True
+    hosts = [engine.objects["VM"][engine.objects["VIF"][vif]["VM"]]["resident_on"]
+             for vif in net["VIFs"]
+             if engine.objects["VM"][engine.objects["VIF"][vif]["VM"]]["power_state"]
+             == "Running"]
+    return not hosts or host in hosts
+
+
+def assert_can_boot_here(engine, vm, host):
+    """What xapi_vm_helpers.assert_can_boot_here checks of the pool, in its order: the
+    host is live (HOST_NOT_LIVE), enabled (HOST_DISABLED; a control domain may start on a
+    disabled host), and sees every network of the VM's VIFs (VM_REQUIRES_NETWORK [vm,
+    the first missing network]). Storage is taken as shared by every host, memory and
+    CPUs as enough."""
+    record = engine.record("VM", vm)
+    if not host_is_live(engine, host):
+        raise XapiFailure("HOST_NOT_LIVE")
+    if not record["is_control_domain"] and not engine.record("host", host)["enabled"]:
+        raise XapiFailure("HOST_DISABLED", host)
+    for vif in record["VIFs"]:
+        network = engine.record("VIF", vif)["network"]
+        if not network_available(engine, network, host):
+            raise XapiFailure("VM_REQUIRES_NETWORK", vm, network)
+
+
+def choose_host(engine, vm):
+    """Where VM.start puts a VM (xapi's choose_host_for_vm, without WLB): its affinity
+    host if it can boot there, else the first host (in the pool's order, the master
+    first) that passes assert_can_boot_here; none: NO_HOSTS_AVAILABLE. (xapi picks at
+    random among equally good hosts; the simulator picks deterministically, as xapi
+    does under its deterministic_host_selection switch.)"""
+    affinity = engine.record("VM", vm)["affinity"]
+    hosts = list(engine.objects["host"])
+    if affinity in engine.objects["host"]:
+        hosts.remove(affinity)
+        hosts.insert(0, affinity)
+    for host in hosts:
+        try:
+            assert_can_boot_here(engine, vm, host)
+        except XapiFailure:
+            continue
+        return host
+    raise XapiFailure("NO_HOSTS_AVAILABLE")
 
 
 def vm_clone(engine, session, vm, new_name, op="clone"):
@@ -235,7 +310,20 @@ def _make_disk(engine, session, vm, record, disk):
 def vm_start(engine, session, vm, start_paused, force):
     lifecycle.assert_vm_operation(engine, vm, "start")
     _power(engine, vm, engine.record("VM", vm), "Paused" if start_paused else "Running",
-           _host(engine))
+           choose_host(engine, vm))
+    return ""
+
+
+def vm_start_on(engine, session, vm, host, start_paused, force):
+    lifecycle.assert_vm_operation(engine, vm, "start_on")
+    assert_can_boot_here(engine, vm, host)
+    _power(engine, vm, engine.record("VM", vm), "Paused" if start_paused else "Running",
+           host)
+    return ""
+
+
+def vm_assert_can_boot_here(engine, session, vm, host):
+    assert_can_boot_here(engine, vm, host)
     return ""
 
 
@@ -282,7 +370,8 @@ def vm_resume(engine, session, vm, start_paused, force):
     lifecycle.assert_vm_operation(engine, vm, "resume")
     record = engine.record("VM", vm)
     _drop_suspend_image(engine, session, vm, record)
-    _power(engine, vm, record, "Paused" if start_paused else "Running", _host(engine))
+    _power(engine, vm, record, "Paused" if start_paused else "Running",
+           choose_host(engine, vm))
     return ""
 
 
@@ -426,21 +515,44 @@ def vif_destroy(engine, session, vif):
 def network_attach(engine, session, network, host):
     engine.record("network", network)
     engine.record("host", host)
-    engine.attached = getattr(engine, "attached", set()) | {network}
+    engine.attached.add((network, host))
     sync_bridges(engine)
     return ""
 
 
 def sync_bridges(engine):
-    """The bridges of PIF-less (private) networks that a running VM's VIF uses, or that
-    were attached, exist; the others do not."""
-    wanted = {}
+    """Each live host's bridges, as networkd has them: a PIF-less (private) network's
+    where a running VM's VIF uses it or it was attached; a tunnel network's where its
+    access PIF is plugged; a VLAN network's (on a host whose eth0 bridge is real) where
+    its PIF is plugged; each with the ports of the live VIFs of the VMs on that host.
+    A host that is not live has none."""
+    wanted = {host: {} for host in engine.dom0}
     for ref, net in engine.objects["network"].items():
-        if net["PIFs"] or net["bridge"] == "xenapi":
-            continue  # VLAN/physical bridges exist with their PIF; the HIMN is xapi's
-        live = [vif for vif in net["VIFs"]
-                if engine.objects["VM"][engine.objects["VIF"][vif]["VM"]]["power_state"]
-                in ("Running", "Paused")]
-        if live or ref in getattr(engine, "attached", ()):
-            wanted[net["bridge"]] = bridge_spec(engine, ref, live)
-    engine.bridges.sync(wanted)
+        if net["bridge"] == "xenapi":
+            continue  # the HIMN is xapi's
+        live = {}
+        for vif in net["VIFs"]:
+            vm = engine.objects["VM"][engine.objects["VIF"][vif]["VM"]]
+            if vm["power_state"] in ("Running", "Paused"):
+                live.setdefault(vm["resident_on"], []).append(vif)
+        if not net["PIFs"]:
+            hosts = set(live) | {h for n, h in engine.attached if n == ref}
+            for host in hosts & set(wanted):
+                wanted[host][net["bridge"]] = bridge_spec(engine, ref, live.get(host, ()))
+            continue
+        for pif_ref in net["PIFs"]:
+            pif = engine.objects["PIF"][pif_ref]
+            host = pif["host"]
+            if host not in wanted or not pif["currently_attached"]:
+                continue
+            if pif["tunnel_access_PIF_of"]:
+                wanted[host][net["bridge"]] = bridge_spec(engine, ref, live.get(host, ()))
+            elif pif["VLAN_master_of"] in engine.objects["VLAN"] and engine.dom0[host].vlans:
+                vlan = engine.objects["VLAN"][pif["VLAN_master_of"]]
+                tagged = engine.objects["PIF"][vlan["tagged_PIF"]]
+                parent = engine.objects["network"][tagged["network"]]["bridge"]
+                wanted[host][net["bridge"]] = bridge_spec(engine, ref, live.get(host, ()),
+                                                          parent, vlan["tag"])
+            # a physical PIF's bridge (xenbr0) is the host's own, not networkd's to make
+    for host, bridges in engine.dom0.items():
+        bridges.sync(wanted[host] if host_is_live(engine, host) else {})
