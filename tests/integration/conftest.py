@@ -71,3 +71,24 @@ def daemons():
     yield start
     for daemon in started:
         daemon.stop()
+
+
+@pytest.fixture
+def lab():
+    """``lab(hosts=3, backend="openvswitch")``: a simulated pool (tests/integration/pool.py)
+    with its hosts in namespaces; closed afterwards, and nothing may be left behind."""
+    from tests.integration.pool import Lab
+    made = []
+
+    def start(hosts=3, backend=N.OPENVSWITCH):
+        if backend == N.OPENVSWITCH:
+            reason = ovs.installed() or (None if shutil.which("ethtool") else
+                                         "ethtool is not installed")
+            if reason:
+                pytest.skip(reason + " (tests/run installs it)")
+        made.append(Lab(hosts, "bridge" if backend == N.LINUX_BRIDGE else "openvswitch"))
+        return made[-1]
+
+    yield start
+    for one in made:
+        one.close()
