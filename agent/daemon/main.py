@@ -217,6 +217,7 @@ class Daemon(object):
 
     async def _main(self):
         # Imported here so that --check-config and --help work without the kernel libraries.
+        from agent.adapters import arp
         from agent.adapters.iptables import Iptables, XtablesLock
         from agent.adapters.netlink import Netlink, NetlinkMonitor, NetlinkView
         from agent.adapters.statefile import StateFile
@@ -257,7 +258,7 @@ class Daemon(object):
         reconciler = Reconciler(
             source=self.placed, view=view, netlink=netlink, iptables=Iptables(),
             sysctl=Sysctl(), lock=XtablesLock(settings.xtables_lock, settings.xtables_wait),
-            statefile=StateFile(settings.state_dir))
+            statefile=StateFile(settings.state_dir), announce=arp.announce)
         self.reconciler = reconciler
         engine = Engine(reconciler, executor, loop, resync, on_round=self._after_round)
         self.engine = engine

@@ -64,8 +64,11 @@ def fields(**kw):
 
 class Reconciler(object):
     def __init__(self, source, view, netlink, iptables, sysctl, lock, statefile,
-                 clock=time.monotonic, wallclock=time.time):
+                 clock=time.monotonic, wallclock=time.time, announce=None):
         self.source = source
+        # announce(ifindex, address): a gratuitous ARP once a gateway address is added,
+        # so that neighbours drop the MAC of a host that served it before (a takeover)
+        self.announce = announce
         self.view = view
         self.netlink = netlink
         self.iptables = iptables
@@ -197,6 +200,7 @@ class Reconciler(object):
             try:
                 if isinstance(op, P.AddAddress):
                     self.netlink.add_address(op.ifindex, op.address)
+                    self._announce(op)
                 elif isinstance(op, P.RemoveAddress):
                     self.netlink.remove_address(op.ifindex, op.address)
                 elif isinstance(op, P.AddRoute):
@@ -243,6 +247,18 @@ class Reconciler(object):
                 log.error("cannot enable IPv4 forwarding: %s", exc)
                 errors["*"] = exc
         return errors
+
+    def _announce(self, op):
+        """The gratuitous ARP for an address just added; a failure to send is logged and
+        changes nothing else (the address is in place; neighbours will ARP anew)."""
+        if self.announce is None:
+            return
+        try:
+            self.announce(op.ifindex, op.address.ip)
+            log.debug("gratuitous ARP for %s on %s", op.address.ip, op.bridge)
+        except AgentError as exc:
+            log.warning("gratuitous ARP on %s failed: %s", op.bridge, exc,
+                        extra=fields(bridge=op.bridge, operation="garp"))
 
     def _networks(self, plan):
         """{bridge: XAPI network uuid} of the gateways this plan puts in place."""

@@ -5,6 +5,9 @@ A VLAN network with a gateway is one segment across the hosts: exactly one host 
 the address, checked in every host's kernel, and a VM on another host reaches the outside
 through it. Host-local private networks are served by the host that has their bridge.
 """
+import threading
+import time
+
 from tests.integration import netns as N
 
 GATEWAY = "172.16.1.1/24"
@@ -91,3 +94,106 @@ def test_host_local_networks_are_served_where_their_bridge_is(lab):
                 assert not other.ns.link_exists(bridge)
                 assert other.daemon.gateway_state("local%d" % n)["state"] in (
                     "absent", "elsewhere")
+
+
+class Sampler(object):
+    """Samples, as often as it can, which hosts carry the gateway address: the longest
+    stretch during which two or more did (the double-service window) and when the first
+    carrier after the old one appeared."""
+
+    def __init__(self, pool, bridge):
+        self.pool, self.bridge = pool, bridge
+        self.samples = []      # (monotonic time, [host numbers])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+        self._thread.daemon = True
+
+    def _run(self):
+        while not self._stop.is_set():
+            now = time.monotonic()
+            hosts = [h.number for h in self.pool.hosts
+                     if GATEWAY in h.ns.addresses(self.bridge)]
+            self.samples.append((now, hosts))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+
+    def double_service(self):
+        """(longest stretch with 2+ carriers in seconds, bounded by the samples around
+        it; the most carriers seen at once)."""
+        longest, began, most, last = 0.0, None, 0, None
+        for t, hosts in self.samples:
+            most = max(most, len(hosts))
+            if len(hosts) > 1 and began is None:
+                began = last if last is not None else t  # it may have begun just after
+            elif len(hosts) <= 1 and began is not None:
+                longest, began = max(longest, t - began), None
+            last = t
+        return longest, most
+
+    def interval(self):
+        gaps = [b[0] - a[0] for a, b in zip(self.samples, self.samples[1:])]
+        return max(gaps) if gaps else None
+
+
+def neighbour_mac(ns, address):
+    out = ns.run(["ip", "neigh", "show", address, "dev", "eth0"], check=False).stdout.split()
+    return out[out.index("lladdr") + 1] if "lladdr" in out else None
+
+
+def mac_of(host, bridge):
+    return host.ns.run(["cat", "/sys/class/net/%s/address" % bridge]).stdout.strip()
+
+
+def test_failover_moves_the_gateway_once_and_announces_it(lab):
+    pool = lab(3)
+    api = pool.api()
+    for n in (1, 2, 3):
+        pool.start_daemon(n)
+    net, bridge = wired_gateway(pool, api)
+    old = N.wait_for(lambda: served_by(pool, "vlan"), timeout=10, message="a serving host")
+    N.wait_for(lambda: carriers(pool, bridge) == [old], timeout=10, message="served once")
+    # the next host by the rule: the lowest uuid among the others (all live and enabled)
+    new = sorted((h for h in pool.hosts if h.number != old), key=lambda h: h.uuid)[0].number
+    others = [h.number for h in pool.hosts if h.number != old]
+    gw = GATEWAY.split("/")[0]
+    vm = pool.plug_vm(others[0], bridge, "172.16.1.10/24", gw)
+    neighbour = pool.plug_vm(others[1], bridge, "172.16.1.11/24")
+    N.wait_for(lambda: pool.pings(vm, pool.outside), timeout=10, message="the VM's way out")
+    assert pool.pings(neighbour, gw)  # the neighbour learns the gateway's MAC, then is quiet
+    old_mac = mac_of(pool.host(old), bridge)
+    assert neighbour_mac(neighbour, gw) == old_mac
+    time.sleep(1.2)  # past the neighbour entry's locktime (1 s): an update may override it
+
+    with Sampler(pool, bridge) as sampler:
+        # `xe host-disable; xe host-shutdown` (xapi shuts down only a disabled host):
+        # from then on the old host is off the wire, so a ping that succeeds went
+        # through the new gateway
+        started = time.monotonic()
+        api.host.disable(pool.host(old).ref)
+        api.host.shutdown(pool.host(old).ref)
+        shut = time.monotonic()
+        N.wait_for(lambda: pool.pings(vm, pool.outside), timeout=60, interval=0,
+                   message="a ping through the new gateway")
+        first_ping = time.monotonic()
+        pool.host(old).daemon.stop()  # gone with its host (its bridges went already)
+        N.wait_for(lambda: carriers(pool, bridge) == [new], timeout=10,
+                   message="host %d serving" % new)
+        time.sleep(0.5)  # a little more sampling after the takeover
+    new_mac = mac_of(pool.host(new), bridge)
+    assert new_mac != old_mac
+    # the gratuitous ARP: the quiet neighbour now has the new server's MAC
+    N.wait_for(lambda: neighbour_mac(neighbour, gw) == new_mac, timeout=5,
+               message="the neighbour's ARP entry moved to host %d's MAC" % new)
+    overlap, most = sampler.double_service()
+    print("\nfailover host %d -> host %d: first ping through the new gateway %.2f s after "
+          "host.disable (%.2f s after host.shutdown returned); double service: %d carriers "
+          "at most, longest overlap %.3f s; %d samples, at most %.3f s apart"
+          % (old, new, first_ping - started, first_ping - shut, most, overlap,
+             len(sampler.samples), sampler.interval() or 0))
+    assert most <= 2 and overlap < 2.0, (most, overlap)
