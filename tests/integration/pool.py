@@ -45,11 +45,13 @@ class Host(object):
 
 
 class Lab(object):
-    """The simulator as a pool of ``hosts`` hosts on ``backend``, started at once."""
+    """The simulator as a pool of ``hosts`` hosts on ``backend``, started at once;
+    ``prefix`` names its namespaces and directory (the tests' xgwt-<pid>-<n>-pool by
+    default)."""
 
-    def __init__(self, hosts=3, backend="openvswitch", timeout=60):
+    def __init__(self, hosts=3, backend="openvswitch", timeout=60, prefix=None):
         self.backend = backend
-        self.prefix = "xgwt-%d-%d-pool" % (os.getpid(), next(N._counter))
+        self.prefix = prefix or "xgwt-%d-%d-pool" % (os.getpid(), next(N._counter))
         # no '_' in the socket's path: the SDK's Unix transport turns '_' into '/'
         self.directory = "/tmp/%s" % self.prefix
         os.makedirs(self.directory)

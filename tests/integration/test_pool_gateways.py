@@ -45,16 +45,23 @@ def served_by(pool, name):
     return next((h.number for h in pool.hosts if h.uuid == uuid), None)
 
 
-def test_a_wired_gateway_is_served_by_exactly_one_host(lab):
+def served_once(lab):
+    """Three hosts, a daemon on each, a wired gateway settled on one host: (pool, api,
+    bridge, the serving host's number)."""
     pool = lab(3)
     api = pool.api()
     for n in (1, 2, 3):
         pool.start_daemon(n)
-    net, bridge = wired_gateway(pool, api)
+    _net, bridge = wired_gateway(pool, api)
     server = N.wait_for(lambda: served_by(pool, "vlan"), timeout=10,
                         message="every daemon naming the same serving host")
     N.wait_for(lambda: carriers(pool, bridge) == [server], timeout=10,
                message="the address on host %d's bridge only" % server)
+    return pool, api, bridge, server
+
+
+def test_a_wired_gateway_is_served_by_exactly_one_host(lab):
+    pool, api, bridge, server = served_once(lab)
     ready = sorted((h for h in pool.hosts), key=lambda h: h.uuid)
     assert server == ready[0].number  # the lowest uuid of the live, enabled hosts
     for host in pool.hosts:
@@ -151,13 +158,7 @@ def mac_of(host, bridge):
 
 
 def test_failover_moves_the_gateway_once_and_announces_it(lab):
-    pool = lab(3)
-    api = pool.api()
-    for n in (1, 2, 3):
-        pool.start_daemon(n)
-    net, bridge = wired_gateway(pool, api)
-    old = N.wait_for(lambda: served_by(pool, "vlan"), timeout=10, message="a serving host")
-    N.wait_for(lambda: carriers(pool, bridge) == [old], timeout=10, message="served once")
+    pool, api, bridge, old = served_once(lab)
     # the next host by the rule: the lowest uuid among the others (all live and enabled)
     new = sorted((h for h in pool.hosts if h.number != old), key=lambda h: h.uuid)[0].number
     others = [h.number for h in pool.hosts if h.number != old]
