@@ -182,7 +182,7 @@ class Lab(object):
     def close(self, check=True):
         """Stop every daemon and the simulator (which removes the hosts, their OVS and
         the underlay), delete the VMs' namespaces; with ``check``, fail when anything
-        was left behind (after removing it)."""
+        was left behind (namespaces, OVS directories), after removing it."""
         problems = []
         try:
             for host in self.hosts:
@@ -209,6 +209,13 @@ class Lab(object):
                 hostns.Netns(name).delete()
             if left:
                 problems.append("namespaces left behind: %s" % ", ".join(left))
+            # each host's private OVS keeps its files in a directory of its own
+            dirs = [os.path.dirname(h.ovsdb[len("unix:"):]) for h in self.hosts if h.ovsdb]
+            kept = [d for d in dirs if os.path.exists(d)]
+            for directory in kept:
+                shutil.rmtree(directory, ignore_errors=True)
+            if kept:
+                problems.append("OVS directories left behind: %s" % ", ".join(kept))
             shutil.rmtree(self.directory, ignore_errors=True)
         if check and problems:
             raise AssertionError("; ".join(problems))

@@ -30,6 +30,13 @@ def wired_gateway(pool, api):
     return net, api.network.get_bridge(net)
 
 
+def rules_for(host, bridge):
+    """The tables where host's daemon has rules for ``bridge`` (its rules carry
+    xgw:<bridge> comments)."""
+    return sorted(table for table in ("nat", "filter")
+                  if "xgw:%s" % bridge in host.ns.save(table))
+
+
 def served_by(pool, name):
     """The number of the host every daemon says serves gateway ``name`` (None until
     they agree)."""
@@ -67,6 +74,9 @@ def test_a_wired_gateway_is_served_by_exactly_one_host(lab):
     for host in pool.hosts:
         gw = host.daemon.gateway_state("vlan")
         assert gw["state"] == ("applied" if host.number == server else "elsewhere"), gw
+        # NAT and the forward accepts on the serving host only
+        assert rules_for(host, bridge) == (["filter", "nat"] if host.number == server
+                                           else []), host.number
     # a VM on another host reaches the outside through the one gateway (its NAT)
     other = next(h.number for h in pool.hosts if h.number != server)
     vm = pool.plug_vm(other, bridge, "172.16.1.10/24", GATEWAY.split("/")[0])
@@ -186,6 +196,9 @@ def test_failover_moves_the_gateway_once_and_announces_it(lab):
         N.wait_for(lambda: carriers(pool, bridge) == [new], timeout=10,
                    message="host %d serving" % new)
         time.sleep(0.5)  # a little more sampling after the takeover
+    # the new host took address, NAT and forwards over; the old one kept none of it
+    assert rules_for(pool.host(new), bridge) == ["filter", "nat"]
+    assert rules_for(pool.host(old), bridge) == []
     new_mac = mac_of(pool.host(new), bridge)
     assert new_mac != old_mac
     # the gratuitous ARP: the quiet neighbour now has the new server's MAC
