@@ -24,7 +24,7 @@ EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_AUTH = 4, 5, 6
 _BY_STATUS = {400: EXIT_USAGE, 401: EXIT_AUTH, 403: EXIT_AUTH, 404: EXIT_NOT_FOUND,
               409: EXIT_CONFLICT, 413: EXIT_USAGE, 415: EXIT_USAGE, 0: EXIT_UNAVAILABLE,
               503: EXIT_UNAVAILABLE}
-COMMANDS = ("networks", "vms", "gateways", "plan", "apply", "destroy", "diagram")
+COMMANDS = ("networks", "vms", "gateways", "links", "plan", "apply", "destroy", "diagram")
 
 
 def add_arguments(parser):
@@ -56,6 +56,7 @@ def add_commands(sub):
     _gateway_flags(create, required=False)
     create.add_argument("--vlan", type=int, metavar="TAG", help="VLAN tag 0..4094")
     create.add_argument("--pif", default="eth0", help="physical interface of the VLAN")
+    create.add_argument("--link", metavar="PARENT:TAG", help=_LINK_HELP)
     delete = ns.add_parser("delete", help="delete a network (refused while VMs use it)")
     delete.add_argument("key")
     setgw = ns.add_parser("set-gateway", help="set or replace a network's gateway")
@@ -63,6 +64,12 @@ def add_commands(sub):
     _gateway_flags(setgw, required=True)
     rmgw = ns.add_parser("remove-gateway", help="remove a network's gateway")
     rmgw.add_argument("key")
+    setln = ns.add_parser("set-link", help="declare a network a VLAN of another private "
+                                           "network (or change its parent or tag)")
+    setln.add_argument("key")
+    setln.add_argument("link", metavar="PARENT:TAG", help=_LINK_HELP)
+    rmln = ns.add_parser("remove-link", help="drop a network's link")
+    rmln.add_argument("key")
 
     vms = sub.add_parser("vms", help="list, show, create, start, shut down, delete VMs "
                                      "(through the API)")
@@ -98,6 +105,9 @@ def add_commands(sub):
 
     gws = sub.add_parser("gateways", help="live state of the gateways (through the API)")
     gws.add_argument("--json", **json_flag)
+    lns = sub.add_parser("links", help="live state of the VLAN links between networks "
+                                       "(through the API)")
+    lns.add_argument("--json", **json_flag)
 
     for name, text in (("plan", "show what applying a topology file would change"),
                        ("apply", "make the host match a topology file, step by step"),
@@ -115,6 +125,10 @@ def add_commands(sub):
                                          "Graphviz text")
     dia.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     dia.add_argument("--topology", metavar="NAME", help="only what this topology made")
+
+
+_LINK_HELP = ("this network is VLAN TAG (1-4094) of the private network PARENT (name or "
+              "uuid), e.g. private:102")
 
 
 def _gateway_flags(parser, required):
@@ -187,6 +201,8 @@ def _networks(api, args):
             body["gateway"] = _gateway_body(args)
         if args.vlan is not None:
             body["vlan"] = {"tag": args.vlan, "pif": args.pif}
+        if args.link is not None:
+            body["link"] = _link(args.link, "--link")
         return _out(args, api.request("POST", "/v1/networks", body), _network_card)
     if action == "delete":
         api.request("DELETE", "/v1/networks/%s" % _q(args.key))
@@ -197,6 +213,12 @@ def _networks(api, args):
                                       _gateway_body(args)), _network_card)
     if action == "remove-gateway":
         return _out(args, api.request("DELETE", "/v1/networks/%s/gateway" % _q(args.key)),
+                    _network_card)
+    if action == "set-link":
+        return _out(args, api.request("PUT", "/v1/networks/%s/link" % _q(args.key),
+                                      _link(args.link, "PARENT:TAG")), _network_card)
+    if action == "remove-link":
+        return _out(args, api.request("DELETE", "/v1/networks/%s/link" % _q(args.key)),
                     _network_card)
     return EXIT_USAGE
 
@@ -242,6 +264,10 @@ def _vms(api, args):
 
 def _gateways(api, args):
     return _out(args, api.request("GET", "/v1/gateways"), gateway_table)
+
+
+def _links(api, args):
+    return _out(args, api.request("GET", "/v1/links"), link_table)
 
 
 def _read_topology(path):
@@ -305,7 +331,8 @@ def _diagram(api, args):
     return EXIT_OK
 
 
-_COMMANDS = {"networks": _networks, "vms": _vms, "gateways": _gateways, "plan": _plan,
+_COMMANDS = {"networks": _networks, "vms": _vms, "gateways": _gateways, "links": _links,
+             "plan": _plan,
              "apply": _apply_or_destroy, "destroy": _apply_or_destroy,
              "diagram": _diagram}
 
@@ -323,6 +350,16 @@ def _gateway_body(args):
     if args.host is not None:  # checked by the daemon's API (agent.core.model.parse_host)
         body["host"] = args.host
     return body
+
+
+def _link(text, what):
+    """PARENT:TAG, the text form of xe's value (agent.core.model.parse_link), as the API's
+    {"parent", "tag"}; PARENT may be a name here (the API resolves it)."""
+    try:
+        parent, tag = model.parse_link(text, what)
+    except GatewayInvalid as exc:
+        raise ApiError(str(exc), status=400)
+    return {"parent": parent, "tag": tag}
 
 
 def _forward(text):
@@ -380,18 +417,29 @@ def _gw_text(gw):
     return text
 
 
+def _link_text(link, reason=False):
+    if not link:
+        return "-"
+    text = "VLAN %s of %s (%s)" % ("?" if link["tag"] is None else link["tag"],
+                                  link["parent_name"] or link["parent"] or "?", link["state"])
+    return text + (": %s" % link["reason"] if reason and link.get("reason") else "")
+
+
 def _network_table(nets):
-    rows = [("NAME", "BRIDGE", "VLAN", "GATEWAY", "VMS")]
+    rows = [("NAME", "BRIDGE", "VLAN", "GATEWAY", "LINK", "VMS")]
     for n in nets:
         rows.append((n["name"], n["bridge"], "-" if n["vlan"] is None else n["vlan"],
-                     _gw_text(n["gateway"]), ", ".join(n["vms"]) or "-"))
+                     _gw_text(n["gateway"]), _link_text(n.get("link")),
+                     ", ".join(n["vms"]) or "-"))
     table(rows)
 
 
 def _network_card(n):
     table([("network", n["name"]), ("uuid", n["uuid"]), ("bridge", n["bridge"]),
            ("vlan", "-" if n["vlan"] is None else n["vlan"]),
-           ("gateway", _gw_text(n["gateway"])), ("vms", ", ".join(n["vms"]) or "-")])
+           ("gateway", _gw_text(n["gateway"])),
+           ("link", _link_text(n.get("link"), reason=True)),
+           ("vms", ", ".join(n["vms"]) or "-")])
 
 
 def _vm_table(vms):

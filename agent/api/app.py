@@ -34,6 +34,11 @@ class State(object):
     def gateways(self):
         return []
 
+    def links(self):
+        """The daemon's link statuses (dicts: network, name, bridge, parent, parent_name,
+        tag, state, reason, since)."""
+        return []
+
     def xapi(self):
         return {"configured": False, "connected": False, "reason": None}
 
@@ -78,6 +83,9 @@ class Api(object):
         r.add_delete("/v1/networks/{key}", self.delete_network)
         r.add_put("/v1/networks/{key}/gateway", self.set_gateway)
         r.add_delete("/v1/networks/{key}/gateway", self.remove_gateway)
+        r.add_put("/v1/networks/{key}/link", self.set_link)
+        r.add_delete("/v1/networks/{key}/link", self.remove_link)
+        r.add_get("/v1/links", self.links)
         r.add_get("/v1/vms", self.list_vms)
         r.add_post("/v1/vms", self.create_vm)
         r.add_get("/v1/vms/{key}", self.get_vm)
@@ -160,13 +168,27 @@ class Api(object):
                 return _json(_gateway_view(gw))
         raise NotFound("no gateway named %s (or on bridge %s)" % (name, name), gateway=name)
 
+    async def links(self, request):
+        return _json([dict(ln) for ln in self.state.links()])
+
     # ---- handlers: networks ------------------------------------------------------------
+    def _live(self, views_):
+        """Network views with the daemon's state of their link where the daemon has seen
+        that very link (same parent and tag); otherwise the records' verdict stays."""
+        live = {ln["network"]: ln for ln in self.state.links()}
+        for view in views_:
+            link, seen = view.get("link"), live.get(view["uuid"])
+            if link and seen and (seen["parent"], seen["tag"]) == (link["parent"],
+                                                                   link["tag"]):
+                link["state"], link["reason"] = seen["state"], seen["reason"]
+        return views_
+
     async def list_networks(self, request):
-        return _json(await self._xapi(views.networks))
+        return _json(self._live(await self._xapi(views.networks)))
 
     async def get_network(self, request):
         key = request.match_info["key"]
-        return _json(await self._xapi(lambda x: Networks(x).view(key)))
+        return _json(self._live([await self._xapi(lambda x: Networks(x).view(key))])[0])
 
     async def create_network(self, request):
         body = await self._body(request, "NetworkCreate")
@@ -175,10 +197,27 @@ class Api(object):
             networks = Networks(x)
             return networks.view(networks.create(
                 body["name"], gateway=body.get("gateway"), vlan=body.get("vlan"),
-                description=body.get("description", ""))["uuid"])
+                description=body.get("description", ""), link=body.get("link"))["uuid"])
         view = await self._xapi(create)
         log.info("network %s created (%s)", view["name"], view["uuid"])
         return _json(view, status=201)
+
+    async def set_link(self, request):
+        key = request.match_info["key"]
+        body = await self._body(request, "LinkSpec")
+        return _json(self._live([await self._xapi(lambda x: self._set_link(x, key, body))])[0])
+
+    async def remove_link(self, request):
+        key = request.match_info["key"]
+        return _json(await self._xapi(lambda x: self._set_link(x, key, None)))
+
+    @staticmethod
+    def _set_link(x, key, link):
+        networks = Networks(x)
+        view = networks.view(networks.set_link(key, link)["uuid"])
+        log.info("network %s: link %s", view["name"], "dropped" if link is None else
+                 "VLAN %s of %s" % (link["tag"], link["parent"]))
+        return view
 
     async def delete_network(self, request):
         key = request.match_info["key"]

@@ -41,6 +41,10 @@ _BOOL = {"type": "boolean"}
 _NAME = {"type": "string", "pattern": NAME_PATTERN,
          "description": "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"}
 
+_LINK_STATE = {"type": "string", "description": "accepted (valid: the reconciler makes "
+               "it), invalid (a bad value), refused (it cannot be made beside the other "
+               "links or on this host), or what the reconciler's OVS writer reports"}
+
 SCHEMAS = {
     "Error": _obj({"error": _obj({
         "code": {"type": "string", "enum": [
@@ -82,10 +86,21 @@ SCHEMAS = {
         required=("address",)),
     "VlanSpec": _obj({"tag": _int(0, 4094), "pif": {"type": "string", "minLength": 1,
                                                     "maxLength": 15}}, required=("tag",)),
+    # The tag's range and the parent's relation to the other networks: agent.core.model
+    # and agent.core.links, as for xe and topology files.
+    "LinkSpec": _obj({
+        "parent": {"type": "string", "minLength": 1, "maxLength": 255,
+                   "description": "the parent private network's uuid or name"},
+        "tag": {"type": "integer", "description": "VLAN tag, 1 to 4094: frames from this "
+                "network enter the parent as VLAN tag"}},
+        required=("parent", "tag"),
+        description="Declare the network a VLAN of another private network (an OVS "
+                    "patch-port pair, the tag on the parent's side)"),
     "NetworkCreate": _obj({
         "name": _NAME, "description": {"type": "string", "maxLength": 1024},
         "vlan": _ref("VlanSpec"),
-        "gateway": _ref("GatewaySpec")}, required=("name",)),
+        "gateway": _ref("GatewaySpec"),
+        "link": _ref("LinkSpec")}, required=("name",)),
     "Network": _obj({
         "uuid": _STR, "name": _STR, "description": _STR, "bridge": _STR,
         "vlan": {"type": "integer", "nullable": True},
@@ -94,6 +109,12 @@ SCHEMAS = {
                          "inbound": {"type": "array", "items": _STR},
                          "host": {"type": "string", "nullable": True}},
                         nullable=True),
+        "link": _obj({"parent": {"type": "string", "nullable": True},
+                      "parent_name": {"type": "string", "nullable": True},
+                      "tag": {"type": "integer", "nullable": True},
+                      "state": _LINK_STATE,
+                      "reason": {"type": "string", "nullable": True}}, nullable=True,
+                     description="the network as a VLAN of another (null: no link)"),
         "himn": _BOOL,
         "vms": {"type": "array", "items": _STR},
         "topology": {"type": "string", "nullable": True}},
@@ -178,6 +199,15 @@ SCHEMAS = {
                           "error": {"type": "string", "nullable": True},
                           "source": {"type": "string", "nullable": True},
                           "since": {"type": "number"}}},
+    "LinkStatus": _obj({
+        "network": _STR, "name": _STR, "bridge": _STR,
+        "parent": {"type": "string", "nullable": True,
+                   "description": "the parent's uuid (the text given when it names no "
+                                  "network; null when the value cannot be read)"},
+        "parent_name": {"type": "string", "nullable": True},
+        "tag": {"type": "integer", "nullable": True}, "state": _LINK_STATE,
+        "reason": {"type": "string", "nullable": True}, "since": {"type": "number"}},
+        required=("network", "name", "bridge", "parent", "tag", "state", "reason")),
     "Health": _obj({
         "status": {"type": "string", "enum": ["ok", "degraded"]},
         "version": _STR,
@@ -282,8 +312,10 @@ PATHS = {
             {"503": _XAPI["503"]}), op_id="listNetworks"),
         "post": _op("Create a private or VLAN network, optionally with a gateway", "admin",
                     _with({"201": _json(_ref("Network"), "Created"),
-                           "404": _error("no such PIF"),
-                           "409": _error("name taken or subnet overlap")}, _XAPI),
+                           "404": _error("no such PIF, or no such link parent"),
+                           "409": _error("name taken, subnet overlap, or a link that "
+                                         "cannot be made (tag taken, parent with a PIF)")},
+                          _XAPI),
                     body=_ref("NetworkCreate"), op_id="createNetwork")},
     "/v1/networks/{key}": {
         "get": _op("One network", "read", _with({"200": _json(_ref("Network")),
@@ -305,6 +337,20 @@ PATHS = {
             {"200": _json(_ref("Network")), "404": _error("no such network"),
              "409": _error("the name is ambiguous")}, _XAPI),
             params=[_KEY], op_id="removeGateway")},
+    "/v1/networks/{key}/link": {
+        "put": _op("Declare the network a VLAN of another private network, or change it",
+                   "admin", _with({"200": _json(_ref("Network")),
+                                   "404": _error("no such network, or no such parent"),
+                                   "409": _error("the parent's tag is taken, a cycle or a "
+                                                 "chain of links, a network with a PIF")},
+                                  _XAPI),
+                   body=_ref("LinkSpec"), params=[_KEY], op_id="setLink"),
+        "delete": _op("Drop the network's link", "admin", _with(
+            {"200": _json(_ref("Network")), "404": _error("no such network"),
+             "409": _error("the name is ambiguous")}, _XAPI),
+            params=[_KEY], op_id="removeLink")},
+    "/v1/links": {"get": _op("Live state of every VLAN link between networks", "read", {
+        "200": _json({"type": "array", "items": _ref("LinkStatus")})}, op_id="links")},
     "/v1/vms": {
         "get": _op("List VMs", "read", _with(
             {"200": _json({"type": "array", "items": _ref("Vm")})}, {"503": _XAPI["503"]}),

@@ -155,7 +155,9 @@ def _own_problem(uuid, rec, parent, by_uuid):
         return INVALID, "a network cannot be a VLAN of itself; name another network"
     prec = by_uuid.get(parent)
     if prec is None:
-        return INVALID, unknown_parent(parent)
+        named = sorted(u for u, r in by_uuid.items() if r.get("name_label") == parent)
+        hint = "; %s takes the parent's uuid: %s" % (LINK, " or ".join(named)) if named else ""
+        return INVALID, unknown_parent(parent) + hint
     for side, r in (("it", rec), ("its parent %s" % prec.get("name_label", parent), prec)):
         if r.get("other_config", {}).get(HIMN_KEY) == "true":
             return REFUSED, ("%s is the host internal management network, which XAPI "
@@ -202,21 +204,28 @@ def _cycles(edges):
     return found
 
 
-def check(before, after, changed):
-    """Why a change of links is refused: ``before`` and ``after`` are {ref: network
-    record} without and with it, ``changed`` the uuids whose link it sets. Returns
-    (state, sentence) or None: a changed link that would not be accepted (tags held by
-    links accepted before stay theirs), or an accepted link the change would break."""
+def problems(before, after, changed):
+    """What a change of links would leave wrong: ``before`` and ``after`` are {ref: network
+    record} without and with it, ``changed`` the uuids whose link it sets (or drops).
+    Returns [(uuid, state, sentence)]: each changed link that would not be accepted (tags
+    held by links accepted before stay theirs), then each accepted link it would break."""
     was = resolve(before)
     accepted = set(u for u, st in was.status.items() if st.state == ACCEPTED)
     now = resolve(after, first=accepted)
+    found = []
     for uuid in sorted(changed):
         st = now.status.get(uuid)
         if st is not None and st.state != ACCEPTED:
-            return st.state, st.reason
+            found.append((uuid, st.state, st.reason))
     for uuid in sorted(accepted - set(changed)):
         st = now.status.get(uuid)
         if st is not None and st.state != ACCEPTED:
-            return REFUSED, "it would break the link of network %s: %s" % (st.name or uuid,
-                                                                            st.reason)
-    return None
+            found.append((uuid, REFUSED, "it would break the link of network %s: %s"
+                          % (st.name or uuid, st.reason)))
+    return found
+
+
+def check(before, after, changed):
+    """The first of ``problems(before, after, changed)`` as (state, sentence), or None."""
+    found = problems(before, after, changed)
+    return found[0][1:] if found else None

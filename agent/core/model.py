@@ -161,7 +161,7 @@ def parse_host(value, field="host"):
 # apart (and may name the parent, which the service layer turns into its uuid).
 VLAN_TAGS = (1, 4094)
 _DIGITS_RE = re.compile(r"^[0-9]+$")
-_PARENT_RE = re.compile(r"^[^\s:]{1,255}$")
+PARENT_MAX = 255
 
 
 def parse_tag(value, field="tag"):
@@ -186,11 +186,13 @@ def parse_tag(value, field="tag"):
 
 def parse_parent(value, field="parent"):
     """A link's parent network as given: a uuid (other_config), or in API bodies and
-    topology files also a name; syntax only (which network it is: agent.core.links)."""
+    topology files also a name (a name_label may hold spaces); syntax only (which network
+    it is: agent.core.links)."""
     text = _text(value, field)
-    if not _PARENT_RE.match(text):
+    if len(text) > PARENT_MAX or any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise GatewayInvalid("%s %r is not a network: give the parent network's uuid (or, "
-                             "through the API or a topology, its name)" % (field, text),
+                             "through the API or a topology, its name; at most %d "
+                             "characters, no control characters)" % (field, text, PARENT_MAX),
                              field=field, value=text)
     return text
 

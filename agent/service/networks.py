@@ -8,7 +8,7 @@ requests that conflict, one wins and the other gets a Conflict naming it.
 """
 import logging
 
-from agent.core import conflicts, desired, model
+from agent.core import conflicts, desired, links, model
 from agent.errors import GatewayInvalid
 from agent.service import steps, views
 from agent.service.errors import Conflict, InvalidInput, NotFound
@@ -22,11 +22,10 @@ class Networks(object):
         self.x = xenapi  # a logged-in session's ``.xenapi``
 
     # ---- reading -----------------------------------------------------------------------
-    def find(self, key):
+    def find(self, key, records=None):
         """(ref, record) of the network whose uuid or name_label is ``key`` (none being
-        created right now)."""
-        records = {r: rec for r, rec in self.x.network.get_all_records().items()
-                   if not steps.in_flight(rec)}
+        created right now), among ``records`` when given (else read now)."""
+        records = self._records() if records is None else records
         for ref, rec in records.items():
             if rec["uuid"] == key:
                 return ref, rec
@@ -40,16 +39,23 @@ class Networks(object):
 
     def view(self, key):
         """The view (agent.service.views) of the network ``key``."""
-        ref, rec = self.find(key)
-        return views.network(views.Records(self.x, network={ref: rec}), ref)
+        records = self._records()
+        ref, _rec = self.find(key, records)
+        return views.network(views.Records(self.x, network=records), ref)
+
+    def _records(self):
+        """Every network record but those being created right now."""
+        return {r: rec for r, rec in self.x.network.get_all_records().items()
+                if not steps.in_flight(rec)}
 
     # ---- changes -----------------------------------------------------------------------
-    def create(self, name, gateway=None, vlan=None, description="", marks=None):
+    def create(self, name, gateway=None, vlan=None, description="", marks=None, link=None):
         """Create a private network, or a VLAN one (``vlan={"tag": N, "pif": device}``),
         with an optional ``gateway={"address": CIDR, "nat": bool, "forwards": [{"proto":
-        "tcp"|"udp", "port": N, "to": "ADDRESS:PORT"}], "inbound": [CIDR or "any"]}``.
-        ``marks``: extra other_config keys (a topology marks what it manages). Returns the
-        record."""
+        "tcp"|"udp", "port": N, "to": "ADDRESS:PORT"}], "inbound": [CIDR or "any"]}`` and
+        an optional ``link={"parent": uuid or name, "tag": N}`` (a VLAN of another private
+        network). ``marks``: extra other_config keys (a topology marks what it manages).
+        Returns the record."""
         name = field(model.parse_name, name, "name")
         tag = device = None
         if vlan is not None:
@@ -61,6 +67,7 @@ class Networks(object):
             if any(rec["name_label"] == name for rec in records.values()):
                 raise Conflict("a network named %s exists already" % name, field="name",
                                name=name)
+            config.update(self._link_config(link, None, name=name, vlan=vlan is not None))
             pif = self._physical_pif(device) if vlan is not None else None
             with steps.Operation(self.x, "create network %s" % name) as op:
                 config.update(op.mark)
@@ -80,6 +87,17 @@ class Networks(object):
         with steps.pool(self.x).locked():
             ref, rec = self.find(key)
             self._replace_gateway(ref, rec, self._gateway_config(gateway, exclude=ref))
+        return self.x.network.get_record(ref)
+
+    def set_link(self, key, link):
+        """Declare the network a VLAN of another (``link={"parent": uuid or name, "tag":
+        N}``), or drop its link (None)."""
+        with steps.pool(self.x).locked():
+            ref, rec = self.find(key)
+            config = self._link_config(link, ref)
+            other = {k: v for k, v in rec["other_config"].items() if k != desired.LINK}
+            other.update(config)
+            step("write the link", self.x.network.set_other_config, ref, other)
         return self.x.network.get_record(ref)
 
     def _replace_gateway(self, ref, rec, config):
@@ -142,6 +160,45 @@ class Networks(object):
                 "gateway.address" if clash.index is None else
                 "gateway.forwards[%d].port" % index_of[forwards[clash.index].key()]))
         return desired.other_config(address, nat, forwards, public, inbound, host)
+
+    def _link_config(self, link, ref, name=None, vlan=False):
+        """The other_config key of ``link`` ({"parent": uuid or name, "tag": N}, or None)
+        on the network ``ref`` (None: the one being created, ``name``, a VLAN network if
+        ``vlan``): validated (InvalidInput; NotFound for a parent that is no network) and
+        checked with every other link by agent.core.links (its ``invalid`` is an
+        InvalidInput, its ``refused`` a Conflict) before any change."""
+        if link is None:
+            return {}
+        if not isinstance(link, dict):
+            raise InvalidInput("link must be an object with parent and tag", field="link")
+        unknown = sorted(set(link) - {"parent", "tag"})
+        if unknown:
+            raise InvalidInput("link has an unknown field %s" % unknown[0],
+                               field="link." + unknown[0])
+        for key in ("parent", "tag"):
+            if key not in link:
+                raise InvalidInput("link has no field %s" % key, field="link." + key)
+        tag = field(model.parse_tag, link["tag"], "link.tag")
+        key = field(model.parse_parent, link["parent"], "link.parent")
+        records = self._records()
+        try:
+            _pref, parent = self.find(key, records)
+        except NotFound:
+            raise NotFound(links.unknown_parent(key), field="link.parent", network=key)
+        value = model.format_link(parent["uuid"], tag)
+        after = dict(records)
+        if ref is None:
+            ref = "(new)"
+            after[ref] = {"uuid": "(new %s)" % name, "name_label": name, "bridge": "(new)",
+                          "PIFs": ["(its VLAN)"] if vlan else [], "other_config": {}}
+        rec = after[ref]
+        after[ref] = dict(rec, other_config=dict(rec["other_config"], **{desired.LINK: value}))
+        problem = links.check(records, after, [rec["uuid"]])
+        if problem is not None:
+            state, reason = problem
+            raise (InvalidInput if state == links.INVALID else Conflict)(
+                "link: %s" % reason, field="link")
+        return {desired.LINK: value}
 
     def _physical_pif(self, device):
         for ref, pif in self.x.PIF.get_all_records().items():

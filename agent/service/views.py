@@ -6,7 +6,7 @@ same handful of calls as listing one.
 Objects still being created (``steps.in_flight``) are left out of lists: a creation is
 all or nothing, also to a reader.
 """
-from agent.core import desired
+from agent.core import desired, links
 from agent.service import steps
 
 MIB = 1024 * 1024
@@ -25,6 +25,12 @@ class Records(object):
         if cls not in self._classes:
             self._classes[cls] = getattr(self.x, cls).get_all_records()
         return self._classes[cls]
+
+    def links(self):
+        """agent.core.links' verdict on every network's link, computed once."""
+        if "links" not in self._classes:
+            self._classes["links"] = links.resolve(self("network"))
+        return self._classes["links"]
 
 
 # ---- networks ------------------------------------------------------------------------------
@@ -49,8 +55,21 @@ def network(records, ref):
                      for vif in rec["VIFs"]))
     return {"uuid": rec["uuid"], "name": rec["name_label"],
             "description": rec["name_description"], "bridge": rec["bridge"], "vlan": vlan,
-            "gateway": gateway, "himn": config.get(HIMN_KEY) == "true",
+            "gateway": gateway, "link": link(records, rec),
+            "himn": config.get(HIMN_KEY) == "true",
             "vms": vms, "topology": config.get(desired.TOPOLOGY_MARK)}
+
+
+def link(records, rec):
+    """A network's link as the API shows it: {parent (uuid), parent_name, tag, state,
+    reason}, None without one. The state here is agent.core.links' verdict from the
+    records (accepted, invalid, refused); the API puts the daemon's own in its place once
+    the daemon has seen this link (what the OVS writer made of it, the backend's say)."""
+    if desired.LINK not in rec["other_config"]:
+        return None
+    st = records.links().status[rec["uuid"]]
+    return {"parent": st.parent, "parent_name": st.parent_name, "tag": st.tag,
+            "state": st.state, "reason": st.reason}
 
 
 # ---- VMs -----------------------------------------------------------------------------------

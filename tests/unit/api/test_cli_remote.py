@@ -13,11 +13,40 @@ def test_networks_create_list_show_delete(xgw):
     names = [n["name"] for n in json.loads(out)]
     assert code == 0 and "private" in names
     code, out, _ = xgw("networks", "list")
-    assert out.splitlines()[0].split() == ["NAME", "BRIDGE", "VLAN", "GATEWAY", "VMS"]
+    assert out.splitlines()[0].split() == ["NAME", "BRIDGE", "VLAN", "GATEWAY", "LINK", "VMS"]
     code, out, _ = xgw("networks", "--json", "show", "private")
     assert json.loads(out)["gateway"]["address"] == "172.16.0.1/24"
     assert xgw("networks", "remove-gateway", "private")[0] == 0
     assert xgw("networks", "delete", "private")[0] == 0
+
+
+def test_networks_links_create_show_set_remove_and_their_exit_codes(xgw):
+    assert xgw("networks", "create", "private")[0] == 0
+    code, out, err = xgw("networks", "create", "br100", "--link", "private:102")
+    assert code == 0, err
+    card = dict(line.split(None, 1) for line in out.splitlines())
+    assert card["link"] == "VLAN 102 of private (accepted)"
+    code, out, _ = xgw("networks", "list")
+    row = [line.split() for line in out.splitlines() if line.startswith("br100")][0]
+    assert row[2:7] == ["-", "-", "VLAN", "102", "of"]
+    # the tag is taken, a cycle: conflicts (5); a bad tag: usage (2); no parent: 4
+    xgw("networks", "create", "storage")
+    code, _, err = xgw("networks", "set-link", "storage", "private:102")
+    assert code == 5 and "tag 102 of network private (" in err and "br100" in err
+    code, _, err = xgw("networks", "set-link", "private", "br100:7")
+    assert code == 5 and "link: the links form a cycle (" in err
+    code, _, err = xgw("networks", "set-link", "storage", "private:4095")
+    assert code == 2 and "tag 4095 is not a VLAN tag: use a whole number from 1 to 4094" \
+        in err
+    code, _, err = xgw("networks", "create", "x", "--link", "private")
+    assert code == 2 and "is not PARENT:TAG" in err
+    code, _, err = xgw("networks", "set-link", "storage", "nowhere:5")
+    assert code == 4 and "parent network nowhere does not exist" in err
+    code, out, _ = xgw("networks", "--json", "set-link", "storage", "private:103")
+    assert code == 0 and json.loads(out)["link"]["tag"] == 103
+    code, out, _ = xgw("networks", "--json", "remove-link", "storage")
+    assert code == 0 and json.loads(out)["link"] is None
+    assert xgw("networks", "--json", "show", "storage")[1].count('"link": null') == 1
 
 
 def test_exit_codes(xgw, api, tmp_path):
