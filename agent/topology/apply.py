@@ -17,7 +17,8 @@ import logging
 import XenAPI
 
 from agent.core import desired
-from agent.errors import AgentError
+from agent.core import model as core
+from agent.errors import AgentError, GatewayInvalid
 from agent.service.errors import Conflict, XapiCallFailed
 from agent.service.networks import Networks
 from agent.service.vms import Vms
@@ -88,12 +89,17 @@ def _execute(x, name, action, sr_check):
     if action.object == "network":
         networks = Networks(x)
         gateway = None if spec is None or spec.gateway is None else spec.gateway.to_service()
+        link = None if spec is None or spec.link is None else spec.link.to_service()
         if action.kind == planner.CREATE:
             networks.create(spec.name, gateway=gateway, description=spec.description,
                             vlan=None if spec.vlan is None else spec.vlan.to_service(),
-                            marks=marks)
+                            marks=marks, link=link)
         elif action.kind == planner.UPDATE:
-            networks.set_gateway(action.uuid, gateway)
+            _ref, rec = networks.find(action.uuid)
+            if planner.current_gateway(_ref, rec) != spec.gateway:
+                networks.set_gateway(action.uuid, gateway)
+            if _link_differs(networks, rec, link):
+                networks.set_link(action.uuid, link)
         elif action.kind == planner.DELETE:
             networks.delete(action.uuid)
         return []
@@ -109,6 +115,19 @@ def _execute(x, name, action, sr_check):
     elif action.kind == planner.DELETE:
         vms.destroy(action.uuid, force=True)
     return []
+
+
+def _link_differs(networks, rec, link):
+    """Whether the network record ``rec`` has another link than ``link`` ({parent: name
+    or uuid, tag}, or None)."""
+    current = rec["other_config"].get(desired.LINK)
+    if link is None or current is None:
+        return (link is None) != (current is None)
+    try:
+        parent, tag = core.parse_link(current, desired.LINK)
+    except GatewayInvalid:
+        return True
+    return (parent, tag) != (networks.find(link["parent"])[1]["uuid"], link["tag"])
 
 
 def _failed(name, n, actions, done, exc, progress):

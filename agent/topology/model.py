@@ -7,6 +7,8 @@ The document (YAML or JSON)::
       - name: private                # 1-64 letters, digits, '.', '_', '-'
         description: ...             # optional, default ""
         vlan: {tag: 100, pif: eth0}  # optional: a VLAN network (pif default eth0)
+        link: {parent: lab, tag: 102}  # optional: a VLAN (1-4094) of another private
+                                     # network: of this file, or the host's (name or uuid)
         gateway:                     # optional
           address: 172.16.0.1/24     # the gateway's address with prefix
           nat: true                  # optional, default true
@@ -68,8 +70,9 @@ _MEMORY = re.compile(r"^\s*(\d+)\s*(MiB|GiB)\s*$", re.I)
 _MEMORY_DECIMAL = re.compile(r"^\s*\d+(\.\d+)?\s*(M|G|MB|GB)\s*$", re.I)
 
 TOP_KEYS = ("name", "networks", "vms")
-NETWORK_KEYS = ("name", "description", "vlan", "gateway")
+NETWORK_KEYS = ("name", "description", "vlan", "gateway", "link")
 VLAN_KEYS = ("tag", "pif")
+LINK_KEYS = ("parent", "tag")
 GATEWAY_KEYS = ("address", "nat", "forwards", "public", "inbound", "host")
 FORWARD_KEYS = ("proto", "port", "to")
 VM_KEYS = ("name", "template", "memory_mib", "memory", "vcpus", "disks", "nics", "iso",
@@ -123,8 +126,24 @@ class VlanSpec(namedtuple("VlanSpec", "tag pif")):
         return {"tag": self.tag, "pif": self.pif}
 
 
-class NetworkSpec(namedtuple("NetworkSpec", "name description vlan gateway")):
+class LinkSpec(namedtuple("LinkSpec", "parent tag")):
+    """``parent``: a network of the file, or of the host (name or uuid), as written;
+    ``tag``: 1-4094 (agent.core.model.parse_tag)."""
     __slots__ = ()
+
+    def __str__(self):
+        return "VLAN %d of %s" % (self.tag, self.parent)
+
+    def to_service(self):
+        return {"parent": self.parent, "tag": self.tag}
+
+
+class NetworkSpec(namedtuple("NetworkSpec", "name description vlan gateway link")):
+    """``link``: a LinkSpec, or None (not a VLAN of another private network)."""
+    __slots__ = ()
+
+
+NetworkSpec.__new__.__defaults__ = (None,)
 
 
 class DiskSpec(namedtuple("DiskSpec", "size_gib sr")):
@@ -326,7 +345,23 @@ def _network(item, path):
     gateway = None
     if item.get("gateway") is not None:
         gateway = _gateway(item["gateway"], path + ".gateway")
-    return NetworkSpec(name, description, vlan, gateway)
+    link = None if item.get("link") is None else _link(item["link"], path + ".link")
+    return NetworkSpec(name, description, vlan, gateway, link)
+
+
+def _link(item, path):
+    """A link's values, as the API's (agent.core.model's checks and sentences); whether
+    the parent exists and the link fits with the others is the plan's question
+    (agent.core.links, with the host's networks)."""
+    item = _mapping(item, path, LINK_KEYS, required=LINK_KEYS, what="a link")
+    if isinstance(item["tag"], bool) or not isinstance(item["tag"], int):
+        _fail(path + ".tag", "%r is not a whole number" % (item["tag"],),
+              "write a VLAN tag from 1 to 4094 without quotes")
+    try:
+        return LinkSpec(core.parse_parent(item["parent"], path + ".parent"),
+                        core.parse_tag(item["tag"], path + ".tag"))
+    except GatewayInvalid as exc:  # its sentence says what to do
+        raise InvalidInput(str(exc), field=exc.details.get("field", path))
 
 
 def _vlan(item, path):

@@ -13,9 +13,18 @@ Each action has a ``kind``, the ``object`` ("network" or "vm"), its ``name`` and
                  mark, or another topology's), or its change cannot be made: apply
                  refuses before changing anything
 
-Order: deletes (prune only), then the networks, then the VMs, each in the file's order.
+Order: deletes (prune only), then the networks, then the VMs, each in the file's order,
+but for a network linked to a parent of the file: the parent comes first.
 
-What apply changes in place: only a network's gateway (address, NAT, forwards). A VM
+Links are checked here with the host's (agent.core.links), before anything changes: the
+state apply leaves, and each step of the way (apply sets them one network at a time, as
+the API would): a bad value or a parent that is no network is an InvalidInput naming the
+field (``networks[1].link.parent``); a link that cannot be made (tag taken, a cycle, a
+chain, a network with a PIF), or a change that would break a link of the host, is a
+conflict.
+
+What apply changes in place: only a network's gateway (address, NAT, forwards) and its
+link (a VLAN of another private network). A VM
 whose memory, vCPUs, boot order, NICs, disks, ISO or HIMN differ from the file is drift:
 changing them means a shutdown and, for disks and NICs, data decisions apply should not
 take alone, so it says what differs and leaves the VM as it is (destroy the VM and
@@ -29,7 +38,7 @@ not resolve is an InvalidInput naming the field (``vms[0].nics[1]``).
 """
 from collections import namedtuple
 
-from agent.core import conflicts, desired
+from agent.core import conflicts, desired, links
 from agent.core import model as core
 from agent.errors import GatewayInvalid
 from agent.service.errors import InvalidInput
@@ -201,6 +210,8 @@ def _create_text(spec):
     parts = []
     if spec.vlan is not None:
         parts.append(str(spec.vlan))
+    if spec.link is not None:
+        parts.append("link %s" % (spec.link,))
     if spec.gateway is not None:
         text = "gateway %s" % (spec.gateway,)
         if spec.gateway.forwards:
@@ -234,6 +245,135 @@ def _other_gateways(host, topology, deleted):
     return result
 
 
+# ---- links -------------------------------------------------------------------------------
+NEW = "new:"   # the uuid a network of the file has in the checks until it is created
+
+
+def current_link(host, rec):
+    """A network record's link as the plan writes it ("VLAN 102 of private"), None
+    without one."""
+    text = rec["other_config"].get(desired.LINK)
+    if text is None:
+        return None
+    try:
+        parent, tag = core.parse_link(text, desired.LINK)
+    except GatewayInvalid:
+        return "invalid (%s)" % text
+    named = [r["name_label"] for r in host.networks.values() if r["uuid"] == parent]
+    return str(model.LinkSpec(named[0] if named else parent, tag))
+
+
+def _file_uuid(host, name):
+    same = host.named(host.networks, name)
+    return same[0][1]["uuid"] if len(same) == 1 else NEW + name
+
+
+def _parent_uuid(host, topology, index, spec):
+    """The uuid of the network ``spec.link.parent`` names: a network of the file (its
+    host uuid, or NEW + name until it is created), else one of the host's by uuid or by
+    name; InvalidInput naming the field when it names none, or several."""
+    key, field = spec.link.parent, "networks[%d].link.parent" % index
+    if topology.network(key) is not None:
+        return _file_uuid(host, key)
+    found = [rec for rec in host.networks.values() if rec["uuid"] == key] or \
+        [rec for rec in host.networks.values() if rec["name_label"] == key]
+    if not found:
+        raise InvalidInput("%s: %s; define it under networks, or name one of the host's: %s"
+                           % (field, links.unknown_parent(key), ", ".join(sorted(
+                               rec["name_label"] for rec in host.networks.values()))),
+                           field=field)
+    if len(found) > 1:
+        raise InvalidInput("%s: %d networks on the host are named %s; give its uuid"
+                           % (field, len(found), key), field=field)
+    return found[0]["uuid"]
+
+
+def _order(topology, host):
+    """Indexes of the file's networks in the order apply makes them: the file's, but a
+    parent of the file before the networks linked to it (a cycle keeps the file's order:
+    it is refused anyway)."""
+    pending = list(range(len(topology.networks)))
+    done, order = set(), []
+    while pending:
+        for i in pending:
+            link = topology.networks[i].link
+            parent = None if link is None else topology.network(link.parent)
+            if parent is None or parent.name in done or parent.name == \
+                    topology.networks[i].name:
+                break
+        else:
+            i = pending[0]   # a cycle among the rest
+        pending.remove(i)
+        order.append(i)
+        done.add(topology.networks[i].name)
+    return order
+
+
+def _links(host, topology, deleted, order):
+    """The file's links checked with the host's (agent.core.links): {index: conflict
+    sentence} for the file's networks, [(name, uuid, sentence)] for links of the host
+    the change would break, and the set of indexes whose link changes. Raises InvalidInput for a bad value (a network its own
+    parent) or a parent that names no network."""
+    before = dict(host.networks)
+    after = {ref: rec for ref, rec in before.items() if ref not in deleted}
+    steps_, where = [], {}
+    for i in order:
+        spec = topology.networks[i]
+        same = host.named(host.networks, spec.name)
+        if len(same) > 1:
+            continue  # a conflict already
+        wanted = None if spec.link is None else core.format_link(
+            _parent_uuid(host, topology, i, spec), spec.link.tag)
+        if same:
+            ref, rec = same[0]
+            if rec["other_config"].get(MARK) != topology.name:
+                continue  # a conflict already
+            try:
+                current = core.format_link(*core.parse_link(
+                    rec["other_config"][desired.LINK], desired.LINK))
+            except (KeyError, GatewayInvalid):
+                current = rec["other_config"].get(desired.LINK)
+            if current == wanted:
+                continue
+            config = {k: v for k, v in rec["other_config"].items() if k != desired.LINK}
+        else:
+            ref, rec = NEW + spec.name, {"uuid": NEW + spec.name, "name_label": spec.name,
+                                         "bridge": "(new)", "other_config": {},
+                                         "PIFs": ["(its VLAN)"] if spec.vlan else []}
+            config = {}
+        if wanted is not None:
+            config[desired.LINK] = wanted
+        after[ref] = dict(rec, other_config=config)
+        steps_.append(ref)
+        where[rec["uuid"]] = i
+    conflicts_, broken = {}, []
+    for uuid, state, reason in links.problems(before, after, where):
+        if uuid not in where:
+            rec = [r for r in before.values() if r["uuid"] == uuid][0]
+            broken.append((rec["name_label"], uuid, reason))
+        elif state == links.INVALID:
+            field = "networks[%d].link" % where[uuid]
+            raise InvalidInput("%s: %s" % (field, reason), field=field)
+        else:
+            conflicts_[where[uuid]] = reason
+    changed = set(where.values())
+    if conflicts_ or broken:
+        return conflicts_, broken, changed
+    # the state apply leaves is good; and each step of the way? (a swap of two tags is not)
+    state = {ref: rec for ref, rec in before.items() if ref not in deleted}
+    for ref in steps_:
+        nxt = dict(state)
+        nxt[ref] = after[ref]
+        uuid = after[ref]["uuid"]
+        found = links.problems(state, nxt, [uuid])
+        if found:
+            conflicts_[where[uuid]] = ("%s (apply sets the links one network at a time, in "
+                                       "order; make this change in a second apply)"
+                                       % found[0][2])
+        state = nxt
+    return conflicts_, broken, changed
+
+
 # ---- planning ----------------------------------------------------------------------------
 def plan(xenapi, topology, prune=False):
     """The actions that make the host match ``topology`` (a model.Topology). With
@@ -259,15 +399,20 @@ def plan(xenapi, topology, prune=False):
                                     % name, uuid=rec["uuid"]))
     deleted = set(r for r, _rec in orphan_nets) if prune else set()
     others = _other_gateways(host, topology, deleted)
+    order = _order(topology, host)
+    link_conflicts, broken, relinked = _links(host, topology, deleted, order)
     actions = list(first)
-    for i, spec in enumerate(topology.networks):
-        actions.extend(_network(host, topology, i, spec, others))
+    for i in order:
+        actions.extend(_network(host, topology, i, topology.networks[i], others,
+                                link_conflicts.get(i), i in relinked))
+    for name_, uuid, reason in broken:
+        actions.append(_action(CONFLICT, "network", name_, ": %s" % reason, uuid=uuid))
     for i, spec in enumerate(topology.vms):
         actions.extend(_vm(host, topology, i, spec))
     return actions + last
 
 
-def _network(host, topology, index, spec, others):
+def _network(host, topology, index, spec, others, link_conflict=None, relinked=False):
     path = "networks[%d]" % index
     same = host.named(host.networks, spec.name)
     if len(same) > 1:
@@ -281,8 +426,10 @@ def _network(host, topology, index, spec, others):
             conflict = _vlan_check(host, spec, path)
             if conflict:
                 return [_action(CONFLICT, "network", spec.name, ": " + conflict, spec)]
-        if overlap:
-            return [_action(CONFLICT, "network", spec.name, ": " + overlap, spec)]
+        if overlap or link_conflict:
+            return [_action(CONFLICT, "network", spec.name, ": " + (overlap or
+                                                                     "link: " + link_conflict),
+                            spec)]
         return [_action(CREATE, "network", spec.name, _create_text(spec), spec)]
     ref, rec = same[0]
     if rec["other_config"].get(MARK) != topology.name:
@@ -304,9 +451,15 @@ def _network(host, topology, index, spec, others):
                                "change these: delete the network and re-apply to change "
                                "them" % ", ".join(differs), spec, rec["uuid"]))
     change = _gateway_change(current_gateway(ref, rec), spec.gateway)
+    if relinked:
+        text = "link %s -> %s" % (current_link(host, rec) or "none", spec.link or "none")
+        change = text if change is None else "%s; %s" % (change, text)
     if change is not None:
-        if overlap:
-            actions.append(_action(CONFLICT, "network", spec.name, ": " + overlap, spec,
+        problem = (overlap if overlap and _gateway_change(current_gateway(ref, rec),
+                                                          spec.gateway) else None) or \
+            (link_conflict and "link: " + link_conflict)
+        if problem:
+            actions.append(_action(CONFLICT, "network", spec.name, ": " + problem, spec,
                                    rec["uuid"]))
         else:
             actions.append(_action(UPDATE, "network", spec.name, ": " + change, spec,

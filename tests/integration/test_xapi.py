@@ -102,3 +102,51 @@ def test_gateway_from_network_other_config_with_xapi_restart(xapi, workdir, daem
         assert state(daemon, "private") == "applied"
     finally:
         topo.close()
+
+
+def _links(daemon):
+    return {ln["name"]: ln for ln in (daemon.status() or {}).get("links", [])}
+
+
+@pytest.mark.parametrize("network_conf,state,reason", [
+    ("bridge", "refused", "this host uses Linux bridges (network.conf: bridge); a link is a "
+     "pair of Open vSwitch patch ports, so it needs the openvswitch backend"),
+    ("openvswitch", "accepted", None)])
+def test_a_link_in_other_config_reaches_the_daemons_status(xapi, workdir, daemons, topo,
+                                                            network_conf, state, reason):
+    """xe network-param-set other-config:xapi-gateway.link=... on a running daemon: its
+    verdict in status.json and `xgw status`, a bad value's sentence, and nothing once the
+    key is dropped. (What OVS makes of an accepted link is the OVS writer's to show.)"""
+    api = sdk(xapi["path"])
+    private = api.network.create({"name_label": "private", "other_config": {}})
+    br100 = api.network.create({"name_label": "br100", "other_config": {}})
+    path = os.path.join(workdir, "network.conf")
+    with open(path, "w") as f:
+        f.write(network_conf + "\n")
+    daemon = daemons(topo.dom0, workdir, {}, xapi_url="unix:" + xapi["path"],
+                     agent_opts={"network_conf": path})
+    N.wait_for(lambda: (daemon.status() or {}).get("xapi", {}).get("connected"),
+               message="connected to XAPI")
+    api.network.add_to_other_config(br100, "xapi-gateway.link",
+                                    "%s:102" % api.network.get_uuid(private))
+    N.wait_for(lambda: _links(daemon).get("br100", {}).get("state") == state, timeout=5,
+               message="the link's state")
+    link = _links(daemon)["br100"]
+    assert (link["parent_name"], link["tag"], link["reason"]) == ("private", 102, reason)
+    assert link["bridge"] == api.network.get_bridge(br100)
+    out = topo.dom0.run([sys.executable, "-m", "agent.cli", "-c", daemon.config_path,
+                         "status"], check=False)
+    row = [line.split() for line in out.stdout.splitlines() if line.startswith("br100")]
+    assert row and row[0][2:5] == ["private", "102", state], out.stdout
+    assert "; 1 link: 1 %s" % state in out.stdout
+
+    api.network.remove_from_other_config(br100, "xapi-gateway.link")
+    api.network.add_to_other_config(br100, "xapi-gateway.link", "private:102")
+    N.wait_for(lambda: _links(daemon).get("br100", {}).get("state") == "invalid", timeout=5,
+               message="the bad value's state")
+    assert _links(daemon)["br100"]["reason"].startswith(
+        "parent network private does not exist; xapi-gateway.link takes the parent's uuid")
+    assert daemon.status()["round_failure"] is None   # a bad link never fails a round
+
+    api.network.remove_from_other_config(br100, "xapi-gateway.link")
+    N.wait_for(lambda: _links(daemon) == {}, timeout=5, message="the link dropped")

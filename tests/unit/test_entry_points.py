@@ -9,6 +9,8 @@
 They differ in syntax only: each case is accepted by all four (with the same canonical
 forwards) or refused by all four with the same reason. A case has one or two gateways,
 named a and b; where two clash, b is the one refused.
+
+A second table does the same for VLAN links between networks (xe, the API, a topology).
 """
 import json
 
@@ -296,3 +298,144 @@ def test_the_second_of_two_clashing_gateways_is_the_one_named():
     assert not ok and "[gateway:b]" in said
     ok, said = through_topology([gw(), gw("172.16.0.1/16")], None)
     assert not ok and said.startswith("networks[1].gateway.address: ")
+
+
+# ---- links: a network declared a VLAN of another, through xe, the API and a topology ------
+# (the config file names bridges, not networks: it has no links). A case lists networks in
+# order, each (name, (parent, tag) or None); the parent is a network of the case, one of
+# the host's (WIRED has a PIF), or a name that is none. Accepted: "child=VLAN TAG of PARENT"
+# for every link; refused: the reason (a list: all its parts) every entry point gives.
+WIRED = "Pool-wide network associated with eth0"
+P = ("private", None)
+LINK_CASES = [
+    ("link", [P, ("br100", ("private", 102))], OK, ["br100=VLAN 102 of private"]),
+    ("two-links-two-tags", [P, ("br100", ("private", 102)), ("storage", ("private", 103))],
+     OK, ["br100=VLAN 102 of private", "storage=VLAN 103 of private"]),
+    ("two-parents-one-tag", [P, ("lab", None), ("br100", ("private", 102)),
+                             ("storage", ("lab", 102))],
+     OK, ["br100=VLAN 102 of private", "storage=VLAN 102 of lab"]),
+    ("tag-zero", [P, ("br100", ("private", 0))],
+     ["tag 0 is not a VLAN tag: use a whole number from 1 to 4094"], None),
+    ("tag-4095", [P, ("br100", ("private", 4095))], ["tag 4095 is not a VLAN tag"], None),
+    ("tag-5000", [P, ("br100", ("private", 5000))], ["tag 5000 is not a VLAN tag"], None),
+    ("unknown-parent", [("br100", ("nowhere", 102))],
+     ["parent network nowhere does not exist"], None),
+    ("itself", [("br100", ("br100", 102))],
+     ["a network cannot be a VLAN of itself; name another network"], None),
+    ("parent-with-a-pif", [("br100", (WIRED, 102))],
+     ["its parent %s has a PIF (a physical or VLAN network)" % WIRED], None),
+    ("tag-taken", [P, ("br100", ("private", 102)), ("storage", ("private", 102))],
+     ["tag 102 of network private (", ") is the link of network ", "; choose another tag"],
+     None),
+    # (a longer cycle cannot be built one request at a time: its second link is already
+    # a chain; tests/unit/core/test_links.py has one through the records)
+    ("cycle", [("a", None), ("b", ("a", 5)), ("a", ("b", 6))],
+     ["the links form a cycle (", " -> "], None),
+    ("chain", [P, ("a", None), ("b", ("a", 5)), ("a", ("private", 6))],
+     ["is itself declared a VLAN of another network; links do not chain"], None),
+]
+
+
+def _link_networks(case):
+    """The case's networks in first-seen order, and the last link given to each."""
+    order, wanted = [], {}
+    for name, link in case:
+        if name not in wanted:
+            order.append(name)
+        wanted[name] = link if link is not None else wanted.get(name)
+    return order, wanted
+
+
+def links_through_xe(case, env):
+    """``xe network-param-set other-config:xapi-gateway.link=<parent uuid>:<tag>`` on
+    each network, read back by the daemon's XAPI source."""
+    x = env["xenapi"]
+    order, wanted = _link_networks(case)
+    made = {name: x.network.create({"name_label": name, "name_description": "",
+                                    "other_config": {}}) for name in order}
+    try:
+        uuid = {rec["name_label"]: rec["uuid"] for rec in x.network.get_all_records().values()}
+        for name in order:
+            if wanted[name] is not None:
+                parent, tag = wanted[name]
+                x.network.add_to_other_config(made[name], desired.LINK,
+                                              "%s:%s" % (uuid.get(parent, parent), tag))
+        source = XapiSource()
+        source.update(x.network.get_all_records())
+        status = source.links().status
+        bad = [st.reason for st in status.values() if st.state != "accepted"]
+        if bad:
+            return False, " ".join(bad)
+        return True, sorted("%s=VLAN %d of %s" % (st.name, st.tag, st.parent_name)
+                            for st in status.values())
+    finally:
+        for ref in made.values():
+            x.network.destroy(ref)
+
+
+def links_through_api(case, env):
+    """POST each network, then PUT each link in the case's order (a cycle needs its
+    networks first), as a controller would."""
+    api = start(env["served"], env["tls"])
+    http = Http(Client(socket_path=api.socket))
+    order, _wanted = _link_networks(case)
+    try:
+        for name in order:
+            assert http("POST", "/v1/networks", {"name": name})[0] == 201
+        views = {}
+        for name, link in case:
+            if link is None:
+                continue
+            status, data = http("PUT", "/v1/networks/%s/link" % name,
+                                {"parent": link[0], "tag": link[1]})
+            if status != 200:
+                assert status in (400, 404, 409), (status, data)
+                return False, data["error"]["message"]
+            views[name] = data
+        return True, sorted("%s=VLAN %d of %s" % (name, v["link"]["tag"],
+                                                  v["link"]["parent_name"])
+                            for name, v in views.items())
+    finally:
+        for name in order:
+            http("DELETE", "/v1/networks/%s" % name)
+        api.close()
+
+
+def links_through_topology(case, env):
+    """One file with every network and its link, planned against the host."""
+    from agent.topology.plan import CONFLICT, plan
+    order, wanted = _link_networks(case)
+    lines = ["name: lab", "networks:"]
+    for name in order:
+        lines.append("  - name: %s" % name)
+        if wanted[name] is not None:
+            lines.append("    link: {parent: %s, tag: %d}" % (json.dumps(wanted[name][0]),
+                                                              wanted[name][1]))
+    try:
+        parsed = topology.parse(topology.loads("\n".join(lines) + "\n", fmt="yaml"))
+        actions = plan(env["xenapi"], parsed)
+    except InvalidInput as exc:
+        return False, exc.message
+    conflicts = [a.detail for a in actions if a.kind == CONFLICT]
+    if conflicts:
+        return False, " ".join(conflicts)
+    return True, sorted("%s=%s" % (n.name, n.link) for n in parsed.networks if n.link)
+
+
+LINK_ENTRY_POINTS = [("xe", links_through_xe), ("api", links_through_api),
+                     ("topology", links_through_topology)]
+
+
+@pytest.mark.parametrize("case,reason,accepted", [c[1:] for c in LINK_CASES],
+                         ids=[c[0] for c in LINK_CASES])
+def test_every_entry_point_accepts_and_refuses_the_same_links(served, xenapi, tls_files,
+                                                              case, reason, accepted):
+    env = {"served": served, "xenapi": xenapi, "tls": tls_files}
+    results = {name: run(case, env) for name, run in LINK_ENTRY_POINTS}
+    if reason is OK:
+        assert results == {name: (True, accepted) for name, _run in LINK_ENTRY_POINTS}
+    else:
+        refused = {name: ok is False and all(part in said for part in reason)
+                   for name, (ok, said) in results.items()}
+        assert all(refused.values()), "expected every entry point to refuse with %r, got %s" \
+            % (reason, json.dumps(results, indent=1))
