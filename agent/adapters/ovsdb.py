@@ -164,6 +164,11 @@ class Ovsdb(object):
     def alive(self):
         return self._thread is not None and self._thread.is_alive()
 
+    def state(self):
+        """What status.json and doctor show of this connection."""
+        return {"remote": self.remote, "connected": self.connected, "reason": self.reason,
+                "since": self.since, "version": self.version}
+
     # ---- work for the IDL thread ----------------------------------------------------
     def call(self, func, *args, **kw):
         """``func(idl, *args)`` run in the IDL thread, between two runs of the IDL; its
@@ -464,6 +469,11 @@ def _fill(idl, txn, kind, specs):
             results[key] = (portsmod.WAITING, (
                 "bridge %s does not exist on this host" % missing[0] if len(missing) == 1
                 else "bridges %s do not exist on this host" % " and ".join(missing)))
+            continue
+        taken = sorted(set(s.name for s in group if s.name in wanted))
+        if taken:
+            results[key] = (portsmod.ERROR, "port name %s is already that of %s %s here; "
+                            "left out" % (", ".join(taken), kind, wanted[taken[0]].key))
             continue
         foreign = sorted(set(
             s.name for s in group

@@ -202,6 +202,7 @@ class Daemon(object):
         from agent.daemon.metrics import Metrics
         self.metrics = Metrics()
         self.api_runner = None
+        self.ovsdb = None       # the OVSDB connection, on an Open vSwitch host
         self.restart_needed = []  # what the last reload could not apply (status.json)
         self.api_guard = None
         self.api = {"socket": None, "listen": config.api.listen or None, "tcp_error": None}
@@ -255,6 +256,7 @@ class Daemon(object):
                                    backend=ovsdb.network_backend(settings.network_conf)[0])
             sources.append(self.xapi)
         self.placed = PlacedSource(MergedSource(*sources), self._this_host())
+        self.ovsdb = self._ovsdb()
         reconciler = Reconciler(
             source=self.placed, view=view, netlink=netlink, iptables=Iptables(),
             sysctl=Sysctl(), lock=XtablesLock(settings.xtables_lock, settings.xtables_wait),
@@ -262,6 +264,11 @@ class Daemon(object):
         self.reconciler = reconciler
         engine = Engine(reconciler, executor, loop, resync, on_round=self._after_round)
         self.engine = engine
+        if self.ovsdb is not None:
+            # a bridge came or went, an own port changed, the connection came back: a
+            # round at once (a deleted patch port is back within milliseconds)
+            self.ovsdb.on_change = lambda: engine.request_threadsafe()
+            self.ovsdb.start()
 
         monitor = NetlinkMonitor(
             view, on_change=lambda names: engine.request_threadsafe(names),
@@ -312,8 +319,23 @@ class Daemon(object):
             loop.remove_reader(udev.fileno())
         # Let a round in flight finish its commit rather than cut it in half.
         await loop.run_in_executor(None, executor.shutdown, True)
+        if self.ovsdb is not None:
+            await loop.run_in_executor(None, self.ovsdb.stop)
         log.info("stopped; %s left in place", reconciler.published.summary)
         return self.exit_code
+
+    def _ovsdb(self):
+        """The daemon's one OVSDB connection (agent.adapters.ovsdb), on an Open vSwitch
+        host; None on Linux bridges. Started once the engine exists; it never stops the
+        daemon, down or not."""
+        from agent.adapters import ovsdb
+        settings = self.config.agent
+        backend, _said = ovsdb.network_backend(settings.network_conf)
+        if backend != ovsdb.OPENVSWITCH:
+            log.info("network backend: Linux bridges (%s); no OVSDB connection",
+                     settings.network_conf)
+            return None
+        return ovsdb.Ovsdb(settings.ovsdb)
 
     async def _start_api(self):
         """Serve the API: the root-only Unix socket always; TCP when configured and its
@@ -514,6 +536,7 @@ class Daemon(object):
                                                     "connected": self.xapi.connected,
                                                     "reason": self.xapi.reason},
             "api": dict(self.api),
+            "ovsdb": self.ovsdb.state() if self.ovsdb is not None else None,
             "gateways": list(snapshot.gateways),
             "links": [_link_view(st) for st in snapshot.links],
             "restart_needed": self.restart_needed,

@@ -134,6 +134,19 @@ def daemon_checks(status):
                             % (failure["consecutive"], failure["message"])))
     elif status.get("rounds"):
         checks.append(Check("reconciler", OK, "the last reconcile round succeeded"))
+    connection = status.get("ovsdb")
+    if connection:   # an Open vSwitch host: the daemon's own OVSDB connection
+        if connection.get("connected"):
+            checks.append(Check("ovsdb connection", OK, "the daemon is connected to OVSDB "
+                                "at %s (Open vSwitch %s)" % (connection.get("remote"),
+                                                             connection.get("version") or "?")))
+        else:
+            # only a problem while links need it; gateways never do
+            checks.append(Check("ovsdb connection", FAIL if status.get("links") else WARN,
+                                "the daemon is not connected to OVSDB at %s (%s; it retries "
+                                "with backoff): VLAN links are neither made nor repaired "
+                                "meanwhile; gateways are not affected"
+                                % (connection.get("remote"), connection.get("reason"))))
     api = status.get("api") or {}
     if api.get("tcp_error"):
         checks.append(Check("api tcp", FAIL, "the API is not served on TCP %s: %s (the Unix "

@@ -184,8 +184,11 @@ class Daemon(object):
         self.write_config(gateways if gateways is not None else {}, agent_opts, extra)
 
     def write_config(self, gateways, agent_opts=None, extra=""):
+        # OVSDB: a socket of this test's own (none unless the test starts an OVS there),
+        # never the host's /var/run/openvswitch
         opts = {"check_interval": "0.5", "state_dir": self.state_dir,
                 "runtime_dir": self.runtime_dir,
+                "ovsdb": "unix:" + os.path.join(self.workdir, "ovsdb.sock"),
                 "xtables_lock": os.path.join(self.workdir, "xtables.lock"), "udev": "off",
                 "log_level": "debug"}
         opts.update(agent_opts or {})

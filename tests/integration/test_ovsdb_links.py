@@ -127,6 +127,18 @@ def test_foreign_ports_are_never_touched(host, conn):
     assert switch.list_ports("xapi2") == ["theirs2"]
 
 
+def test_two_links_with_one_port_name_are_not_merged(host, conn):
+    _ns, switch = host
+    twin = DesiredLink(CHILD_NET[:14] + "ffff-4000-8000-000000000009", "xapi2", CHILD_NET,
+                       "xapi1", 7)
+    assert ports.link_port_names(twin.network) == (CHILD_PORT, PARENT_PORT)
+    results, _writes = conn.reconcile_links([LINK, twin])
+    assert results[CHILD_NET] == ("applied", None)
+    assert results[twin.network][0] == "error"
+    assert "already that of link %s" % CHILD_NET in results[twin.network][1]
+    assert port_row(switch, PARENT_PORT)[:2] == ("xapi2", 102)
+
+
 def test_a_removed_or_altered_own_port_is_restored(host, conn):
     _ns, switch = host
     conn.reconcile_links([LINK])

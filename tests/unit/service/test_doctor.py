@@ -67,3 +67,23 @@ def test_open_vswitch_without_ovsdb_fails_and_says_where():
     other = by_name(doctor.network_checks("openvswitch", "openvswitch", "unix:/s",
                                           lambda remote: ["_Server"]))
     assert other["ovsdb"].status == "fail" and "no Open_vSwitch" in other["ovsdb"].detail
+
+
+def test_the_daemons_ovsdb_connection():
+    up = {"remote": "unix:/run/db.sock", "connected": True, "reason": None,
+          "version": "3.1.0"}
+    checks = by_name(doctor.daemon_checks({"ovsdb": up}))
+    assert checks["ovsdb connection"].status == "ok"
+    assert "3.1.0" in checks["ovsdb connection"].detail
+    down = dict(up, connected=False, reason="no socket /run/db.sock")
+    # a warning while no link needs it (gateways never do); a failure, and a health
+    # problem, once a network declares a link
+    checks = by_name(doctor.daemon_checks({"ovsdb": down}))
+    assert checks["ovsdb connection"].status == "warn"
+    assert doctor.problems({"ovsdb": down}) == []
+    status = {"ovsdb": down, "links": [{"network": "n", "state": "error"}]}
+    assert by_name(doctor.daemon_checks(status))["ovsdb connection"].status == "fail"
+    assert "no socket /run/db.sock" in doctor.problems(status)[0]
+    # a Linux-bridge host has no connection and no such check
+    assert "ovsdb connection" not in by_name(doctor.daemon_checks({"ovsdb": None,
+                                                                   "rounds": 1}))
