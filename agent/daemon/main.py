@@ -245,22 +245,24 @@ class Daemon(object):
         def resync():
             view.resync(netlink.dump)
 
+        from agent.adapters import ovsdb
+        backend, _said = ovsdb.network_backend(settings.network_conf)
         self.source = StaticSource(self.config.gateways)
         self.xapi = None
         sources = [self.source]
         if self.config.xapi.url != "none":
             from agent.adapters.statefile import JsonCache
-            from agent.adapters import ovsdb
             self.xapi = XapiSource(JsonCache(os.path.join(settings.state_dir,
                                                           "xapi-networks.json")),
-                                   backend=ovsdb.network_backend(settings.network_conf)[0])
+                                   backend=backend)
             sources.append(self.xapi)
         self.placed = PlacedSource(MergedSource(*sources), self._this_host())
-        self.ovsdb = self._ovsdb()
+        self.ovsdb = self._ovsdb(backend)
         reconciler = Reconciler(
             source=self.placed, view=view, netlink=netlink, iptables=Iptables(),
             sysctl=Sysctl(), lock=XtablesLock(settings.xtables_lock, settings.xtables_wait),
-            statefile=StateFile(settings.state_dir), announce=arp.announce)
+            statefile=StateFile(settings.state_dir), announce=arp.announce,
+            ovs=self.ovsdb)
         self.reconciler = reconciler
         engine = Engine(reconciler, executor, loop, resync, on_round=self._after_round)
         self.engine = engine
@@ -324,13 +326,13 @@ class Daemon(object):
         log.info("stopped; %s left in place", reconciler.published.summary)
         return self.exit_code
 
-    def _ovsdb(self):
-        """The daemon's one OVSDB connection (agent.adapters.ovsdb), on an Open vSwitch
-        host; None on Linux bridges. Started once the engine exists; it never stops the
-        daemon, down or not."""
+    def _ovsdb(self, backend):
+        """The daemon's one OVSDB connection (agent.adapters.ovsdb) on an Open vSwitch
+        host (``backend``, from network.conf); None on Linux bridges, where links are
+        refused before they reach a writer. Started once the engine exists; it never
+        stops the daemon, down or not."""
         from agent.adapters import ovsdb
         settings = self.config.agent
-        backend, _said = ovsdb.network_backend(settings.network_conf)
         if backend != ovsdb.OPENVSWITCH:
             log.info("network backend: Linux bridges (%s); no OVSDB connection",
                      settings.network_conf)

@@ -64,11 +64,14 @@ def fields(**kw):
 
 class Reconciler(object):
     def __init__(self, source, view, netlink, iptables, sysctl, lock, statefile,
-                 clock=time.monotonic, wallclock=time.time, announce=None):
+                 clock=time.monotonic, wallclock=time.time, announce=None, ovs=None):
         self.source = source
         # announce(ifindex, address): a gratuitous ARP once a gateway address is added,
         # so that neighbours drop the MAC of a host that served it before (a takeover)
         self.announce = announce
+        # the OVS writer (agent.adapters.ovsdb.Ovsdb) on an Open vSwitch host, else None:
+        # the VLAN links' patch ports, written after the kernel, outside the xtables lock
+        self.ovs = ovs
         self.view = view
         self.netlink = netlink
         self.iptables = iptables
@@ -101,7 +104,7 @@ class Reconciler(object):
     def run_round(self):
         """One round; returns its RoundResult and never raises (see the module's text)."""
         started = self.clock()
-        plan, errors, problem = None, {}, None
+        plan, errors, problem, link_writes = None, {}, None, 0
         try:
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
@@ -114,14 +117,15 @@ class Reconciler(object):
                     if attempt == MAX_ATTEMPTS:
                         raise
                     log.info("retrying the round (%s), attempt %d", exc, attempt + 1)
-            problem = self._record(plan, errors)
+            link_results, link_writes = self._apply_links(plan)
+            problem = self._record(plan, errors, link_results)
         except AgentError as exc:
             problem = exc
         except Exception as exc:  # noqa: B902 - a bug must not stop the enforcing
             log.exception("reconcile round crashed")
             problem = exc
         self.rounds += 1
-        ops = len(plan.ops) if plan is not None else 0
+        ops = (len(plan.ops) if plan is not None else 0) + link_writes
         commits = sum(1 for t in rulesmod.TABLES if plan.table_ops(t)) if plan else 0
         self.writes += ops
         self.last = RoundResult(ops=ops, writes=ops, commits=commits, errors=len(errors),
@@ -266,10 +270,31 @@ class Reconciler(object):
         return {st.bridge: network_of(gateways.get(name)) for name, st in plan.status.items()
                 if st.state != P.REFUSED}
 
-    def _record(self, plan, errors):
+    def _apply_links(self, plan):
+        """Make the plan's VLAN links in OVS and no other link ports: ({child network
+        uuid: (state, reason)} or None without the OVS writer, writes made). An OVSDB
+        that does not answer puts the accepted links in ``error`` with its reason; the
+        gateways' round goes on regardless."""
+        if self.ovs is None:
+            return None, 0
+        links = plan.links
+        try:
+            results, writes = self.ovs.reconcile_links(links)
+        except AgentError as exc:
+            if links:
+                log.debug("links not reconciled: %s", exc)
+            return {link.network: ("error", str(exc)) for link in links}, 0
+        except Exception as exc:  # noqa: B902 - a bug in the writer must not stop gateways
+            log.exception("reconciling the VLAN links crashed")
+            return {link.network: ("error", "internal error: %s" % exc) for link in links}, 0
+        for text in writes:
+            log.info("OVS: %s", text, extra=fields(operation="link"))
+        return results, len(writes)
+
+    def _record(self, plan, errors, link_results=None):
         """Record the outcome; returns the StateError when state.json could not be
         written (the status is recorded all the same; the next round writes it again)."""
-        self._record_links(plan)
+        self._record_links(plan, link_results)
         if not errors and self._recorded is plan:
             return None  # recorded already, nothing failed then or now: the same status
         self._recorded = None
