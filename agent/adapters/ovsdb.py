@@ -139,6 +139,7 @@ class Ovsdb(object):
         self._thread = None
         self._wake_r, self._wake_w = os.pipe()
         self._changed = False
+        self._settled = threading.Event()   # set once connected, or a connection failed
 
     # ---- lifecycle ------------------------------------------------------------------
     def start(self):
@@ -163,6 +164,12 @@ class Ovsdb(object):
 
     def alive(self):
         return self._thread is not None and self._thread.is_alive()
+
+    def wait_connected(self, timeout):
+        """Whether the connection is up within ``timeout`` seconds; False as soon as an
+        attempt failed (``reason`` says why)."""
+        self._settled.wait(timeout)
+        return self.connected
 
     def state(self):
         """What status.json and doctor show of this connection."""
@@ -191,7 +198,7 @@ class Ovsdb(object):
                                    % (self.remote, timeout), remote=self.remote)
 
     def sync_ports(self, kind, specs, timeout=None):
-        """Make the daemon's ports of ``kind`` in OVSDB exactly ``specs``
+        """Make the daemon's ports of ``kind`` (None: of every kind) in OVSDB exactly ``specs``
         (agent.core.ports.PortSpec): create the missing, repair the altered (tag,
         interface type/options, marks), remove those of ``kind`` not in ``specs`` and the
         groups whose bridges are not all there. Returns ({spec key: (state, reason)},
@@ -228,6 +235,7 @@ class Ovsdb(object):
                     retry = 1.0
                 except OvsdbUnavailable as exc:
                     self._set_state(False, str(exc))
+                    self._settled.set()
                     self._fail_jobs()
                     self._sleep(retry)
                     retry = min(retry * 2, self.MAX_RETRY)
@@ -276,6 +284,8 @@ class Ovsdb(object):
             return
         was = self.connected
         self.connected, self.reason = connected, reason
+        if connected:
+            self._settled.set()
         if connected != was:
             self.since = time.time()
             if connected:
@@ -498,7 +508,8 @@ def _fill(idl, txn, kind, specs):
         if spec is not None and bridge is not None and bridge.name == spec.bridge:
             kept.add(port.name)
             continue
-        writes.append("removed %s port %s%s" % (kind, port.name, " from %s" % bridge.name
+        writes.append("removed %s port %s%s" % (port.external_ids.get(portsmod.KIND_KEY),
+                                                 port.name, " from %s" % bridge.name
                                                  if bridge is not None else ""))
         if bridge is not None:
             bridge.delvalue("ports", port)

@@ -1,5 +1,7 @@
 """Remove everything the daemon ever added: our jumps and chains, the addresses it
-recorded as its own, and ip_forward if it was the one to turn it on."""
+recorded as its own, ip_forward if it was the one to turn it on, and on an Open vSwitch
+host its own ports in OVSDB (the VLAN links' patch ports: left behind, they would keep
+joining networks after an uninstall)."""
 import logging
 
 from agent.adapters.iptables import Iptables, XtablesLock
@@ -37,12 +39,33 @@ def cleanup(settings):
             summary["ip_forward_restored"] = True
         except KernelError as exc:
             log.warning("could not restore ip_forward: %s", exc)
+    summary["ovs_ports"], summary["ovs_problem"] = remove_ovs_ports(settings)
     state.remove()
     return summary
 
 
+def remove_ovs_ports(settings, timeout=5.0):
+    """(what was removed, why nothing could be: None) of the daemon's own OVSDB ports,
+    every kind; nothing to do on a Linux-bridge host."""
+    from agent.adapters import ovsdb
+    if ovsdb.network_backend(settings.network_conf)[0] != ovsdb.OPENVSWITCH:
+        return [], None
+    connection = ovsdb.Ovsdb(settings.ovsdb).start()
+    try:
+        if not connection.wait_connected(timeout):
+            log.warning("own OVS ports not removed: %s", connection.reason)
+            return [], connection.reason
+        _results, writes = connection.sync_ports(None, [])
+        return writes, None
+    finally:
+        connection.stop()
+
+
 def describe(summary):
     """One line for people: what ``cleanup`` removed."""
-    return "removed %d rule(s); addresses: %s%s" % (
+    ports, problem = summary.get("ovs_ports") or [], summary.get("ovs_problem")
+    return "removed %d rule(s); addresses: %s%s%s" % (
         summary["rules"], ", ".join(summary["addresses"]) or "none",
-        "; ip_forward set back to 0" if summary["ip_forward_restored"] else "")
+        "; ip_forward set back to 0" if summary["ip_forward_restored"] else "",
+        "; own OVS ports not checked (%s)" % problem if problem else
+        "; OVS: %s" % "; ".join(ports) if ports else "")

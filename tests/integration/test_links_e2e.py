@@ -178,3 +178,9 @@ def test_the_child_bridge_going_leaves_nothing_on_the_parent(lab):
     lab.vms.start("web")
     N.wait_for(lambda: lab.state() == "applied", timeout=20, message="the link again")
     assert lab.own_ports(lab.child_bridge) == [lab.child_port]
+    # the clean-up (the RPM's uninstall runs it) takes the link's ports away too
+    assert lab.daemon.stop() == 0
+    out = lab.dom0.run([sys.executable, "-m", "agent.daemon.main", "-c",
+                        lab.daemon.config_path, "--cleanup"]).stdout
+    assert "OVS: removed link port %s from %s" % (lab.child_port, lab.child_bridge) in out
+    assert lab.own_ports(lab.child_bridge) == lab.own_ports(lab.parent_bridge) == []
