@@ -63,6 +63,10 @@ def request(remote, method, params, timeout=2.0):
     not answer within ``timeout`` seconds or answers with an error."""
     import ovs.jsonrpc
     import ovs.poller
+    if remote.startswith("unix:") and not os.path.exists(remote[len("unix:"):]):
+        # nothing to wait for: no OVSDB has ever listened there (or it is gone)
+        raise OvsdbUnavailable("OVSDB at %s does not answer (cannot connect: %s)"
+                               % (remote, _socket_problem(remote)), remote=remote)
     session = ovs.jsonrpc.Session.open(remote)
     deadline = time.monotonic() + timeout
     message, seqno = None, None
