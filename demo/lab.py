@@ -3,16 +3,23 @@
 Run by ``demo/run`` (which first installs what is missing) as root on any Linux machine.
 Three network namespaces stand in for the world:
 
-    PREFIX-dom0  the XenServer host: the XAPI simulator (with lazy xapi<N> bridges), Dom0's
-                 stock firewall, and xapi-gateway-agent running for real
+    PREFIX-dom0  the XenServer host: Open vSwitch (a private ovsdb-server and ovs-vswitchd,
+                 userspace datapath) as on XenServer 8 / XCP-ng 8.3, or Linux bridges with
+                 --network-backend bridge; the XAPI simulator (with lazy xapi<N> bridges),
+                 Dom0's stock firewall, and xapi-gateway-agent running for real
     PREFIX-ctl   the "Controller" VM's NIC on the 'private' network (172.16.0.3)
     PREFIX-out   the world outside the host, 198.51.100.2 (TEST-NET-2), with a web server
+    PREFIX-inst, PREFIX-v102  (Open vSwitch) an instance's NIC on 'br100', and a port of
+                 'private' on VLAN 102
 
 The demo applies examples/blog-lab.yaml with ``xgw``, starts the VMs, shows the gateway the
 daemon made, then proves it with real packets: a ping and a TCP connection from the VM
 out through NAT, and Horizon in the VM reached from outside through the host's port 8080.
-It then destroys the lab, stops everything, removes the namespaces and prints a summary,
-one line per check (exit status 0 when every check passed).
+On Open vSwitch it then declares br100 a VLAN of 'private' (tag 102): the daemon joins the
+two bridges with a patch-port pair, and an instance with its one NIC on br100 reaches a
+port of 'private' on VLAN 102. It then destroys the lab, stops everything, removes the
+namespaces and prints a summary, one line per check (exit status 0 when every check
+passed).
 
 Nothing outside these namespaces and a directory in /tmp is touched; no traffic leaves
 them.
@@ -35,6 +42,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from agent.xapisim import firewall  # noqa: E402  (after the path above)
+from agent.xapisim import ovs  # noqa: E402
 from agent.xapisim.netns import Netns, stop, wait_for  # noqa: E402
 
 EXAMPLE = os.path.join(REPO, "examples", "blog-lab.yaml")
@@ -43,9 +51,16 @@ CONTROLLER, GATEWAY = "172.16.0.3", "172.16.0.1"       # as in examples/blog-lab
 HORIZON_PORT = 8080
 HORIZON_PAGE = "OpenStack Dashboard (Horizon) on the Controller\n"
 VMS = ("Fuel", "Controller", "Compute")
-# What the summary reports, in order: one line each, PASS or FAIL (or not reached).
-CHECKS = ("simulator", "daemon", "apply", "vms", "gateway", "ping", "tcp", "horizon",
-          "destroy", "cleanup")
+# The VLAN link (Open vSwitch): br100 carried as VLAN 102 of 'private'
+LINK_TAG = 102
+INSTANCE, TAGGED = "10.0.102.10", "10.0.102.20"   # on br100, and on private's VLAN 102
+OPENVSWITCH, BRIDGE = "openvswitch", "bridge"
+
+
+def checks_of(backend):
+    """What the summary reports, in order: one line each, PASS or FAIL (or not reached)."""
+    return (("simulator", "daemon", "apply", "vms", "gateway", "ping", "tcp", "horizon")
+            + (("link",) if backend == OPENVSWITCH else ()) + ("destroy", "cleanup"))
 
 
 # ---------------------------------------------------------------- output
@@ -141,6 +156,23 @@ def fetch(url):
         return 1
 
 
+def ovs_show_ours(text):
+    """The lines of ``ovs-vsctl show`` for the bridges and the daemon's ports (xgw...)."""
+    lines, keep = [], False
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["Bridge"]:
+            lines.append(line)
+            keep = False
+        elif words[:1] == ["Port"]:
+            keep = words[1].startswith("xgw")
+            if keep:
+                lines.append(line)
+        elif keep and line.startswith("            "):
+            lines.append(line)
+    return lines
+
+
 # ---------------------------------------------------------------- the lab
 class Lab(object):
     def __init__(self, args):
@@ -150,6 +182,12 @@ class Lab(object):
         self.ctl = Netns(args.prefix + "-ctl")
         self.out = Netns(args.prefix + "-out")
         self.namespaces = [self.dom0, self.ctl, self.out]
+        self.backend = args.network_backend
+        self.switch = None   # the private Open vSwitch of 'Dom0'
+        if self.backend == OPENVSWITCH:
+            self.inst = Netns(args.prefix + "-inst")
+            self.v102 = Netns(args.prefix + "-v102")
+            self.namespaces += [self.inst, self.v102]
         # no '_' in the path: XenAPI's Unix-socket URLs
         self.work = "/tmp/%s-%d" % (args.prefix, os.getpid())
         self.sim = self.daemon = None
@@ -223,6 +261,10 @@ class Lab(object):
         self.dom0.run(["ip", "link", "set", "eth0", "up"])
         self.out.run(["ip", "addr", "add", OUTSIDE + "/24", "dev", "eth0"])
         self.out.run(["ip", "link", "set", "eth0", "up"])
+        if self.backend == OPENVSWITCH:   # Dom0's switch, as XenServer 8 / XCP-ng 8.3 run it
+            self.switch = ovs.Ovs.start(self.dom0.name)
+            OUT.note("Open vSwitch in %s: a private ovsdb-server and ovs-vswitchd (userspace "
+                     "datapath), OVSDB at %s" % (self.dom0.name, self.switch.remote))
         # Dom0's stock firewall: forwarded TCP meets REJECT unless the gateway accepts it
         self.dom0.run(["iptables-legacy-restore"], input=firewall.DOM0_FIREWALL)
         self.dom0.run(["sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"])
@@ -232,11 +274,11 @@ class Lab(object):
 
     def start_simulator(self):
         sock = self.path("xapi")
-        # Linux bridges, said explicitly: the simulator's default is Open vSwitch, as on
-        # Dom0, and the demo's own OVS run (with a VLAN link) is still to come
-        OUT.cmd("python -m agent.xapisim --unix %s --bridges --network-backend bridge" % sock)
+        network = ["--network-backend", self.backend] + (
+            ["--ovsdb", self.switch.remote] if self.switch is not None else [])
+        OUT.cmd("python -m agent.xapisim --unix %s --bridges %s" % (sock, " ".join(network)))
         self.sim = self.dom0.popen([self.python, "-m", "agent.xapisim", "--unix", sock,
-                                    "--bridges", "--network-backend", "bridge"],
+                                    "--bridges"] + network,
                                    stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, universal_newlines=True,
                                    env=self.env, cwd=REPO)
@@ -248,6 +290,9 @@ class Lab(object):
         threading.Thread(target=self.sim.stdout.read, daemon=True).start()
 
     def start_daemon(self):
+        # what /etc/xensource/network.conf says on this 'Dom0'
+        with open(self.path("network.conf"), "w") as f:
+            f.write(self.backend + "\n")
         with open(self.path("agent.conf"), "w") as f:
             f.write("""# xapi-gateway-agent for the demo: as on a host, except the paths
 [agent]
@@ -257,13 +302,16 @@ runtime_dir = {w}/run
 xtables_lock = {w}/xtables.lock
 # the raw kernel uevents of this namespace (a host's udevd does not see them here)
 udev = kernel
+network_conf = {w}/network.conf
+ovsdb = {ovsdb}
 
 [xapi]
 url = unix:{w}/xapi
 
 [api]
 socket = {w}/api.sock
-""".format(w=self.work))
+""".format(w=self.work, ovsdb=self.switch.remote if self.switch is not None else
+           "unix:/var/run/openvswitch/db.sock"))
         notify_path = self.path("notify.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         listener.bind(notify_path)
@@ -354,16 +402,31 @@ socket = {w}/api.sock
                            "forward tcp:%d -> %s:80, ip_forward=%s"
                            % (bridge, GATEWAY, HORIZON_PORT, CONTROLLER, forward))
 
+    def nic(self, ns, bridge, port, dev, address, tag=None):
+        """Namespace ``ns`` as a guest NIC ``dev`` with ``address`` on ``bridge``: a veth
+        whose Dom0 end ``port`` is in the bridge (on Open vSwitch an OVS port, an access
+        port of VLAN ``tag`` when given)."""
+        self.dom0.run(["ip", "link", "add", port, "type", "veth", "peer", "name", dev,
+                       "netns", ns.name])
+        if self.switch is not None:
+            self.switch.vsctl("--may-exist", "add-port", bridge, port,
+                              *(["tag=%d" % tag] if tag is not None else []))
+            # the userspace datapath leaves a veth's TCP checksums to the sender
+            ns.run(["ethtool", "-K", dev, "tx", "off"], check=False)
+        else:
+            self.dom0.run(["ip", "link", "set", port, "master", bridge])
+        self.dom0.run(["ip", "link", "set", port, "up"])
+        ns.run(["ip", "addr", "add", address, "dev", dev])
+        ns.run(["ip", "link", "set", dev, "up"])
+
     def plug_controller(self):
         """The Controller's NIC on 'private' (its device 1), as a namespace in the bridge."""
         OUT.note("the Controller's NIC on 'private' becomes namespace %s, %s, default "
                  "route via the gateway %s" % (self.ctl.name, CONTROLLER, GATEWAY))
-        self.dom0.run(["ip", "link", "add", "vif1.1", "type", "veth", "peer", "name", "eth1",
-                       "netns", self.ctl.name])
-        self.dom0.run(["ip", "link", "set", "vif1.1", "master", self.bridge])
-        self.dom0.run(["ip", "link", "set", "vif1.1", "up"])
-        self.ctl.run(["ip", "addr", "add", CONTROLLER + "/24", "dev", "eth1"])
-        self.ctl.run(["ip", "link", "set", "eth1", "up"])
+        # on OVS the simulator's own port for the VIF is vif<domid>.1: the guest's
+        # emulated NIC (tap) goes beside it, as on a real host
+        port = "tap1.1" if self.switch is not None else "vif1.1"
+        self.nic(self.ctl, self.bridge, port, "eth1", CONTROLLER + "/24")
         self.ctl.run(["ip", "route", "add", "default", "via", GATEWAY])
 
     def traffic(self):
@@ -413,8 +476,65 @@ socket = {w}/api.sock
         except EOFError:
             pass
 
+    def link(self):
+        """br100 as VLAN 102 of 'private', the way xe sets it: the daemon makes the patch
+        ports; an instance with its one NIC on br100 reaches a VLAN-102 port of 'private'."""
+        networks = {n["name"]: n for n in self.xgw_json("networks")}
+        child, parent = networks["br100"], networks["private"]
+        value = "%s:%d" % (parent["uuid"], LINK_TAG)
+        OUT.cmd("xe network-param-set uuid=%s other-config:xapi-gateway.link=%s"
+                % (child["uuid"], value))
+        self.xe_other_config(child["uuid"], "xapi-gateway.link", value)
+        OUT.note("an instance's NIC on br100 (%s, namespace %s), and a port of 'private' on "
+                 "VLAN %d (%s, namespace %s)" % (INSTANCE, self.inst.name, LINK_TAG, TAGGED,
+                                                 self.v102.name))
+        self.nic(self.inst, child["bridge"], "tap2.2", "eth2", INSTANCE + "/24")
+        self.nic(self.v102, parent["bridge"], "vlan102", "eth0", TAGGED + "/24", tag=LINK_TAG)
+
+        def applied():   # the daemon's status.json, as `xgw status` reads it
+            try:
+                with open(self.path("run", "status.json")) as f:
+                    links = json.load(f).get("links") or []
+            except (OSError, ValueError):
+                return None
+            return [l for l in links if l.get("network") == child["uuid"]
+                    and l.get("state") == "applied"]
+        wait_for(applied, timeout=30, interval=0.05, message="the link applied")
+        OUT.note("the daemon's log:")
+        OUT.show("\n".join(l for l in self.daemon_log().splitlines()
+                           if "OVS: " in l or "link of network" in l))
+        self.xgw("status")
+        OUT.cmd("ovs-vsctl show   # in %s: the patch-port pair, the tag on private's side"
+                % self.dom0.name)
+        OUT.show("\n".join(ovs_show_ours(self.switch.vsctl("show"))))
+        OUT.cmd("ping -c 3 %s   # from the instance on br100" % TAGGED)
+        ping = self.inst.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", TAGGED], check=False)
+        OUT.show(ping.stdout.strip().splitlines()[-2] if ping.stdout.strip() else ping.stderr)
+        received = re.search(r"(\d+) received", ping.stdout)
+        self.checks.record("link", ping.returncode == 0,
+                           "br100 (%s) is VLAN %d of private (%s): instance %s -> %s: %s of "
+                           "3 replies" % (child["bridge"], LINK_TAG, parent["bridge"],
+                                          INSTANCE, TAGGED,
+                                          received.group(1) if received else 0))
+
+    def xe_other_config(self, uuid, key, value):
+        """What ``xe network-param-set uuid=UUID other-config:KEY=VALUE`` does, through
+        the XenAPI SDK on the simulator's socket."""
+        import XenAPI
+        session = XenAPI.Session("http://%s/" % self.path("xapi").replace("/", "_"),
+                                 transport=XenAPI.UDSTransport())
+        session.xenapi.login_with_password("root", "", "1.0", "xgw-demo")
+        try:
+            x = session.xenapi
+            ref = x.network.get_by_uuid(uuid)
+            x.network.remove_from_other_config(ref, key)
+            x.network.add_to_other_config(ref, key, value)
+        finally:
+            session.xenapi.session.logout()
+
     def destroy(self):
-        self.dom0.run(["ip", "link", "del", "vif1.1"], check=False)
+        for port in ("vif1.1", "tap1.1", "tap2.2", "vlan102"):
+            self.dom0.run(["ip", "link", "del", port], check=False)
         self.xgw("destroy", EXAMPLE)
 
         def gone():
@@ -425,9 +545,14 @@ socket = {w}/api.sock
                 for l in self.dom0.run(["iptables-legacy-save", "-t", t]).stdout.splitlines()
                 if "xgw:%s:" % self.bridge in l or l.startswith(":XGW-PREROUTING")]
         vms = self.xgw_json("vms")
-        self.checks.record("destroy", not vms and not left,
-                           "VMs and networks removed; bridge %s gone and its rules with it"
-                           % self.bridge)
+        ours = []
+        if self.switch is not None:   # nothing of the daemon's may stay in OVSDB
+            ours = [p for b in self.switch.list_bridges() for p in self.switch.list_ports(b)
+                    if p.startswith("xgw")]
+        self.checks.record("destroy", not vms and not left and not ours,
+                           "VMs and networks removed; bridge %s gone and its rules with it%s"
+                           % (self.bridge, "; no port of the daemon's left in OVS"
+                              if self.switch is not None else ""))
 
     def close(self):
         """Stops everything and removes the namespaces and the work directory; returns
@@ -436,6 +561,8 @@ socket = {w}/api.sock
             stop(proc)
         stop(self.daemon)
         stop(self.sim)
+        if self.switch is not None:
+            self.switch.stop()
         for ns in self.namespaces:
             ns.delete()
         shutil.rmtree(self.work, ignore_errors=True)
@@ -455,6 +582,11 @@ def main(argv=None):
     parser.add_argument("--non-interactive", action="store_true",
                         help="do not pause before cleaning up (the default without a "
                              "terminal)")
+    parser.add_argument("--network-backend", choices=(OPENVSWITCH, BRIDGE),
+                        default=OPENVSWITCH,
+                        help="Dom0's network backend: Open vSwitch (default, as XenServer 8 "
+                             "and XCP-ng 8.3; the demo then shows a VLAN link too) or Linux "
+                             "bridges")
     parser.add_argument("--prefix", default="xgwdemo", metavar="NAME",
                         help="prefix of the namespaces and the /tmp directory "
                              "(default: %(default)s)")
@@ -483,15 +615,18 @@ def main(argv=None):
         ("The gateway the daemon applied", lab.gateway),
         ("Plug the Controller's NIC into the private network", lab.plug_controller),
         ("Real packets: ping, TCP through NAT, Horizon through the forward", lab.traffic),
+    ] + ([("A VLAN link: br100 carried as VLAN %d of 'private' (Open vSwitch patch ports)"
+           % LINK_TAG, lab.link)] if lab.backend == OPENVSWITCH else []) + [
         ("Destroy the lab: xgw destroy examples/blog-lab.yaml", lab.destroy),
     ]
+    look_after = steps[-2][1]   # the last step with packets: then the lab is complete
     failure = None
     started = time.monotonic()
     try:
         for n, (title, step) in enumerate(steps, 1):
             OUT.step(n, len(steps) + 1, title)
             step()
-            if step == lab.traffic and interactive:
+            if step == look_after and interactive:
                 lab.look_around()
     except (DemoFailed, AssertionError) as exc:  # a check, a command, a wait
         failure = str(exc)
@@ -510,13 +645,14 @@ def main(argv=None):
         lab.checks.results.append(("cleanup", not left, "namespaces %s and %s removed"
                                    % (", ".join(ns.name for ns in lab.namespaces), lab.work)
                                    if not left else "left over: %s" % ", ".join(left)))
-    total = len(CHECKS)
+    checks = checks_of(lab.backend)
+    total = len(checks)
     print("\n" + "=" * 78)
     print("xapi-gateway demo: summary")
     for name, passed, detail in lab.checks.results:
         print("  %s  %-9s %s" % (OUT.ok("PASS") if passed else OUT.bad("FAIL"), name, detail))
     reached = [r[0] for r in lab.checks.results]
-    for name in CHECKS:
+    for name in checks:
         if name not in reached:
             print("  %s  %-9s not reached" % (OUT.bad("----"), name))
     passed = lab.checks.passed()
