@@ -148,9 +148,18 @@ class Resources(object):
         self.workdirs.append(path)
         return path
 
-    def daemon(self, ns, workdir, gateways, check_interval):
-        d = BenchDaemon(ns, workdir, gateways,
-                     agent_opts={"check_interval": str(check_interval), "log_level": "info"})
+    def daemon(self, ns, workdir, gateways, check_interval, backend=LINUX):
+        """A daemon as on a Dom0 of ``backend``: network.conf says it, and on Open vSwitch
+        it keeps its OVSDB connection to the phase's switch (started first, by
+        ``bridges``), as on a real host."""
+        conf = os.path.join(workdir, "network.conf")
+        with open(conf, "w") as f:
+            f.write("bridge\n" if backend == LINUX else "openvswitch\n")
+        opts = {"check_interval": str(check_interval), "log_level": "info",
+                "network_conf": conf}
+        if backend == OVS:
+            opts["ovsdb"] = self.switches[ns.name].remote
+        d = BenchDaemon(ns, workdir, gateways, agent_opts=opts)
         self.daemons.append(d)
         return d
 
@@ -345,9 +354,11 @@ def phase_latency(res, count, backend=LINUX):
     ns = res.netns("lat" if backend == LINUX else "latovs")
     wd = res.workdir()
     indices = list(range(count))
-    d = res.daemon(ns, wd, gateways_config(indices), check_interval=10)
+    daemons = []
     try:
         bridges = res.bridges(ns, backend)
+        d = res.daemon(ns, wd, gateways_config(indices), check_interval=10, backend=backend)
+        daemons.append(d)
         d.start(timeout=30)
         out = run_driver(ns, ["latency", "--status", os.path.join(d.runtime_dir, "status.json"),
                               "--count", count, "--timeout", 10, "--budget", 90] + bridges,
@@ -375,16 +386,18 @@ def phase_latency(res, count, backend=LINUX):
             "verify": check,
         }
     finally:
-        res.close_phase(ns, [d])
+        res.close_phase(ns, daemons)
 
 
 def phase_burst(res, count, backend=LINUX):
     ns = res.netns("burst" if backend == LINUX else "burstovs")
     wd = res.workdir()
     indices = list(range(count))
-    d = res.daemon(ns, wd, gateways_config(indices), check_interval=10)
+    daemons = []
     try:
         bridges = res.bridges(ns, backend)
+        d = res.daemon(ns, wd, gateways_config(indices), check_interval=10, backend=backend)
+        daemons.append(d)
         d.start(timeout=30)
         out = run_driver(ns, ["burst", "--status", os.path.join(d.runtime_dir, "status.json"),
                               "--count", count, "--timeout", 60] + bridges, timeout=180)
@@ -405,7 +418,7 @@ def phase_burst(res, count, backend=LINUX):
             "verify": check,
         }
     finally:
-        res.close_phase(ns, [d])
+        res.close_phase(ns, daemons)
 
 
 def phase_startup(res, ns, count, idle_rounds, idle_budget):

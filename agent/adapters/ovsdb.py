@@ -143,6 +143,7 @@ class Ovsdb(object):
         self._thread = None
         self._wake_r, self._wake_w = os.pipe()
         self._changed = False
+        self._watched = {}    # kind -> frozenset of the bridges its wanted ports go on
         self._settled = threading.Event()   # set once connected, or a connection failed
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -165,6 +166,10 @@ class Ovsdb(object):
             except OSError:
                 pass
         self._wake_r = self._wake_w = -1
+
+    def watched(self):
+        """The bridges whose coming or going matters: those of the last specs, any kind."""
+        return frozenset().union(*self._watched.values()) if self._watched else frozenset()
 
     def alive(self):
         return self._thread is not None and self._thread.is_alive()
@@ -207,8 +212,9 @@ class Ovsdb(object):
         interface type/options, marks), remove those of ``kind`` not in ``specs`` and the
         groups whose bridges are not all there. Returns ({spec key: (state, reason)},
         [what was written, as sentences]); raises OvsdbUnavailable."""
-        return self.call(_sync_ports, kind, list(specs),
-                         timeout=timeout or self.CALL_TIMEOUT)
+        specs = list(specs)
+        self._watched[kind] = frozenset(spec.bridge for spec in specs)
+        return self.call(_sync_ports, kind, specs, timeout=timeout or self.CALL_TIMEOUT)
 
     def reconcile_links(self, links):
         """Make the patch-port pairs of ``links`` (agent.core.links.DesiredLink) and no
@@ -356,7 +362,7 @@ def _make_idl_class():
             self.owner = owner
 
         def notify(self, event, row, updates=None):
-            if _relevant(event, row, updates):
+            if _relevant(event, row, updates, self.owner.watched()):
                 self.owner._changed = True
     return Idl
 
@@ -385,11 +391,18 @@ def _ovs_version(idl):
     return None
 
 
-def _relevant(event, row, updates):
-    """Whether an IDL notification is one the daemon acts on."""
+def _relevant(event, row, updates, bridges):
+    """Whether an IDL notification is one the daemon acts on: one of its own ports or
+    interfaces changed, or a bridge named in ``bridges`` (those its wanted ports go on)
+    came or went. Other bridges and ports (VIFs coming and going) start no round."""
     table = row._table.name
     if table == "Bridge":
-        return event != "update" or (updates is not None and hasattr_safe(updates, "name"))
+        names = set([_get(row, "name")])
+        if event == "update":
+            if updates is None or not hasattr_safe(updates, "name"):
+                return False
+            names.add(_get(updates, "name"))
+        return bool(names & bridges)
     if table in ("Port", "Interface"):
         for r in (row, updates):
             if r is not None and portsmod.is_own(_get(r, "external_ids", {})):

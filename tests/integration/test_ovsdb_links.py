@@ -169,6 +169,20 @@ def test_a_dropped_link_is_removed_and_a_changed_tag_follows(host, conn):
     assert switch.list_ports("xapi1") == [] and switch.list_ports("xapi2") == []
 
 
+def test_only_the_bridges_of_its_links_wake_the_reconciler(host, conn):
+    _ns, switch = host
+    conn.reconcile_links([LINK._replace(child_bridge="xapi3")])   # waiting for xapi3
+    time.sleep(0.2)
+    conn.changes.clear()
+    switch.add_bridge("xapi9")        # no link names it: a VIF's bridge, say
+    switch.add_port("xapi2", "vif5.0")
+    assert not conn.changes.wait(1)
+    switch.add_bridge("xapi3")        # the link's missing bridge: a round at once
+    assert conn.changes.wait(5)
+    assert conn.reconcile_links([LINK._replace(child_bridge="xapi3")])[0] == {
+        CHILD_NET: ("applied", None)}
+
+
 def test_a_missing_bridge_waits_and_leaves_no_survivor(host, conn):
     _ns, switch = host
     conn.reconcile_links([LINK])
