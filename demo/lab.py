@@ -15,9 +15,9 @@ Three network namespaces stand in for the world:
 The demo applies examples/blog-lab.yaml with ``xgw``, starts the VMs, shows the gateway the
 daemon made, then proves it with real packets: a ping and a TCP connection from the VM
 out through NAT, and Horizon in the VM reached from outside through the host's port 8080.
-On Open vSwitch it then declares br100 a VLAN of 'private' (tag 102): the daemon joins the
-two bridges with a patch-port pair, and an instance with its one NIC on br100 reaches a
-port of 'private' on VLAN 102. It then destroys the lab, stops everything, removes the
+On Open vSwitch it then shows br100 as VLAN 102 of 'private' (the example declares it): the
+daemon joined the two bridges with a patch-port pair, and an instance with its one NIC on
+br100 reaches a port of 'private' on VLAN 102. It then destroys the lab, stops everything, removes the
 namespaces and prints a summary, one line per check (exit status 0 when every check
 passed).
 
@@ -477,19 +477,16 @@ socket = {w}/api.sock
             pass
 
     def link(self):
-        """br100 as VLAN 102 of 'private', the way xe sets it: the daemon makes the patch
-        ports; an instance with its one NIC on br100 reaches a VLAN-102 port of 'private'."""
+        """br100 as VLAN 102 of 'private': examples/blog-lab.yaml declares it, xgw apply
+        put it in br100's other_config; the daemon made the patch ports once both bridges
+        existed. An instance with its one NIC on br100 reaches a VLAN-102 port of
+        'private'."""
         networks = {n["name"]: n for n in self.xgw_json("networks")}
         child, parent = networks["br100"], networks["private"]
-        value = "%s:%d" % (parent["uuid"], LINK_TAG)
-        OUT.cmd("xe network-param-set uuid=%s other-config:xapi-gateway.link=%s"
-                % (child["uuid"], value))
-        self.xe_other_config(child["uuid"], "xapi-gateway.link", value)
-        OUT.note("an instance's NIC on br100 (%s, namespace %s), and a port of 'private' on "
-                 "VLAN %d (%s, namespace %s)" % (INSTANCE, self.inst.name, LINK_TAG, TAGGED,
-                                                 self.v102.name))
-        self.nic(self.inst, child["bridge"], "tap2.2", "eth2", INSTANCE + "/24")
-        self.nic(self.v102, parent["bridge"], "vlan102", "eth0", TAGGED + "/24", tag=LINK_TAG)
+        OUT.note("examples/blog-lab.yaml says of br100 `link: {parent: private, tag: %d}`; "
+                 "xgw apply wrote it where xe would:" % LINK_TAG)
+        OUT.show("xe network-param-set uuid=%s other-config:xapi-gateway.link=%s:%d"
+                 % (child["uuid"], parent["uuid"], LINK_TAG))
 
         def applied():   # the daemon's status.json, as `xgw status` reads it
             try:
@@ -500,13 +497,18 @@ socket = {w}/api.sock
             return [l for l in links if l.get("network") == child["uuid"]
                     and l.get("state") == "applied"]
         wait_for(applied, timeout=30, interval=0.05, message="the link applied")
-        OUT.note("the daemon's log:")
+        OUT.note("the daemon made it when the nodes' start brought both bridges up:")
         OUT.show("\n".join(l for l in self.daemon_log().splitlines()
                            if "OVS: " in l or "link of network" in l))
-        self.xgw("status")
+        self.xgw("links")
         OUT.cmd("ovs-vsctl show   # in %s: the patch-port pair, the tag on private's side"
                 % self.dom0.name)
         OUT.show("\n".join(ovs_show_ours(self.switch.vsctl("show"))))
+        OUT.note("an instance's NIC on br100 (%s, namespace %s), and a port of 'private' on "
+                 "VLAN %d (%s, namespace %s)" % (INSTANCE, self.inst.name, LINK_TAG, TAGGED,
+                                                 self.v102.name))
+        self.nic(self.inst, child["bridge"], "tap2.2", "eth2", INSTANCE + "/24")
+        self.nic(self.v102, parent["bridge"], "vlan102", "eth0", TAGGED + "/24", tag=LINK_TAG)
         OUT.cmd("ping -c 3 %s   # from the instance on br100" % TAGGED)
         ping = self.inst.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", TAGGED], check=False)
         OUT.show(ping.stdout.strip().splitlines()[-2] if ping.stdout.strip() else ping.stderr)
@@ -516,21 +518,6 @@ socket = {w}/api.sock
                            "3 replies" % (child["bridge"], LINK_TAG, parent["bridge"],
                                           INSTANCE, TAGGED,
                                           received.group(1) if received else 0))
-
-    def xe_other_config(self, uuid, key, value):
-        """What ``xe network-param-set uuid=UUID other-config:KEY=VALUE`` does, through
-        the XenAPI SDK on the simulator's socket."""
-        import XenAPI
-        session = XenAPI.Session("http://%s/" % self.path("xapi").replace("/", "_"),
-                                 transport=XenAPI.UDSTransport())
-        session.xenapi.login_with_password("root", "", "1.0", "xgw-demo")
-        try:
-            x = session.xenapi
-            ref = x.network.get_by_uuid(uuid)
-            x.network.remove_from_other_config(ref, key)
-            x.network.add_to_other_config(ref, key, value)
-        finally:
-            session.xenapi.session.logout()
 
     def destroy(self):
         for port in ("vif1.1", "tap1.1", "tap2.2", "vlan102"):
