@@ -303,8 +303,10 @@ class Ovsdb(object):
                 log.info("connected to OVSDB at %s (Open vSwitch %s)", self.remote,
                          self.version or "?")
             else:
-                log.warning("OVSDB at %s: %s", self.remote, reason)
+                log.warning("OVSDB connection down: %s (retrying with backoff)", reason)
             self._notify()
+        elif not connected:   # still down, for another reason (once per reason)
+            log.warning("OVSDB connection down: %s (retrying with backoff)", reason)
 
     def _notify(self):
         if self.on_change is not None:
