@@ -24,7 +24,8 @@ def build_parser():
                         help="agent configuration (default: %(default)s)")
     cli_remote.add_arguments(parser)
     sub = parser.add_subparsers(dest="command")
-    status = sub.add_parser("status", help="gateways and their state, as the daemon last saw them")
+    status = sub.add_parser("status", help="gateways and links and their state, as the "
+                                          "daemon last saw them")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("check-config", help="validate the agent configuration")
     doctor = sub.add_parser("doctor", help="is this host ready? XAPI, storage, firewall path, "
