@@ -200,25 +200,19 @@ class Reconciler(object):
         """Apply ``plan``; returns {bridge or '*': AgentError} for what failed."""
         errors = {}
         networks = self._networks(plan) if plan.ops else {}  # log fields; idle rounds: none
-        for op in plan.netlink_ops():
-            try:
+        netlink_ops = plan.netlink_ops()
+        # one batch: the kernel acknowledges each request, so a failure is its gateway's
+        results = self.netlink.apply(netlink_ops) if netlink_ops else ()
+        for op, exc in zip(netlink_ops, results):
+            what = getattr(op, "address", None) or op.network
+            extra = fields(bridge=op.bridge, network=networks.get(op.bridge),
+                           operation=type(op).__name__)
+            if exc is None:
+                log.info("%s %s on %s", type(op).__name__, what, op.bridge, extra=extra)
                 if isinstance(op, P.AddAddress):
-                    self.netlink.add_address(op.ifindex, op.address)
                     self._announce(op)
-                elif isinstance(op, P.RemoveAddress):
-                    self.netlink.remove_address(op.ifindex, op.address)
-                elif isinstance(op, P.AddRoute):
-                    self.netlink.add_route(op.ifindex, op.network, op.source)
-                log.info("%s %s on %s", type(op).__name__, getattr(op, "address", None)
-                         or op.network, op.bridge,
-                         extra=fields(bridge=op.bridge, network=networks.get(op.bridge),
-                                      operation=type(op).__name__))
-            except TransientKernelError:
-                raise
-            except AgentError as exc:
-                log.error("%s on %s failed: %s", type(op).__name__, op.bridge, exc,
-                          extra=fields(bridge=op.bridge, network=networks.get(op.bridge),
-                                       operation=type(op).__name__))
+            else:
+                log.error("%s on %s failed: %s", type(op).__name__, op.bridge, exc, extra=extra)
                 errors[op.bridge] = exc
         for table in rulesmod.TABLES:
             ops = plan.table_ops(table)
