@@ -17,9 +17,16 @@ out = []
 observed = ipt.observe("filter")
 for label, args in steps:
     before, walks = reader.fingerprint("filter"), ipt.walks
-    subprocess.run(["iptables-legacy", "-w"] + args, check=True, stdout=subprocess.DEVNULL)
+    if args[0] == "restore":  # one commit of several changes
+        subprocess.run(["iptables-legacy-restore", "-w", "--noflush", "--counters"], check=True,
+                       input=args[1].encode())
+    else:
+        subprocess.run(["iptables-legacy", "-w"] + args, check=True, stdout=subprocess.DEVNULL)
     again = ipt.observe("filter")
-    out.append({"label": label, "same": reader.fingerprint("filter") == before,
+    now = reader.fingerprint("filter")
+    out.append({"label": label, "same": now == before, "size": list(now[:2]),
+                # a reader that never saw the table before gives the same fingerprint
+                "fresh": now == TableReader().fingerprint("filter"),
                 "walked": ipt.walks > walks,
                 "rules": [[v.key, list(v.match)] for v in again.get("XGW-FORWARD", [])]})
 print(json.dumps(out))
@@ -27,6 +34,12 @@ print(json.dumps(out))
 
 RULE = ["-s", "172.16.1.0/24", "-m", "comment", "--comment",
         "xgw:xapi1:forward-out:172.16.1.0/24", "-j", "ACCEPT"]
+
+
+# another rule of ours, of another size (a conntrack match more)
+OTHER = ["-d", "172.16.1.0/24", "-o", "xapi1", "-m", "conntrack", "--ctstate",
+         "RELATED,ESTABLISHED", "-m", "comment", "--comment",
+         "xgw:xapi1:forward-back:172.16.1.0/24", "-j", "ACCEPT"]
 
 
 def run_steps(ns, steps):
@@ -55,11 +68,21 @@ def test_counters_alone_keep_the_fingerprint_and_every_edit_changes_it():
              + [a.replace("xapi1", "xapi2") for a in RULE]],
             ["foreign rule added", ["-A", "FORWARD", "-s", "192.0.2.0/24", "-j", "DROP"]],
             ["our rule deleted", ["-D", "XGW-FORWARD", "1"]],
+            ["two rules", ["restore", "*filter\n-A XGW-FORWARD %s\n-A XGW-FORWARD %s\n"
+                           "COMMIT\n" % (" ".join(RULE), " ".join(OTHER))]],
+            # the same size and entry count, the two entries (of two sizes) swapped: the
+            # counters are no longer where they were
+            ["swapped", ["restore", "*filter\n-F XGW-FORWARD\n[3:300] -A XGW-FORWARD %s\n"
+                         "[5:500] -A XGW-FORWARD %s\nCOMMIT\n" % (" ".join(OTHER),
+                                                                   " ".join(RULE))]],
+            ["swapped counters", ["-Z", "XGW-FORWARD"]],
         ])
-        for label in ("nothing", "counters", "counters zeroed"):
+        assert all(step["fresh"] for step in steps.values()), steps
+        assert steps["swapped"]["size"] == steps["two rules"]["size"]
+        for label in ("nothing", "counters", "counters zeroed", "swapped counters"):
             assert steps[label]["same"] and not steps[label]["walked"], label
         for label in ("altered in place", "comment altered", "foreign rule added",
-                      "our rule deleted"):
+                      "our rule deleted", "two rules", "swapped"):
             assert not steps[label]["same"] and steps[label]["walked"], label
         key = "xgw:xapi1:forward-out:172.16.1.0/24"
         assert steps["counters"]["rules"] == [[key, ["172.16.1.0/24", None, None, None, None,
@@ -67,5 +90,7 @@ def test_counters_alone_keep_the_fingerprint_and_every_edit_changes_it():
         assert steps["altered in place"]["rules"][0][1][2] == "xapi9"
         assert steps["comment altered"]["rules"][0][0] == key.replace("xapi1", "xapi2")
         assert steps["our rule deleted"]["rules"] == []
+        assert [r[0] for r in steps["swapped"]["rules"]] == [
+            "xgw:xapi1:forward-back:172.16.1.0/24", key]
     finally:
         ns.delete()
