@@ -98,6 +98,7 @@ class Reconciler(object):
         # the same plan; and the plan _record last recorded completely, without errors.
         self._last_plan = None
         self._recorded = None
+        self._records = None   # (owned, accepted, and both frozen for the plan's key)
         self.published = self._snapshot()
 
     # ---- one round (kernel thread) -----------------------------------------------------
@@ -179,8 +180,12 @@ class Reconciler(object):
         ip_forward = self.sysctl.ip_forward()
         # The network half of the plan only changes with the config, the netlink mirror
         # or our own records: a periodic check re-plans just iptables and ip_forward.
-        key = (self.source.version, generation, frozenset(self.owned.items()),
-               frozenset(self.accepted))
+        records = self._records
+        if records is None or records[0] is not self.owned or records[1] is not self.accepted:
+            # hashing 1,000 records took ~1 ms: done again only when _record replaced them
+            records = self._records = (self.owned, self.accepted,
+                                       frozenset(self.owned.items()), frozenset(self.accepted))
+        key = (self.source.version, generation, records[2], records[3])
         last = self._last_plan
         if last is not None and last[0] == (key, ip_forward) and \
                 all(tables[t] is last[1][t] for t in rulesmod.TABLES):
