@@ -49,7 +49,13 @@ def gateway_cidr(i):
 
 class StatusReader(object):
     """Reads RUNTIME_DIR/status.json only when it changed (the daemon renames a new file
-    into place, so a changed inode or mtime means a new status)."""
+    into place, so a changed inode or mtime means a new status), and always while it is
+    young: file times are coarse (a clock tick, ~4 ms), and an inode is reused by the
+    file after next, so two statuses written within one tick can share (inode, mtime,
+    size); trusting that key alone once hid an "applied" until the daemon's next periodic
+    check, 10 s later."""
+
+    YOUNG = 0.05  # seconds: a file this recent is read again at every poll
 
     def __init__(self, path):
         self.path = path
@@ -63,7 +69,7 @@ class StatusReader(object):
         except OSError:
             return self.data
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if key != self._key:
+        if key != self._key or time.time() - st.st_mtime < self.YOUNG:
             try:
                 with open(self.path) as f:
                     data = json.load(f)
