@@ -8,6 +8,7 @@ old config), SIGTERM leaves every gateway in place and exits 0.
 """
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -58,6 +59,19 @@ def load_config(path):
         return configmod.defaults()
     return configmod.load(path)
 
+
+
+def _freeze_heap():
+    """Collect once, then move what survived the start-up (modules, configuration, the
+    gateways, their status) out of the collector's sight (gc.freeze, Python 3.7+).
+
+    With 1,000-2,000 gateways a full collection walks a million objects that will live as
+    long as the daemon: 30-80 ms, landing in whichever round allocated the last straw, an
+    idle check included. Objects made later are collected as before."""
+    gc.collect()
+    freeze = getattr(gc, "freeze", None)   # Python 3.7+
+    if freeze is not None:
+        freeze()
 
 def main(argv=None):
     args = parse_args(argv)
@@ -306,6 +320,7 @@ class Daemon(object):
             self._publish_status(min_interval=0)
             log.info("first reconcile done: %s; ready", reconciler.published.summary)
             self.notifier.notify(ready=1, status=self._status_line())
+            _freeze_heap()
         self._start_periodic()
         watchdog = asyncio.ensure_future(self._watchdog())
         done, _ = await asyncio.wait([core, self._stop], return_when=asyncio.FIRST_COMPLETED)
