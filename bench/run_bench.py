@@ -692,7 +692,7 @@ def summary_rows(r):
             rows.append(("startup %d: start -> all applied" % n, fmt(st["applied_s"], " s", 3),
                          "<= %g s" % GOAL_STARTUP_S, verdict(st["applied_s"], GOAL_STARTUP_S)))
             if st.get("first_round_s") is not None:
-                rows.append(("startup %d: of which the first round (%d operations)"
+                rows.append(("startup %d: the first round, start to end (%d operations)"
                              % (n, st["first_round_ops"]), fmt(st["first_round_s"], " s", 3),
                              "", ""))
             rows.append(("startup: verified complete", "%d/%d" % (st["verify"]["complete"], n),
