@@ -18,6 +18,10 @@ other-config:xapi-gateway.address=172.16.1.1/24`` is a supported interface:
     xapi-gateway.link      PARENT:TAG: this network is VLAN TAG of the network whose uuid
                            is PARENT (agent.core.links); independent of a gateway: a network
                            with only this key has none
+    xapi-gateway.vni       the network spans the pool: the VXLAN key (1-16777215, unique in
+                           the pool) of the tunnels the daemons make between the hosts'
+                           bridges (agent.core.tunnels); a network may have it without a
+                           gateway
 
     xe network-param-set uuid=<network uuid>          (one command, wrapped here)
        other-config:xapi-gateway.forwards=tcp:8080=172.16.1.10:80,udp:5353=172.16.1.11:53
@@ -45,7 +49,10 @@ PUBLIC = PREFIX + "public"
 INBOUND = PREFIX + "inbound"
 HOST = PREFIX + "host"
 LINK = PREFIX + "link"
-KNOWN = frozenset([ADDRESS, NAT, FORWARDS, PUBLIC, INBOUND, HOST, LINK])
+VNI = PREFIX + "vni"
+# Keys of a network that are not its gateway's: a network with only these has no gateway.
+NETWORK_KEYS = frozenset([LINK, VNI])
+KNOWN = frozenset([ADDRESS, NAT, FORWARDS, PUBLIC, INBOUND, HOST]) | NETWORK_KEYS
 # Marks what a declarative topology manages (value: the topology's name), on networks and
 # VMs. Deliberately outside PREFIX: a mark alone does not make a network a gateway.
 TOPOLOGY_MARK = "xapi-gateway-topology"
@@ -76,7 +83,7 @@ def gateways_from_networks(records):
     Returns (gateways {name: Gateway}, invalid {name: Invalid(bridge, reason)}). A gateway is
     named after its network's name_label when that is a valid, unique name, otherwise
     ``network-<first 8 of its uuid>``."""
-    ours = [rec for rec in records.values() if _has_gateway_keys(rec)]
+    ours = [rec for rec in records.values() if has_gateway(rec.get("other_config", {}))]
     labels = {}
     for rec in ours:
         labels[rec.get("name_label", "")] = labels.get(rec.get("name_label", ""), 0) + 1
@@ -94,13 +101,19 @@ def gateways_from_networks(records):
     return gateways, invalid
 
 
+def has_gateway(config):
+    """Does an other_config declare a gateway: a key of ours other than NETWORK_KEYS (a
+    link or a VNI alone is no gateway; an unknown key of ours is a gateway's typo)?"""
+    return any(k.startswith(PREFIX) and k not in NETWORK_KEYS for k in config)
+
+
 def read_gateway(rec, name=None):
     """The Gateway that a network record's other_config holds, None when it has no
     ``xapi-gateway.*`` key; raises GatewayInvalid when its values are invalid. ``name``:
     the gateway's name (default: the network's uuid). The one reader of these keys: the
     daemon, the API's network views and the topology planner all call it."""
     config = rec.get("other_config", {})
-    if not _has_gateway_keys(rec):
+    if not has_gateway(config):
         return None
     uuid = rec.get("uuid", "")
     unknown = sorted(k for k in config if k.startswith(PREFIX) and k not in KNOWN)
@@ -148,12 +161,6 @@ def other_config(address, nat=True, forwards=(), public=False, inbound=(), host=
     if host:
         config[HOST] = host
     return config
-
-
-def _has_gateway_keys(rec):
-    """Whether a network record's other_config has a key of ours other than the link's
-    (a link alone is no gateway; an unknown key of ours is a gateway's typo)."""
-    return any(k.startswith(PREFIX) and k != LINK for k in rec.get("other_config", {}))
 
 
 def _valid_name(label):

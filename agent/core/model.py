@@ -215,6 +215,33 @@ def format_link(parent, tag):
     return "%s:%d" % (parent, tag)
 
 
+# A VXLAN network identifier: 24 bits on the wire (RFC 7348); 0 is left out, since OVS
+# and Xen Orchestra's controller read key 0 as "no key".
+VNI_RANGE = (1, (1 << 24) - 1)
+_VNI_RE = re.compile(r"^[0-9]{1,8}$")
+
+
+def parse_vni(value, field="vni"):
+    """A VXLAN network identifier, 1 to 16777215: an int (not a bool), or its decimal
+    digits as text (what other_config stores). Whether another network uses it is
+    agent.core.tunnels' question, asked with the pool's records."""
+    low, high = VNI_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise GatewayInvalid("%s must be a whole number from %d to %d, not %s"
+                             % (field, low, high, type(value).__name__),
+                             field=field, value=repr(value))
+    if isinstance(value, str):
+        text = _text(value, field)
+        if not _VNI_RE.match(text):
+            raise GatewayInvalid("%s %r is not a VNI: use a whole number from %d to %d"
+                                 % (field, text, low, high), field=field, value=text)
+        value = int(text)
+    if not low <= value <= high:
+        raise GatewayInvalid("%s %d is out of range: a VNI is a whole number from %d to %d"
+                             % (field, value, low, high), field=field, value=str(value))
+    return value
+
+
 def parse_address(value, field="address"):
     """Parse a gateway address such as ``172.16.1.1/24`` into an IPv4Interface."""
     value = _text(value, field)

@@ -108,16 +108,27 @@ def place(pool, this_host, gateways):
 
 
 def place_one(pool, this_host, gateway):
-    pinned = None
-    if gateway.host:
+    uuid = desired.network_of(gateway)
+    if uuid is None:
         try:
-            pinned = resolve_pin(pool.hosts, gateway.host)
+            pinned = resolve_pin(pool.hosts, gateway.host) if gateway.host else None
         except GatewayInvalid as exc:
             return Decision(INVALID, None, str(exc))
-    uuid = desired.network_of(gateway)
-    network = pool.networks.get(uuid) if uuid else None
-    if uuid is None:
         return _config_file(this_host, pinned)
+    return place_network(pool, this_host, uuid, gateway.host)
+
+
+def place_network(pool, this_host, uuid, pin=""):
+    """The Decision for the XAPI network ``uuid`` (pinned to ``pin`` when not ""): which
+    host serves its gateway, and the center of its tunnels when it spans the pool
+    (agent.core.tunnels), so that the gateway host is the star's hub."""
+    pinned = None
+    if pin:
+        try:
+            pinned = resolve_pin(pool.hosts, pin)
+        except GatewayInvalid as exc:
+            return Decision(INVALID, None, str(exc))
+    network = pool.networks.get(uuid)
     if network is None or not network.wired:
         return _host_local(pool, this_host, network, pinned)
     return _wired(pool, this_host, network, pinned)

@@ -102,9 +102,10 @@ class Networks(object):
 
     def _replace_gateway(self, ref, rec, config):
         """Replace the gateway keys in one call: a lost connection cannot leave half a
-        gateway (the other keys, the link's too, are kept as read under the pool's lock)."""
+        gateway (the other keys, the link's and the VNI too, are kept as read under the
+        pool's lock)."""
         other = {k: v for k, v in rec["other_config"].items()
-                 if not k.startswith(desired.PREFIX) or k == desired.LINK}
+                 if not desired.has_gateway({k: v})}
         other.update(config)
         step("write the gateway", self.x.network.set_other_config, ref, other)
 
