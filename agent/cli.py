@@ -101,6 +101,9 @@ def _status(path, as_json):
     if status.get("links"):
         print()
         cli_remote.link_table(status["links"])
+    if status.get("tunnels"):
+        print()
+        cli_remote.tunnel_table(status["tunnels"])
     return EXIT_OK if alive else EXIT_UNAVAILABLE
 
 

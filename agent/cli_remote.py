@@ -57,6 +57,13 @@ def add_commands(sub):
     create.add_argument("--vlan", type=int, metavar="TAG", help="VLAN tag 0..4094")
     create.add_argument("--pif", default="eth0", help="physical interface of the VLAN")
     create.add_argument("--link", metavar="PARENT:TAG", help=_LINK_HELP)
+    create.add_argument("--span", choices=("host", "pool"), default=None,
+                        help="pool: a private network across the pool's hosts (VXLAN "
+                             "tunnels, MTU 1450); default host")
+    create.add_argument("--vni", type=int, help="span pool: the VXLAN network identifier "
+                                                "(default: the lowest free one)")
+    create.add_argument("--transport", metavar="PIF", help="span pool: the PIF device that "
+                        "carries the tunnels (default: each host's management PIF)")
     delete = ns.add_parser("delete", help="delete a network (refused while VMs use it)")
     delete.add_argument("key")
     setgw = ns.add_parser("set-gateway", help="set or replace a network's gateway")
@@ -203,6 +210,9 @@ def _networks(api, args):
             body["vlan"] = {"tag": args.vlan, "pif": args.pif}
         if args.link is not None:
             body["link"] = _link(args.link, "--link")
+        for key in ("span", "vni", "transport"):
+            if getattr(args, key) is not None:
+                body[key] = getattr(args, key)
         return _out(args, api.request("POST", "/v1/networks", body), _network_card)
     if action == "delete":
         api.request("DELETE", "/v1/networks/%s" % _q(args.key))
@@ -426,20 +436,38 @@ def _link_text(link, reason=False):
 
 
 def _network_table(nets):
-    rows = [("NAME", "BRIDGE", "VLAN", "GATEWAY", "LINK", "VMS")]
+    rows = [("NAME", "BRIDGE", "VLAN", "SPAN", "GATEWAY", "LINK", "VMS")]
     for n in nets:
         rows.append((n["name"], n["bridge"], "-" if n["vlan"] is None else n["vlan"],
-                     _gw_text(n["gateway"]), _link_text(n.get("link")),
+                     _span_text(n), _gw_text(n["gateway"]), _link_text(n.get("link")),
                      ", ".join(n["vms"]) or "-"))
     table(rows)
 
 
+def _span_text(n):
+    """``host``, or ``pool vni 5 center host-a`` (the state when not ready)."""
+    t = n.get("tunnels")
+    if n.get("span") != "pool" or t is None:
+        return n.get("span") or "host"
+    text = "pool vni %s" % ("-" if t["vni"] is None else t["vni"])
+    if t["center_name"]:
+        text += " center %s" % t["center_name"]
+    return text + ("" if t["state"] == "ready" else " (%s)" % t["state"])
+
+
 def _network_card(n):
-    table([("network", n["name"]), ("uuid", n["uuid"]), ("bridge", n["bridge"]),
-           ("vlan", "-" if n["vlan"] is None else n["vlan"]),
-           ("gateway", _gw_text(n["gateway"])),
-           ("link", _link_text(n.get("link"), reason=True)),
-           ("vms", ", ".join(n["vms"]) or "-")])
+    rows = [("network", n["name"]), ("uuid", n["uuid"]), ("bridge", n["bridge"]),
+            ("vlan", "-" if n["vlan"] is None else n["vlan"]), ("span", _span_text(n)),
+            ("gateway", _gw_text(n["gateway"])),
+            ("link", _link_text(n.get("link"), reason=True)),
+            ("vms", ", ".join(n["vms"]) or "-")]
+    t = n.get("tunnels")
+    if t is not None:
+        rows.append(("tunnels", t["reason"]))
+        rows += [("ports on %s" % p["host_name"], p["ports"]) for p in t["ports"]]
+        rows += [("left out: %s" % p["host_name"], p["problem"]) for p in t["problems"]]
+        rows += [("warning: %s" % w["host_name"], w["warning"]) for w in t["warnings"]]
+    table(rows)
 
 
 def _vm_table(vms):
@@ -469,6 +497,26 @@ def link_table(links):
                      "-" if ln["tag"] is None else ln["tag"], ln["state"],
                      ln.get("reason") or ""))
     table(rows)
+
+
+def tunnel_table(networks):
+    """The spanning networks of ``xgw status``: VNI, center, state, the ports each host
+    should have (``name:count``, this host's marked ``*``), then the hosts left out."""
+    rows = [("NETWORK", "BRIDGE", "VNI", "CENTER", "STATE", "PORTS")]
+    for n in networks:
+        here = len(n.get("here") or [])
+        rows.append((n["name"], n["bridge"], "-" if n["vni"] is None else n["vni"],
+                     n["center_name"] or "-", n["state"],
+                     " ".join("%s:%d" % (p["host_name"], p["ports"]) for p in n["ports"])
+                     + " (here %d)" % here))
+    table(rows)
+    for n in networks:
+        if n["state"] == "invalid":
+            print("%s: %s" % (n["name"], n["reason"]))
+        for p in n["problems"]:
+            print("%s: host %s left out: %s" % (n["name"], p["host_name"], p["problem"]))
+        for w in n["warnings"]:
+            print("%s: host %s: %s" % (n["name"], w["host_name"], w["warning"]))
 
 
 def gateway_table(gateways):

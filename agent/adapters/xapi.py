@@ -83,7 +83,7 @@ def _timed(base, timeouts):
     return Timed()
 
 
-POOL_CLASSES = ("network", "host", "host_metrics", "pif")
+POOL_CLASSES = ("network", "host", "host_metrics", "pif", "tunnel")
 
 
 def read_inventory_uuid(path):

@@ -197,7 +197,9 @@ class Api(object):
             networks = Networks(x)
             return networks.view(networks.create(
                 body["name"], gateway=body.get("gateway"), vlan=body.get("vlan"),
-                description=body.get("description", ""), link=body.get("link"))["uuid"])
+                description=body.get("description", ""), link=body.get("link"),
+                span=body.get("span", "host"), vni=body.get("vni"),
+                transport=body.get("transport"))["uuid"])
         view = await self._xapi(create)
         log.info("network %s created (%s)", view["name"], view["uuid"])
         return _json(view, status=201)

@@ -100,7 +100,16 @@ SCHEMAS = {
         "name": _NAME, "description": {"type": "string", "maxLength": 1024},
         "vlan": _ref("VlanSpec"),
         "gateway": _ref("GatewaySpec"),
-        "link": _ref("LinkSpec")}, required=("name",)),
+        "link": _ref("LinkSpec"),
+        # their values: core.model.parse_span / parse_vni, the same for every entry point
+        "span": {"type": "string", "description": "host (default: a private network on "
+                 "one host) or pool (across the pool's hosts: MTU 1450, a VXLAN tunnel on "
+                 "every host, the daemons make the tunnel ports)"},
+        "vni": {"type": "integer", "description": "span pool: the VXLAN network identifier, "
+                "1 to 16777215, unique in the pool (default: the lowest free one)"},
+        "transport": {"type": "string", "maxLength": 15, "description": "span pool: the PIF "
+                      "device that carries the tunnels on every host (default: each host's "
+                      "management PIF)"}}, required=("name",)),
     "Network": _obj({
         "uuid": _STR, "name": _STR, "description": _STR, "bridge": _STR,
         "vlan": {"type": "integer", "nullable": True},
@@ -117,8 +126,28 @@ SCHEMAS = {
                      description="the network as a VLAN of another (null: no link)"),
         "himn": _BOOL,
         "vms": {"type": "array", "items": _STR},
-        "topology": {"type": "string", "nullable": True}},
-        required=("uuid", "name", "bridge", "gateway", "vms")),
+        "topology": {"type": "string", "nullable": True},
+        "span": {"type": "string", "enum": ["host", "pool"]},
+        "vni": {"type": "integer", "nullable": True},
+        "tunnels": _ref("Tunnels")},
+        required=("uuid", "name", "bridge", "gateway", "vms", "span", "vni", "tunnels")),
+    "Tunnels": _obj({
+        "vni": {"type": "integer", "nullable": True},
+        "state": {"type": "string", "enum": ["ready", "partial", "idle", "invalid"]},
+        "center": {"type": "string", "nullable": True},
+        "center_name": {"type": "string", "nullable": True},
+        "reason": _STR,
+        "ports": {"type": "array", "items": _obj({
+            "host": _STR, "host_name": _STR, "ports": {"type": "integer"}})},
+        "problems": {"type": "array", "items": _obj({
+            "host": _STR, "host_name": {"type": "string", "nullable": True},
+            "problem": _STR})},
+        "warnings": {"type": "array", "items": _obj({
+            "host": _STR, "host_name": {"type": "string", "nullable": True},
+            "warning": _STR})}},
+        nullable=True, description="A network that spans the pool: its VXLAN tunnels, a "
+        "star around the center host (agent.core.tunnels), the ports each host should "
+        "have, and the hosts left out with why"),
     "DiskSpec": _obj({"size_gib": _int(1, 2040), "sr": {
         "type": "string", "minLength": 1, "description": "SR name or uuid (default: the "
         "pool's default SR)"}}, required=("size_gib",)),

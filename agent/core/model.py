@@ -242,6 +242,21 @@ def parse_vni(value, field="vni"):
     return value
 
 
+# Where a private network is one segment: on one host (XAPI's single-server private
+# network, the default) or across the pool (XAPI's tunnels, agent.core.tunnels).
+SPANS = ("host", "pool")
+
+
+def parse_span(value, field="span"):
+    text = _text(value, field).lower()
+    if text not in SPANS:
+        raise GatewayInvalid("%s %r is not a span: use host (one host's private network) or "
+                             "pool (a private network across the pool's hosts, through "
+                             "VXLAN tunnels)" % (field, value.strip()), field=field,
+                             value=value.strip())
+    return text
+
+
 def parse_address(value, field="address"):
     """Parse a gateway address such as ``172.16.1.1/24`` into an IPv4Interface."""
     value = _text(value, field)

@@ -310,9 +310,8 @@ def shape(pool, net, center, uuids=None, backend=None):
 
 def _member(host, members, backend):
     """(None, Member) when ``host`` can carry the network, else (what is wrong, None)."""
-    if backend != OPENVSWITCH:
-        return ("it runs the %s network backend; XAPI's tunnels need Open vSwitch (set it "
-                "with xe-switch-network-backend openvswitch and reboot)" % backend), None
+    if backend_problem(backend):
+        return "it " + backend_problem(backend), None
     if not members:
         return ("it has no tunnel of this network: run tunnel.create(<transport PIF>, "
                 "<network>, \"vxlan\") for it (xe tunnel-create)"), None
@@ -320,18 +319,35 @@ def _member(host, members, backend):
     if len(members) > 1:
         return "it has %d tunnels of this network; keep one (xe tunnel-destroy)" % \
             len(members), None
-    if not m.address:
-        return ("its transport PIF %s has no IP address: configure one (xe "
-                "pif-reconfigure-ip)" % (m.device or "?")), None
-    try:
-        if ipaddress.ip_address(m.address).version != 4:
-            raise ValueError("not IPv4")
-    except ValueError:
-        return ("its transport PIF %s has address %r, not an IPv4 address" % (
-            m.device or "?", m.address)), None
+    trouble = transport_problem(m.device, m.address)
+    if trouble:
+        return "its " + trouble, None
     if not m.attached:
         return "the tunnel's access PIF is not plugged (xe pif-plug)", None
     return None, m
+
+
+def backend_problem(backend):
+    """Why a host on network ``backend`` cannot carry tunnels, "" when it can."""
+    if backend == OPENVSWITCH:
+        return ""
+    return ("runs the %s network backend; XAPI's tunnels need Open vSwitch (set it with "
+            "xe-switch-network-backend openvswitch and reboot)" % backend)
+
+
+def transport_problem(device, address):
+    """What keeps a transport PIF (``device``, its IP ``address`` as XAPI holds it) from
+    carrying tunnels, "" when nothing does: it needs an IPv4 address."""
+    if not address:
+        return ("transport PIF %s has no IP address: configure one (xe pif-reconfigure-ip)"
+                % (device or "?"))
+    try:
+        if ipaddress.ip_address(address).version != 4:
+            raise ValueError("not IPv4")
+    except ValueError:
+        return "transport PIF %s has address %r, not an IPv4 address" % (device or "?",
+                                                                        address)
+    return ""
 
 
 def _center(members, decision):

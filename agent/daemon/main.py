@@ -556,17 +556,19 @@ class Daemon(object):
             "ovsdb": self.ovsdb.state() if self.ovsdb is not None else None,
             "gateways": list(snapshot.gateways),
             "links": [_link_view(st) for st in snapshot.links],
+            "tunnels": self.placed.tunnel_status() if getattr(self, "placed", None) else [],
             "restart_needed": self.restart_needed,
         }
 
     def _publish_status(self, min_interval=1.0):
-        """Write status.json when a gateway's state or a failure changed, else at most
-        once a second (the counters change every round; rewriting 250 KB each round is
-        waste)."""
+        """Write status.json when a gateway's state, a failure or the pool (tunnels)
+        changed, else at most once a second (the counters change every round; rewriting
+        250 KB each round is waste)."""
         from agent.adapters.statefile import write_atomic
         from agent.errors import StateError
         snapshot = self.reconciler.published
-        key = (snapshot.gateways, snapshot.links, snapshot.failure, self.api["tcp_error"])
+        key = (snapshot.gateways, snapshot.links, snapshot.failure, self.api["tcp_error"],
+               getattr(getattr(self, "placed", None), "version", None))
         last_key, last_time = self._published
         now = time.monotonic()
         if key == last_key and now - last_time < min_interval:

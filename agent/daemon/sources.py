@@ -10,7 +10,7 @@ with the XAPI network uuid where there is one (the journal's NETWORK=).
 import logging
 
 from agent.core import links as linksmod
-from agent.core import placement
+from agent.core import placement, tunnels
 from agent.core.desired import Invalid, network_of
 from agent.errors import GatewayInvalid, StateError
 
@@ -140,6 +140,8 @@ class PlacedSource(object):
         self.inner = inner
         self.this_host = this_host   # [xapi] host or the inventory's uuid; "" unknown
         self._pool = None
+        self._records = {}
+        self._shapes = (None, {})
         self._pool_version = 0
         self._cached = (None, {})
         self.problem = None          # why placement is not in force, None when it is
@@ -149,11 +151,44 @@ class PlacedSource(object):
         return (self.inner.version, self._pool_version)
 
     def update_pool(self, records):
-        """``records``: {"network": {ref: rec}, "host": ..., "host_metrics": ..., "pif": ...}
-        as the XAPI watcher follows them."""
+        """``records``: {"network": {ref: rec}, "host": ..., "host_metrics": ..., "pif": ...,
+        "tunnel": ...} as the XAPI watcher follows them."""
         self._pool = placement.snapshot(records.get("host"), records.get("host_metrics"),
                                         records.get("network") or {}, records.get("pif"))
+        self._records = records
         self._pool_version += 1
+
+    def tunnels(self):
+        """{network uuid: tunnels.Shape} of the networks that span the pool, as the pool's
+        last records describe them (empty until they are known)."""
+        if self._pool is None:
+            return {}
+        if self._shapes[0] != self._pool_version:
+            self._shapes = (self._pool_version, tunnels.shapes(self._records, self._pool))
+        return self._shapes[1]
+
+    def tunnel_status(self):
+        """Status of every spanning network: its Shape as a dict (VNI, center, ports per
+        host, the hosts left out), its bridge and the ports this host should have."""
+        me = self.me()
+        hosts = self._pool.hosts if self._pool is not None else ()
+        out = []
+        for uuid, shape in sorted(self.tunnels().items(), key=lambda i: i[1].name):
+            view = shape.as_dict(hosts)
+            view.update(network=uuid, name=shape.name, bridge=shape.bridge,
+                        here=[{"name": p.name, "remote_ip": p.remote_ip, "key": p.key}
+                              for p in shape.ports.get(me, ())] if me else [])
+            out.append(view)
+        return out
+
+    def me(self):
+        """This host's uuid in the pool, "" while it is not known."""
+        if self._pool is None or not self.this_host:
+            return ""
+        try:
+            return placement.resolve_pin(self._pool.hosts, self.this_host, "[xapi] host").uuid
+        except GatewayInvalid:
+            return ""
 
     def _decisions(self):
         key = self.version

@@ -8,7 +8,7 @@ requests that conflict, one wins and the other gets a Conflict naming it.
 """
 import logging
 
-from agent.core import conflicts, desired, links, model
+from agent.core import conflicts, desired, links, model, tunnels
 from agent.errors import GatewayInvalid
 from agent.service import steps, views
 from agent.service.errors import Conflict, InvalidInput, NotFound
@@ -49,17 +49,33 @@ class Networks(object):
                 if not steps.in_flight(rec)}
 
     # ---- changes -----------------------------------------------------------------------
-    def create(self, name, gateway=None, vlan=None, description="", marks=None, link=None):
+    def create(self, name, gateway=None, vlan=None, description="", marks=None, link=None,
+               span="host", vni=None, transport=None):
         """Create a private network, or a VLAN one (``vlan={"tag": N, "pif": device}``),
         with an optional ``gateway={"address": CIDR, "nat": bool, "forwards": [{"proto":
         "tcp"|"udp", "port": N, "to": "ADDRESS:PORT"}], "inbound": [CIDR or "any"]}`` and
         an optional ``link={"parent": uuid or name, "tag": N}`` (a VLAN of another private
-        network). ``marks``: extra other_config keys (a topology marks what it manages).
-        Returns the record."""
+        network). ``span="pool"``: a private network across the pool's hosts
+        (agent.core.tunnels): MTU 1450, a VNI (``vni``, default the lowest free one) in its
+        other_config and a VXLAN tunnel on every host over ``transport`` (a PIF device;
+        default each host's management PIF). ``marks``: extra other_config keys (a
+        topology marks what it manages). Returns the record."""
         name = field(model.parse_name, name, "name")
+        span = field(model.parse_span, span, "span")
         tag = device = None
         if vlan is not None:
             tag, device = _vlan(vlan)
+        if span == "pool":
+            if vlan is not None:
+                raise InvalidInput("a VLAN network spans the hosts that have its PIF "
+                                   "already; give span pool or vlan, not both", field="span")
+            vni = field(model.parse_vni, vni, "vni") if vni is not None else None
+            if transport is not None:
+                transport = field(model.parse_bridge, transport, "transport")
+        elif vni is not None or transport is not None:
+            raise InvalidInput("%s is for a network that spans the pool (span pool)"
+                               % ("vni" if vni is not None else "transport"),
+                               field="vni" if vni is not None else "transport")
         with steps.pool(self.x).locked():
             config = self._gateway_config(gateway, exclude=None)
             config.update(marks or {})
@@ -69,18 +85,67 @@ class Networks(object):
                                name=name)
             config.update(self._link_config(link, None, name=name, vlan=vlan is not None))
             pif = self._physical_pif(device) if vlan is not None else None
+            values = {"name_label": name, "name_description": description}
+            transports = []
+            if span == "pool":
+                transports = self._transports(transport)
+                config[desired.VNI] = str(self._vni(records, vni))
+                values["MTU"] = str(tunnels.MTU)
             with steps.Operation(self.x, "create network %s" % name) as op:
                 config.update(op.mark)
-                net = step("create the network", self.x.network.create, {
-                    "name_label": name, "name_description": description,
-                    "other_config": config})
+                values["other_config"] = config
+                net = step("create the network", self.x.network.create, values)
                 op.undo("destroy the network", steps.discard_network, self.x, net)
                 if vlan is not None:
                     step("create VLAN %d on %s" % (tag, device),
                          self.x.pool.create_VLAN_from_PIF, pif, net, str(tag))
+                for host_name, ref in transports:
+                    step("create the tunnel on host %s" % host_name, self.x.tunnel.create,
+                         ref, net, tunnels.PROTOCOL)
                 op.commit("finish the network", self.x.network.remove_from_other_config,
                           net, steps.MARK)
         return self.x.network.get_record(net)
+
+    def _vni(self, records, vni):
+        """``vni`` when free (Conflict naming the network that has it), else the lowest
+        free one."""
+        if vni is None:
+            try:
+                return tunnels.allocate(records)
+            except GatewayInvalid as exc:
+                raise Conflict(str(exc), field="vni")
+        clash = tunnels.conflict(records, vni)
+        if clash:
+            raise Conflict(clash, field="vni")
+        return vni
+
+    def _transports(self, device):
+        """[(host name, PIF ref)]: each host's transport PIF (the PIF ``device``, default
+        its management PIF), refused (Conflict) unless every host can carry tunnels."""
+        hosts = self.x.host.get_all_records()
+        by_host = {}
+        for ref, pif in self.x.PIF.get_all_records().items():
+            if pif["management"] if device is None else \
+                    (pif["device"] == device and int(pif["VLAN"]) == -1):
+                by_host.setdefault(pif["host"], (ref, pif))
+        found = []
+        for ref, host in sorted(hosts.items(), key=lambda i: i[1]["name_label"]):
+            name = host["name_label"]
+            trouble = tunnels.backend_problem(
+                host["software_version"].get("network_backend", tunnels.OPENVSWITCH))
+            if trouble:
+                raise Conflict("host %s %s" % (name, trouble), field="span", host=name)
+            if ref not in by_host:
+                raise Conflict("host %s has no %s to carry the tunnels" % (
+                    name, "PIF %s" % device if device else "management PIF"),
+                    field="transport" if device else "span", host=name)
+            pif_ref, pif = by_host[ref]
+            trouble = tunnels.transport_problem(pif["device"], pif["IP"])
+            if trouble:
+                raise Conflict("host %s: %s" % (name, trouble),
+                               field="transport" if device else "span", host=name)
+            found.append((name, pif_ref))
+        return found
 
     def set_gateway(self, key, gateway):
         """Set (``gateway`` a dict) or remove (None) a network's gateway."""

@@ -233,11 +233,14 @@ def discard_vm(x, ref, power_state="Halted"):
 
 
 def discard_network(x, ref):
-    """Destroy a network's VLANs, then the network."""
+    """Destroy a network's VLANs and tunnels, then the network."""
     for pif in x.network.get_PIFs(ref):
-        vlan = x.PIF.get_VLAN_master_of(pif)
+        rec = x.PIF.get_record(pif)
+        vlan = rec["VLAN_master_of"]
         if vlan and vlan != NULL:
             step("destroy its VLAN", x.VLAN.destroy, vlan)
+        for tunnel in rec["tunnel_access_PIF_of"]:
+            step("destroy its tunnel", x.tunnel.destroy, tunnel)
     step("destroy the network", x.network.destroy, ref)
 
 

@@ -6,7 +6,7 @@ same handful of calls as listing one.
 Objects still being created (``steps.in_flight``) are left out of lists: a creation is
 all or nothing, also to a reader.
 """
-from agent.core import desired, links
+from agent.core import desired, links, placement, tunnels
 from agent.service import steps
 
 MIB = 1024 * 1024
@@ -32,6 +32,17 @@ class Records(object):
             self._classes["links"] = links.resolve(self("network"))
         return self._classes["links"]
 
+    def tunnels(self):
+        """(pool hosts, {network uuid: tunnels.Shape}) of the spanning networks, computed
+        once per request (the pool's hosts, PIFs and tunnels are read for it)."""
+        if "_tunnels" not in self._classes:
+            records = {cls: self(cls) for cls in ("network", "PIF", "tunnel", "host",
+                                                   "host_metrics")}
+            pool = placement.snapshot(records["host"], records["host_metrics"],
+                                      records["network"], records["PIF"])
+            self._classes["_tunnels"] = (pool.hosts, tunnels.shapes(records, pool))
+        return self._classes["_tunnels"]
+
 
 # ---- networks ------------------------------------------------------------------------------
 def networks(xenapi):
@@ -53,11 +64,18 @@ def network(records, ref):
             vlan = tag
     vms = sorted(set(records("VM")[records("VIF")[vif]["VM"]]["name_label"]
                      for vif in rec["VIFs"]))
+    span, vni, shape = "host", None, None
+    if desired.VNI in config:
+        hosts, shapes = records.tunnels()
+        span, found = "pool", shapes.get(rec["uuid"])
+        if found is not None:
+            vni, shape = found.vni, found.as_dict(hosts)
     return {"uuid": rec["uuid"], "name": rec["name_label"],
             "description": rec["name_description"], "bridge": rec["bridge"], "vlan": vlan,
             "gateway": gateway, "link": link(records, rec),
             "himn": config.get(HIMN_KEY) == "true",
-            "vms": vms, "topology": config.get(desired.TOPOLOGY_MARK)}
+            "vms": vms, "topology": config.get(desired.TOPOLOGY_MARK), "span": span,
+            "vni": vni, "tunnels": shape}
 
 
 def link(records, rec):

@@ -93,7 +93,7 @@ def _execute(x, name, action, sr_check):
         if action.kind == planner.CREATE:
             networks.create(spec.name, gateway=gateway, description=spec.description,
                             vlan=None if spec.vlan is None else spec.vlan.to_service(),
-                            marks=marks, link=link)
+                            marks=marks, link=link, **spec.to_service())
         elif action.kind == planner.UPDATE:
             _ref, rec = networks.find(action.uuid)
             if planner.current_gateway(_ref, rec) != spec.gateway:

@@ -9,6 +9,11 @@ The document (YAML or JSON)::
         vlan: {tag: 100, pif: eth0}  # optional: a VLAN network (pif default eth0)
         link: {parent: lab, tag: 102}  # optional: a VLAN (1-4094) of another private
                                      # network: of this file, or the host's (name or uuid)
+        span: pool                   # optional: host (default) or pool: across the pool's
+                                     # hosts through VXLAN tunnels (MTU 1450)
+        vni: 5001                    # optional, span pool: the VXLAN id (default: free)
+        transport: eth1              # optional, span pool: the PIF carrying the tunnels
+                                     # (default: each host's management PIF)
         gateway:                     # optional
           address: 172.16.0.1/24     # the gateway's address with prefix
           nat: true                  # optional, default true
@@ -70,7 +75,8 @@ _MEMORY = re.compile(r"^\s*(\d+)\s*(MiB|GiB)\s*$", re.I)
 _MEMORY_DECIMAL = re.compile(r"^\s*\d+(\.\d+)?\s*(M|G|MB|GB)\s*$", re.I)
 
 TOP_KEYS = ("name", "networks", "vms")
-NETWORK_KEYS = ("name", "description", "vlan", "gateway", "link")
+NETWORK_KEYS = ("name", "description", "vlan", "gateway", "link", "span", "vni",
+                "transport")
 VLAN_KEYS = ("tag", "pif")
 LINK_KEYS = ("parent", "tag")
 GATEWAY_KEYS = ("address", "nat", "forwards", "public", "inbound", "host")
@@ -138,12 +144,26 @@ class LinkSpec(namedtuple("LinkSpec", "parent tag")):
         return {"parent": self.parent, "tag": self.tag}
 
 
-class NetworkSpec(namedtuple("NetworkSpec", "name description vlan gateway link")):
-    """``link``: a LinkSpec, or None (not a VLAN of another private network)."""
+class NetworkSpec(namedtuple("NetworkSpec", "name description vlan gateway link span vni "
+                                          "transport")):
+    """``link``: a LinkSpec, or None (not a VLAN of another private network); ``span``:
+    "host" or "pool"; ``vni``: the VNI asked for (None: a free one); ``transport``: the
+    PIF device carrying the tunnels (None: the management PIF)."""
     __slots__ = ()
 
+    def to_service(self):
+        """The span arguments of Networks.create (none for a host-local network)."""
+        if self.span != "pool":
+            return {}
+        extra = {"span": "pool"}
+        if self.vni is not None:
+            extra["vni"] = self.vni
+        if self.transport is not None:
+            extra["transport"] = self.transport
+        return extra
 
-NetworkSpec.__new__.__defaults__ = (None,)
+
+NetworkSpec.__new__.__defaults__ = (None, "host", None, None)
 
 
 class DiskSpec(namedtuple("DiskSpec", "size_gib sr")):
@@ -345,8 +365,25 @@ def _network(item, path):
     gateway = None
     if item.get("gateway") is not None:
         gateway = _gateway(item["gateway"], path + ".gateway")
+    span, vni, transport = "host", None, None
+    try:
+        if item.get("span") is not None:
+            span = core.parse_span(item["span"], path + ".span")
+        if item.get("vni") is not None:
+            vni = core.parse_vni(item["vni"], path + ".vni")
+        if item.get("transport") is not None:
+            transport = core.parse_bridge(item["transport"], path + ".transport")
+    except GatewayInvalid as exc:  # its sentence says what to do
+        raise InvalidInput(str(exc), field=exc.details.get("field", path))
+    if span == "pool" and vlan is not None:
+        _fail(path + ".span", "a VLAN network spans the hosts that have its PIF already",
+              "give span pool or vlan, not both")
+    for key, value in (("vni", vni), ("transport", transport)):
+        if span != "pool" and value is not None:
+            _fail(path + "." + key, "%s is for a network that spans the pool (span pool)"
+                  % key, "add span: pool, or remove %s" % key)
     link = None if item.get("link") is None else _link(item["link"], path + ".link")
-    return NetworkSpec(name, description, vlan, gateway, link)
+    return NetworkSpec(name, description, vlan, gateway, link, span, vni, transport)
 
 
 def _link(item, path):

@@ -29,8 +29,8 @@ whose memory, vCPUs, boot order, NICs, disks, ISO or HIMN differ from the file i
 changing them means a shutdown and, for disks and NICs, data decisions apply should not
 take alone, so it says what differs and leaves the VM as it is (destroy the VM and
 re-apply to change it). Its template is not compared (a VM does not remember it). A
-network's description or VLAN that differs is drift too. ``start: true`` starts a halted
-VM; ``start: false`` leaves the power state alone (it never stops a VM).
+network's description, VLAN, span or VNI that differs is drift too. ``start: true``
+starts a halted VM; ``start: false`` leaves the power state alone (it never stops a VM).
 
 Names of networks the file does not define (a VM's NIC on the host's own network, the
 template, the ISO, the SRs) are checked here, before anything changes: a name that does
@@ -38,7 +38,7 @@ not resolve is an InvalidInput naming the field (``vms[0].nics[1]``).
 """
 from collections import namedtuple
 
-from agent.core import conflicts, desired, links
+from agent.core import conflicts, desired, links, tunnels
 from agent.core import model as core
 from agent.errors import GatewayInvalid
 from agent.service.errors import InvalidInput
@@ -212,6 +212,8 @@ def _create_text(spec):
         parts.append(str(spec.vlan))
     if spec.link is not None:
         parts.append("link %s" % (spec.link,))
+    if spec.span == "pool":
+        parts.append("spans the pool (VNI %s)" % ("free" if spec.vni is None else spec.vni))
     if spec.gateway is not None:
         text = "gateway %s" % (spec.gateway,)
         if spec.gateway.forwards:
@@ -426,6 +428,11 @@ def _network(host, topology, index, spec, others, link_conflict=None, relinked=F
             conflict = _vlan_check(host, spec, path)
             if conflict:
                 return [_action(CONFLICT, "network", spec.name, ": " + conflict, spec)]
+        if spec.vni is not None:
+            conflict = tunnels.conflict(host.networks, spec.vni)
+            if conflict:
+                return [_action(CONFLICT, "network", spec.name, ": %s.vni: %s; choose "
+                                "another or leave vni out" % (path, conflict), spec)]
         if overlap or link_conflict:
             return [_action(CONFLICT, "network", spec.name, ": " + (overlap or
                                                                      "link: " + link_conflict),
@@ -446,6 +453,12 @@ def _network(host, topology, index, spec, others, link_conflict=None, relinked=F
     vlan = host.vlan(rec)
     if vlan != spec.vlan:
         differs.append("VLAN (file %s, host %s)" % (spec.vlan or "none", vlan or "none"))
+    vni = rec["other_config"].get(desired.VNI)
+    span = "host" if vni is None else "pool"
+    if span != spec.span:
+        differs.append("span (file %s, host %s)" % (spec.span, span))
+    elif spec.vni is not None and vni != str(spec.vni):
+        differs.append("VNI (file %d, host %s)" % (spec.vni, vni))
     if differs:
         actions.append(_action(DRIFT, "network", spec.name, " differs: %s; apply does not "
                                "change these: delete the network and re-apply to change "

@@ -116,3 +116,21 @@ def test_status_shows_the_links_and_their_state(tmp_path, capsys):
     assert lines[-1].split()[:5] == ["storage", "xapi4", "private", "102", "refused"]
     assert lines[-1].endswith("tag 102 of network private is the link of network br100 "
                               "already")
+
+
+def test_status_shows_the_spanning_networks(tmp_path, capsys):
+    """The tunnels part of status.json as the daemon's PlacedSource writes it."""
+    from tests.unit.daemon.test_placed_source import _source, _spanning
+    path = write(tmp_path, GOOD % tmp_path)
+    tunnels = _source("one", _spanning()).tunnel_status()
+    tunnels += _source("one", _spanning(vni="0")).tunnel_status()
+    (tmp_path / "status.json").write_text(json.dumps({"pid": os.getpid(), "gateways": [],
+                                                      "tunnels": tunnels}))
+    assert cli.main(["-c", path, "status"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    table = [line.split() for line in out[out.index(next(
+        line for line in out if line.startswith("NETWORK"))):]]
+    assert table[0] == ["NETWORK", "BRIDGE", "VNI", "CENTER", "STATE", "PORTS"]
+    assert table[1] == ["vlan", "xapi1", "7", "one", "ready", "one:1", "two:1", "(here", "1)"]
+    assert table[2][:5] == ["vlan", "xapi1", "-", "-", "invalid"]
+    assert "vlan: xapi-gateway.vni 0 is out of range" in "\n".join(out)

@@ -13,7 +13,8 @@ def test_networks_create_list_show_delete(xgw):
     names = [n["name"] for n in json.loads(out)]
     assert code == 0 and "private" in names
     code, out, _ = xgw("networks", "list")
-    assert out.splitlines()[0].split() == ["NAME", "BRIDGE", "VLAN", "GATEWAY", "LINK", "VMS"]
+    assert out.splitlines()[0].split() == ["NAME", "BRIDGE", "VLAN", "SPAN", "GATEWAY", "LINK",
+                                           "VMS"]
     code, out, _ = xgw("networks", "--json", "show", "private")
     assert json.loads(out)["gateway"]["address"] == "172.16.0.1/24"
     assert xgw("networks", "remove-gateway", "private")[0] == 0
@@ -28,7 +29,7 @@ def test_networks_links_create_show_set_remove_and_their_exit_codes(xgw):
     assert card["link"] == "VLAN 102 of private (accepted)"
     code, out, _ = xgw("networks", "list")
     row = [line.split() for line in out.splitlines() if line.startswith("br100")][0]
-    assert row[2:7] == ["-", "-", "VLAN", "102", "of"]
+    assert row[2:8] == ["-", "host", "-", "VLAN", "102", "of"]
     # the tag is taken, a cycle: conflicts (5); a bad tag: usage (2); no parent: 4
     xgw("networks", "create", "storage")
     code, _, err = xgw("networks", "set-link", "storage", "private:102")

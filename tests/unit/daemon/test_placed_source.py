@@ -65,3 +65,34 @@ def test_this_hosts_uuid_from_the_inventory(tmp_path):
     path.write_text("PRIMARY_DISK='/dev/sda'\nINSTALLATION_UUID='%s'\n" % A)
     assert read_inventory_uuid(str(path)) == A
     assert read_inventory_uuid(str(tmp_path / "missing")) is None
+
+
+def _spanning(vni="7", b_address="10.0.0.2"):
+    """_records with the network spanning: a VNI, a tunnel on both hosts over eth0."""
+    records = _records()
+    records["network"]["OpaqueRef:n"]["other_config"][desired.VNI] = vni
+    records["network"]["OpaqueRef:n"]["MTU"] = 1450
+    for h, address in (("a", "10.0.0.1"), ("b", b_address)):
+        records["pif"]["OpaqueRef:e%s" % h] = {"network": "OpaqueRef:eth0", "device": "eth0",
+                                              "host": "OpaqueRef:" + h, "IP": address,
+                                              "MTU": 1500, "currently_attached": True}
+    records["tunnel"] = {"OpaqueRef:t%s" % h: {"access_PIF": "OpaqueRef:p" + h,
+                                               "transport_PIF": "OpaqueRef:e" + h}
+                         for h in "ab"}
+    return records
+
+
+def test_tunnel_status_follows_the_pool_records():
+    one, two = _source("one", _spanning()), _source(B, _spanning())
+    (status,) = one.tunnel_status()
+    assert (status["name"], status["vni"], status["center_name"], status["state"]) == \
+        ("vlan", 7, "one", "ready")
+    assert [p["ports"] for p in status["ports"]] == [1, 1]
+    assert status["here"] == [{"name": "v0000070a000002", "remote_ip": "10.0.0.2", "key": 7}]
+    assert two.tunnel_status()[0]["here"][0]["remote_ip"] == "10.0.0.1"
+    # the pool changes: host two's transport PIF loses its address
+    one.update_pool(_spanning(b_address=""))
+    (status,) = one.tunnel_status()
+    assert status["here"] == [] and status["state"] == "idle"
+    assert status["problems"][0]["host_name"] == "two"
+    assert PlacedSource(XapiSource(), A).tunnel_status() == []   # no pool records yet
