@@ -10,7 +10,9 @@ They differ in syntax only: each case is accepted by all four (with the same can
 forwards) or refused by all four with the same reason. A case has one or two gateways,
 named a and b; where two clash, b is the one refused.
 
-A second table does the same for VLAN links between networks (xe, the API, a topology).
+A second table does the same for VLAN links between networks (xe, the API, a topology),
+and a third for networks that span the pool (span, VNI) through xe, the API and a
+topology file applied, on a simulated pool of three hosts.
 """
 import json
 
@@ -20,7 +22,8 @@ from agent.api.client import Client
 from agent.core import config, desired, model, planner
 from agent.daemon.sources import XapiSource
 from agent.errors import ConfigError
-from agent.service.errors import InvalidInput
+from agent.service import steps
+from agent.service.errors import Conflict, InvalidInput
 from agent.topology import model as topology
 from tests.unit.api.conftest import Http, start, tls_files  # noqa: F401 (a fixture)
 
@@ -437,5 +440,123 @@ def test_every_entry_point_accepts_and_refuses_the_same_links(served, xenapi, tl
     else:
         refused = {name: ok is False and all(part in said for part in reason)
                    for name, (ok, said) in results.items()}
+
+
+# ---- networks that span the pool ------------------------------------------------------------
+# A network's span and VNI through xe (other_config read by the daemon: agent.core.tunnels),
+# the HTTP API and a topology file applied; the config file defines gateways on bridges
+# and has no networks. xe has no words for a span or for "a free VNI" (``None`` below:
+# not expressible there). A case may start from a spanning network "a" with a VNI; the
+# one given is network "b".
+N_A = "n/a"
+SPAN_CASES = [
+    ("vni-given", None, {"span": "pool", "vni": 5001}, OK, 5001),
+    ("vni-highest", None, {"span": "pool", "vni": 16777215}, OK, 16777215),
+    ("vni-free", None, {"span": "pool"}, OK, 1),
+    ("vni-free-after-a-used-one", 1, {"span": "pool"}, OK, 2),
+    ("span-in-upper-case", None, {"span": "POOL", "vni": 9}, OK, 9),
+    ("vni-zero", None, {"span": "pool", "vni": 0},
+     "0 is out of range: a VNI is a whole number from 1 to 16777215", None),
+    ("vni-too-big", None, {"span": "pool", "vni": 16777216},
+     "16777216 is out of range: a VNI is a whole number from 1 to 16777215", None),
+    ("vni-already-used", 7, {"span": "pool", "vni": 7}, "7 is already used by network",
+     None),
+    ("span-unknown", None, {"span": "rack"},
+     "'rack' is not a span: use host (one host's private network) or pool", None),
+    ("vni-without-span", None, {"vni": 7},
+     "vni is for a network that spans the pool (span pool)", None),
+]
+
+
+@pytest.fixture
+def pool_of_three(engine):
+    """The simulator as a pool of three hosts with addresses on their management PIFs."""
+    from agent.xapisim import pool as members
+    first = next(iter(engine.objects["host"]))
+    members.configure_management(engine, first, "10.0.0.1", "255.255.255.0")
+    for n in (2, 3):
+        members.add_host(engine, "host-%d" % n, "openvswitch", address="10.0.0.%d" % n)
+    return engine
+
+
+def span_through_xe(existing, request, env):
+    if request.get("span", "").lower() != "pool" or "vni" not in request:
+        return N_A   # in xe, writing the VNI is what declares the span
+    from agent.core import tunnels
+    x = env["xenapi"]
+    if existing is not None:
+        x.network.create({"name_label": "a", "name_description": "",
+                          "other_config": {desired.VNI: str(existing)}})
+    x.network.create({"name_label": "b", "name_description": "",
+                      "other_config": {desired.VNI: str(request["vni"])}})
+    records = {"network": x.network.get_all_records(), "host": x.host.get_all_records(),
+               "PIF": x.PIF.get_all_records(), "tunnel": x.tunnel.get_all_records(),
+               "host_metrics": x.host_metrics.get_all_records()}
+    shapes = {s.name: s for s in tunnels.shapes(records).values()}
+    refused = [s.reason for s in shapes.values() if s.state == tunnels.INVALID]
+    if refused:
+        return False, " ".join(refused)
+    return True, shapes["b"].vni
+
+
+def span_through_api(existing, request, env):
+    api = start(env["served"], env["tls"])
+    try:
+        http = Http(Client(socket_path=api.socket))
+        if existing is not None:
+            status, data = http("POST", "/v1/networks",
+                                {"name": "a", "span": "pool", "vni": existing})
+            assert status == 201, data
+        status, data = http("POST", "/v1/networks", dict(request, name="b"))
+        if status != 201:
+            assert status in (400, 409), (status, data)
+            return False, data["error"]["message"]
+        assert data["span"] == "pool" and data["tunnels"]["state"] == "ready", data
+        return True, data["vni"]
+    finally:
+        api.close()
+
+
+def span_through_topology(existing, request, env):
+    from agent.core import tunnels
+    from agent.service.networks import Networks
+    from agent.topology import apply
+    x = env["xenapi"]
+    if existing is not None:
+        Networks(x).create("a", span="pool", vni=existing)
+    lines = ["name: lab", "networks:", "  - name: b"]
+    lines += ["    %s: %s" % (key, json.dumps(value)) for key, value in sorted(request.items())]
+    try:
+        parsed = topology.parse(topology.loads("\n".join(lines) + "\n", fmt="yaml"))
+        apply.apply(x, parsed)
+    except (InvalidInput, Conflict) as exc:
+        return False, exc.message
+    rec = x.network.get_record(x.network.get_by_name_label("b")[0])
+    assert len(rec["PIFs"]) == 3 and int(rec["MTU"]) == tunnels.MTU
+    return True, int(rec["other_config"][desired.VNI])
+
+
+SPAN_ENTRY_POINTS = [("xe", span_through_xe), ("api", span_through_api),
+                     ("topology", span_through_topology)]
+
+
+@pytest.mark.parametrize("existing,request_,reason,vni", [c[1:] for c in SPAN_CASES],
+                         ids=[c[0] for c in SPAN_CASES])
+def test_every_entry_point_spans_and_refuses_the_same(pool_of_three, served, xenapi,
+                                                      tls_files, existing, request_, reason,
+                                                      vni):
+    env = {"served": served, "xenapi": xenapi, "tls": tls_files}
+    results = {}
+    for name, run in SPAN_ENTRY_POINTS:
+        results[name] = run(existing, request_, env)
+        for ref in xenapi.network.get_all():   # the next entry point starts afresh
+            if xenapi.network.get_name_label(ref) in ("a", "b"):
+                steps.discard_network(xenapi, ref)
+    results = {k: v for k, v in results.items() if v != N_A}
+    assert len(results) >= 2
+    if reason is OK:
+        assert results == {name: (True, vni) for name in results}
+    else:
+        refused = {name: ok is False and reason in said for name, (ok, said) in results.items()}
         assert all(refused.values()), "expected every entry point to refuse with %r, got %s" \
             % (reason, json.dumps(results, indent=1))

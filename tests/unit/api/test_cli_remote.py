@@ -136,3 +136,23 @@ def test_a_pin_through_xgw_networks_host(xgw):
     code, _, err = xgw("networks", "create", "bad", "--gateway", "172.16.8.1/24",
                        "--host", "h" * 256)
     assert code == 2 and "is not a host: give a host's uuid or name_label" in err
+
+
+def test_a_network_spanning_the_pool_through_xgw(xgw, engine):
+    from agent.xapisim import pool as members
+    members.configure_management(engine, next(iter(engine.objects["host"])), "10.0.0.1",
+                                 "255.255.255.0")
+    members.add_host(engine, "host-2", "openvswitch", address="10.0.0.2")
+    code, out, err = xgw("networks", "create", "lab", "--span", "pool", "--vni", "5001")
+    assert code == 0, err
+    card = dict(line.split(None, 1) for line in out.splitlines() if " " in line.strip())
+    assert card["span"].startswith("pool vni 5001 center ")
+    ports = [line.split() for line in out.splitlines() if line.startswith("ports on ")]
+    assert sorted(p[-1] for p in ports) == ["1", "1"] and len(ports) == 2
+    code, out, _ = xgw("networks", "list")
+    row = next(line for line in out.splitlines() if line.startswith("lab "))
+    assert "pool vni 5001 center" in row
+    code, _, err = xgw("networks", "create", "lab2", "--span", "pool", "--vni", "5001")
+    assert code == 5 and "VNI 5001 is already used by network lab" in err
+    code, _, err = xgw("networks", "create", "lab3", "--vni", "5")
+    assert code == 2 and "vni is for a network that spans the pool" in err

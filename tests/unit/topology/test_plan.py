@@ -83,6 +83,28 @@ def test_a_vlan_tag_in_use_is_a_conflict(xenapi):
     assert action.kind == "conflict" and "VLAN 100 on eth0 is network old's" in action.detail
 
 
+def test_spanning_networks_are_planned_and_their_span_and_vni_compared(xenapi, engine):
+    from agent.xapisim import pool as members
+    members.configure_management(engine, next(iter(engine.objects["host"])), "10.0.0.1",
+                                 "255.255.255.0")
+    Networks(xenapi).create("old", span="pool", vni=7)
+    doc = {"name": "t", "networks": [{"name": "lab", "span": "pool", "vni": 7}]}
+    action = plan(xenapi, model.parse(doc))[0]
+    assert action.kind == "conflict" and action.detail.endswith(
+        "networks[0].vni: VNI 7 is already used by network old (%s); choose another or "
+        "leave vni out" % xenapi.network.get_uuid(xenapi.network.get_by_name_label("old")[0]))
+    doc["networks"][0]["vni"] = 8
+    assert plan(xenapi, model.parse(doc))[0].detail.endswith(": spans the pool (VNI 8)")
+    applier.apply(xenapi, model.parse(doc))
+    assert kinds(plan(xenapi, model.parse(doc))) == [("noop", "network", "lab")]
+    for change, words in (({"vni": 9}, "VNI (file 9, host 8)"),
+                          ({"span": "host", "vni": None}, "span (file host, host pool)")):
+        net = dict(doc["networks"][0], **change)
+        action = plan(xenapi, model.parse({"name": "t", "networks": [
+            {k: v for k, v in net.items() if v is not None}]}))[0]
+        assert action.kind == "drift" and words in action.detail
+
+
 @pytest.mark.parametrize("change,field,words", [
     (lambda d: d["vms"][0]["nics"].append("pxee"), "vms[0].nics[2]",
      "no network pxee in this file or on the host"),
