@@ -50,7 +50,6 @@ PROTOCOLS = ("tcp", "udp")
 # Dom0's own processes too), so one of these would cut the host off from its
 # administrators (SSH) or from XenCenter and the rest of the pool (XAPI).
 RESERVED_PORTS = {("tcp", 22): "SSH", ("tcp", 80): "XAPI (HTTP)", ("tcp", 443): "XAPI (HTTPS)"}
-_PORT_RE = re.compile(r"^[0-9]{1,5}$")
 _FORWARD_RE = re.compile(r"^([A-Za-z]+):([^=:]*)=([^:]*)(?::(.*))?$")
 
 _TRUE = frozenset(["1", "yes", "true", "on"])
@@ -218,28 +217,13 @@ def format_link(parent, tag):
 # A VXLAN network identifier: 24 bits on the wire (RFC 7348); 0 is left out, since OVS
 # and Xen Orchestra's controller read key 0 as "no key".
 VNI_RANGE = (1, (1 << 24) - 1)
-_VNI_RE = re.compile(r"^[0-9]{1,8}$")
 
 
 def parse_vni(value, field="vni"):
     """A VXLAN network identifier, 1 to 16777215: an int (not a bool), or its decimal
     digits as text (what other_config stores). Whether another network uses it is
     agent.core.tunnels' question, asked with the pool's records."""
-    low, high = VNI_RANGE
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise GatewayInvalid("%s must be a whole number from %d to %d, not %s"
-                             % (field, low, high, type(value).__name__),
-                             field=field, value=repr(value))
-    if isinstance(value, str):
-        text = _text(value, field)
-        if not _VNI_RE.match(text):
-            raise GatewayInvalid("%s %r is not a VNI: use a whole number from %d to %d"
-                                 % (field, text, low, high), field=field, value=text)
-        value = int(text)
-    if not low <= value <= high:
-        raise GatewayInvalid("%s %d is out of range: a VNI is a whole number from %d to %d"
-                             % (field, value, low, high), field=field, value=str(value))
-    return value
+    return _whole(value, field, VNI_RANGE, "a VNI")
 
 
 # Where a private network is one segment: on one host (XAPI's single-server private
@@ -318,18 +302,26 @@ def parse_proto(value, field="proto"):
 
 def parse_port(value, field="port"):
     """A port from 1 to 65535: an int (not a bool), or its decimal digits as text."""
+    return _whole(value, field, (1, 65535), "a port")
+
+
+def _whole(value, field, limits, noun):
+    """A whole number within ``limits`` (low, high): an int (not a bool), or its decimal
+    digits as text; the errors call it ``noun`` ("a port")."""
+    low, high = limits
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise GatewayInvalid("%s must be a whole number from 1 to 65535, not %s"
-                             % (field, type(value).__name__), field=field, value=repr(value))
+        raise GatewayInvalid("%s must be a whole number from %d to %d, not %s"
+                             % (field, low, high, type(value).__name__), field=field,
+                             value=repr(value))
     if isinstance(value, str):
         text = _text(value, field)
-        if not _PORT_RE.match(text):
-            raise GatewayInvalid("%s %r is not a port: use a whole number from 1 to 65535"
-                                 % (field, text), field=field, value=text)
+        if not _DIGITS_RE.match(text) or len(text) > len(str(high)):
+            raise GatewayInvalid("%s %r is not %s: use a whole number from %d to %d"
+                                 % (field, text, noun, low, high), field=field, value=text)
         value = int(text)
-    if not 1 <= value <= 65535:
-        raise GatewayInvalid("%s %d is out of range: use a whole number from 1 to 65535"
-                             % (field, value), field=field, value=str(value))
+    if not low <= value <= high:
+        raise GatewayInvalid("%s %d is out of range: use a whole number from %d to %d"
+                             % (field, value, low, high), field=field, value=str(value))
     return value
 
 

@@ -196,7 +196,7 @@ def test_a_vni_of_xen_orchestras_vxlan_network_is_taken():
 
 
 @pytest.mark.parametrize("value,reason", [
-    ("0", "xapi-gateway.vni 0 is out of range: a VNI is a whole number from 1 to 16777215"),
+    ("0", "xapi-gateway.vni 0 is out of range: use a whole number from 1 to 16777215"),
     ("16777216", "xapi-gateway.vni 16777216 is out of range"),
     ("five", "xapi-gateway.vni 'five' is not a VNI: use a whole number from 1 to 16777215"),
     ("", "xapi-gateway.vni is empty")])

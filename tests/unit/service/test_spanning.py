@@ -83,7 +83,7 @@ def test_a_transport_pif_by_device(networks, engine, xenapi, hosts):
 
 @pytest.mark.parametrize("kwargs,field,message", [
     (dict(span="everywhere"), "span", "span 'everywhere' is not a span: use host"),
-    (dict(span="pool", vni=0), "vni", "vni 0 is out of range: a VNI is a whole number from 1"),
+    (dict(span="pool", vni=0), "vni", "vni 0 is out of range: use a whole number from 1 to 16777215"),
     (dict(span="pool", vni="7"), "vni", None),   # the API's JSON gives an int: text is "7"
     (dict(vni=7), "vni", "vni is for a network that spans the pool (span pool)"),
     (dict(span="pool", vlan={"tag": 5}), "span", "give span pool or vlan, not both"),
