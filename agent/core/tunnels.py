@@ -46,7 +46,7 @@ tunnel-create`` on each host does the same by hand):
 import ipaddress
 from collections import namedtuple
 
-from agent.core import desired, model, placement
+from agent.core import desired, model, placement, ports as portsmod
 from agent.errors import GatewayInvalid
 
 VNI = desired.VNI
@@ -57,6 +57,9 @@ UNDERLAY_MTU = 1500
 MTU = UNDERLAY_MTU - OVERHEAD       # what a spanning network is created with
 OPENVSWITCH = "openvswitch"
 PROTOCOL = "vxlan"
+KIND = "tunnel"                     # the daemon's OVS ports of this concern (core.ports)
+PEER_KEY = "xapi-gateway-peer"      # external_ids of a tunnel port: the peer host's uuid
+VNI_KEY = "xapi-gateway-vni"
 
 INVALID = "invalid"       # bad or duplicate VNI: no port on any host
 IDLE = "idle"             # fewer than two members: nothing to connect
@@ -88,6 +91,14 @@ class Port(namedtuple("Port", "network bridge name remote_ip key peer")):
     def options(self):
         """The Interface's options column."""
         return {"remote_ip": self.remote_ip, "key": str(self.key)}
+
+    def spec(self):
+        """The agent.core.ports.PortSpec the OVSDB writer makes: a vxlan Interface, marked
+        as the daemon's tunnel port of the network (the group: all of a network's ports on
+        this host are on its one bridge)."""
+        return portsmod.PortSpec(self.name, self.bridge, KIND, self.network, PROTOCOL,
+                                 self.options, None, {PEER_KEY: self.peer,
+                                                      VNI_KEY: str(self.key)})
 
 
 class Shape(namedtuple("Shape", "network name bridge vni state center reason ports "

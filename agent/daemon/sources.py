@@ -167,6 +167,15 @@ class PlacedSource(object):
             self._shapes = (self._pool_version, tunnels.shapes(self._records, self._pool))
         return self._shapes[1]
 
+    def tunnel_ports(self):
+        """The VXLAN ports this host should have (tunnels.Port, sorted by name), or None
+        while the pool or this host is not known: then the daemon leaves its tunnel ports
+        as they are (after a restart while the master is away, the status quo)."""
+        me = self.me()
+        if not me:
+            return None
+        return tunnels.ports_on(self.tunnels(), me)
+
     def tunnel_status(self):
         """Status of every spanning network: its Shape as a dict (VNI, center, ports per
         host, the hosts left out), its bridge and the ports this host should have."""

@@ -359,3 +359,16 @@ def test_parse_vni(value, vni):
 def test_parse_vni_refuses(value):
     with pytest.raises(GatewayInvalid):
         model.parse_vni(value)
+
+
+def test_a_port_as_the_ovsdb_writer_takes_it():
+    pool = Pool(A, B)
+    pool.network("n1", 5001, hosts=(A, B))
+    (port,) = pool.shapes()["n1"].ports[B]
+    spec = port.spec()
+    assert (spec.name, spec.bridge, spec.type, spec.tag) == (port.name, "xapi0", "vxlan", None)
+    assert spec.options == {"remote_ip": ADDR[A], "key": "5001"}
+    ids = spec.external_ids()
+    assert ids["xapi-gateway-kind"] == "tunnel" and ids["xapi-gateway-for"] == "n1"
+    assert ids["xapi-gateway-peer"] == A and ids["xapi-gateway-vni"] == "5001"
+    assert tunnels.portsmod.is_own(ids, tunnels.KIND)

@@ -96,3 +96,12 @@ def test_tunnel_status_follows_the_pool_records():
     assert status["here"] == [] and status["state"] == "idle"
     assert status["problems"][0]["host_name"] == "two"
     assert PlacedSource(XapiSource(), A).tunnel_status() == []   # no pool records yet
+
+
+def test_the_ports_this_host_should_have():
+    assert [p.remote_ip for p in _source("one", _spanning()).tunnel_ports()] == ["10.0.0.2"]
+    assert [p.remote_ip for p in _source(B, _spanning()).tunnel_ports()] == ["10.0.0.1"]
+    assert _source(A, _spanning(b_address="")).tunnel_ports() == ()
+    # unknown pool or host: None, so the daemon keeps the ports it has (the status quo)
+    assert PlacedSource(XapiSource(), A).tunnel_ports() is None
+    assert _source("somebody-else", _spanning()).tunnel_ports() is None
