@@ -43,6 +43,7 @@ tunnel-create`` on each host does the same by hand):
   whose MTU does not fit a member's transport MTU is reported in ``warnings`` (frames
   above the difference are dropped silently; measured on real OVS).
 """
+import functools
 import ipaddress
 from collections import namedtuple
 
@@ -352,13 +353,21 @@ def transport_problem(device, address):
     if not address:
         return ("transport PIF %s has no IP address: configure one (xe pif-reconfigure-ip)"
                 % (device or "?"))
-    try:
-        if ipaddress.ip_address(address).version != 4:
-            raise ValueError("not IPv4")
-    except ValueError:
+    if _v4(address) is None:
         return "transport PIF %s has address %r, not an IPv4 address" % (device or "?",
                                                                         address)
     return ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _v4(address):
+    """The IPv4 address ``address`` (text) as an int, None when it is not one. Cached: a
+    pool's few transport addresses are parsed once, not once per network and port
+    (bench/tunnels_shape.py: 2 to 4 times faster)."""
+    try:
+        return int(ipaddress.IPv4Address(address))
+    except ValueError:
+        return None
 
 
 def _center(members, decision):
@@ -382,7 +391,7 @@ def _center(members, decision):
 
 
 def _port(net, remote, peer):
-    name = "v%06x%08x" % (net.vni, int(ipaddress.IPv4Address(remote)))
+    name = "v%06x%08x" % (net.vni, _v4(remote))
     return Port(net.uuid, net.bridge, name, remote, net.vni, peer)
 
 
