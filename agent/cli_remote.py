@@ -501,18 +501,23 @@ def link_table(links):
 
 def tunnel_table(networks):
     """The spanning networks of ``xgw status``: VNI, center, state, the ports each host
-    should have (``name:count``, this host's marked ``*``), then the hosts left out."""
+    should have (``name:count``; this host's count and what the OVS writer made of them),
+    then the hosts left out."""
     rows = [("NETWORK", "BRIDGE", "VNI", "CENTER", "STATE", "PORTS")]
     for n in networks:
         here = len(n.get("here") or [])
         rows.append((n["name"], n["bridge"], "-" if n["vni"] is None else n["vni"],
                      n["center_name"] or "-", n["state"],
                      " ".join("%s:%d" % (p["host_name"], p["ports"]) for p in n["ports"])
-                     + " (here %d)" % here))
+                     + " (here %d%s)" % (here, " " + n["here_state"]
+                                         if n.get("here_state") else "")))
     table(rows)
     for n in networks:
         if n["state"] == "invalid":
             print("%s: %s" % (n["name"], n["reason"]))
+        if n.get("here_reason"):
+            print("%s: this host's ports %s: %s" % (n["name"], n["here_state"],
+                                                    n["here_reason"]))
         for p in n["problems"]:
             print("%s: host %s left out: %s" % (n["name"], p["host_name"], p["problem"]))
         for w in n["warnings"]:

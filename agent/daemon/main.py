@@ -556,7 +556,8 @@ class Daemon(object):
             "ovsdb": self.ovsdb.state() if self.ovsdb is not None else None,
             "gateways": list(snapshot.gateways),
             "links": [_link_view(st) for st in snapshot.links],
-            "tunnels": self.placed.tunnel_status() if getattr(self, "placed", None) else [],
+            "tunnels": self.placed.tunnel_status(dict(snapshot.tunnels))
+            if getattr(self, "placed", None) else [],
             "restart_needed": self.restart_needed,
         }
 
@@ -567,7 +568,8 @@ class Daemon(object):
         from agent.adapters.statefile import write_atomic
         from agent.errors import StateError
         snapshot = self.reconciler.published
-        key = (snapshot.gateways, snapshot.links, snapshot.failure, self.api["tcp_error"],
+        key = (snapshot.gateways, snapshot.links, snapshot.tunnels, snapshot.failure,
+               self.api["tcp_error"],
                getattr(getattr(self, "placed", None), "version", None))
         last_key, last_time = self._published
         now = time.monotonic()

@@ -22,6 +22,7 @@ from agent.core import links as linksmod
 from agent.core import model
 from agent.core import planner as P
 from agent.core import rules as rulesmod
+from agent.core import tunnels as tunnelsmod
 from agent.core.desired import network_of
 from agent.errors import AgentError, StateError, TransientKernelError
 
@@ -35,12 +36,14 @@ RoundResult = namedtuple("RoundResult", "ops writes commits errors duration fail
 
 
 class Snapshot(namedtuple("Snapshot", "gateways summary rounds writes commits last failure "
-                                      "failures links")):
+                                      "failures links tunnels")):
     """What the reconciler publishes after each round, for other threads to read.
 
     ``gateways``: tuple of gateway status dicts (never changed once published);
     ``links``: tuple of link status dicts, one per network that declares a VLAN link
     (network, name, bridge, parent, parent_name, tag, state, reason, since);
+    ``tunnels``: ((network uuid, (state, reason)), ...): what the OVS writer made of this
+    host's VXLAN ports of each spanning network (applied, waiting, error);
     ``last``: the last RoundResult or None; ``failure``: None, or a dict (code, message,
     since, consecutive) while rounds fail; ``failures``: failed rounds in all."""
     __slots__ = ()
@@ -53,7 +56,7 @@ class Snapshot(namedtuple("Snapshot", "gateways summary rounds writes commits la
         return last
 
 
-Snapshot.__new__.__defaults__ = ((),)
+Snapshot.__new__.__defaults__ = ((), ())
 
 
 def fields(**kw):
@@ -86,6 +89,8 @@ class Reconciler(object):
         self.accepted = set()
         self.status = OrderedDict()   # name -> dict (published in status.json)
         self.link_status = OrderedDict()   # child network uuid -> dict (status.json too)
+        self.tunnel_results = {}   # spanning network uuid -> (state, reason) of its ports here
+        self._no_tunnels = False   # the last sync wanted no tunnel port and left none
         self._links_recorded = None
         self.rounds = 0
         self.writes = 0
@@ -106,7 +111,7 @@ class Reconciler(object):
     def run_round(self):
         """One round; returns its RoundResult and never raises (see the module's text)."""
         started = self.clock()
-        plan, errors, problem, link_writes = None, {}, None, 0
+        plan, errors, problem, link_writes, tunnel_writes = None, {}, None, 0, 0
         self._added = []
         try:
             for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -121,6 +126,7 @@ class Reconciler(object):
                         raise
                     log.info("retrying the round (%s), attempt %d", exc, attempt + 1)
             link_results, link_writes = self._apply_links(plan)
+            tunnel_writes = self._apply_tunnels()
             problem = self._record(plan, errors, link_results)
         except AgentError as exc:
             problem = exc
@@ -133,7 +139,7 @@ class Reconciler(object):
         for op in self._added:
             self._announce(op)
         self.rounds += 1
-        ops = (len(plan.ops) if plan is not None else 0) + link_writes
+        ops = (len(plan.ops) if plan is not None else 0) + link_writes + tunnel_writes
         commits = sum(1 for t in rulesmod.TABLES if plan.table_ops(t)) if plan else 0
         self.writes += ops
         self.last = RoundResult(ops=ops, writes=ops, commits=commits, errors=len(errors),
@@ -174,7 +180,8 @@ class Reconciler(object):
                         rounds=self.rounds, writes=self.writes,
                         commits=getattr(self.iptables, "commits", 0), last=self.last,
                         failure=self.failure, failures=self.failures,
-                        links=tuple(self.link_status.values()))
+                        links=tuple(self.link_status.values()),
+                        tunnels=tuple(sorted(self.tunnel_results.items())))
 
     def heartbeat(self):
         """Monotonic time of the round in flight's last sign of life (waiting on the
@@ -296,6 +303,42 @@ class Reconciler(object):
         for text in writes:
             log.info("OVS: %s", text, extra=fields(operation="link"))
         return results, len(writes)
+
+    def _apply_tunnels(self):
+        """Make this host's VXLAN ports of the networks that span the pool
+        (PlacedSource.tunnel_ports: the pool's star, re-shaped by every change of the
+        pool's records) through the OVS writer, repair them, and remove the daemon's other
+        tunnel ports; never a port it did not make. While the pool or this host is not
+        known, the ports stay as they are. Records {network uuid: (state, reason)};
+        returns the number of writes."""
+        wanted = getattr(self.source, "tunnel_ports", None)
+        ports = wanted() if wanted is not None else None
+        if ports is None:
+            return 0
+        if not ports and self._no_tunnels:
+            return 0   # none wanted, and none of ours left since the last sync: no call
+        networks = sorted(set(p.network for p in ports))
+        if self.ovs is None:
+            self.tunnel_results = {n: ("error", "this host runs Linux bridges (network.conf):"
+                                       " VXLAN ports need Open vSwitch") for n in networks}
+            self._no_tunnels = not ports
+            return 0
+        try:
+            results, writes = self.ovs.sync_ports(tunnelsmod.KIND, [p.spec() for p in ports])
+        except AgentError as exc:
+            if networks:
+                log.debug("tunnels not reconciled: %s", exc)
+            self.tunnel_results = {n: ("error", str(exc)) for n in networks}
+            return 0
+        except Exception as exc:  # noqa: B902 - a bug in the writer must not stop gateways
+            log.exception("reconciling the tunnels crashed")
+            self.tunnel_results = {n: ("error", "internal error: %s" % exc) for n in networks}
+            return 0
+        for text in writes:
+            log.info("OVS: %s", text, extra=fields(operation="tunnel"))
+        self.tunnel_results = dict(results)
+        self._no_tunnels = not ports
+        return len(writes)
 
     def _record(self, plan, errors, link_results=None):
         """Record the outcome; returns the StateError when state.json could not be

@@ -176,17 +176,23 @@ class PlacedSource(object):
             return None
         return tunnels.ports_on(self.tunnels(), me)
 
-    def tunnel_status(self):
+    def tunnel_status(self, results=None):
         """Status of every spanning network: its Shape as a dict (VNI, center, ports per
-        host, the hosts left out), its bridge and the ports this host should have."""
+        host, the hosts left out), its bridge, the ports this host should have and, from
+        ``results`` ({network uuid: (state, reason)}, the reconciler's), what the OVS writer
+        made of them here (``here_state``: applied, waiting, error; None: no ports here
+        or not written yet)."""
+        results = results or {}
         me = self.me()
         hosts = self._pool.hosts if self._pool is not None else ()
         out = []
         for uuid, shape in sorted(self.tunnels().items(), key=lambda i: i[1].name):
             view = shape.as_dict(hosts)
+            here = shape.ports.get(me, ()) if me else ()
+            state, reason = results.get(uuid, (None, None)) if here else (None, None)
             view.update(network=uuid, name=shape.name, bridge=shape.bridge,
                         here=[{"name": p.name, "remote_ip": p.remote_ip, "key": p.key}
-                              for p in shape.ports.get(me, ())] if me else [])
+                              for p in here], here_state=state, here_reason=reason)
             out.append(view)
         return out
 

@@ -120,10 +120,12 @@ def test_status_shows_the_links_and_their_state(tmp_path, capsys):
 
 def test_status_shows_the_spanning_networks(tmp_path, capsys):
     """The tunnels part of status.json as the daemon's PlacedSource writes it."""
-    from tests.unit.daemon.test_placed_source import _source, _spanning
+    from tests.unit.daemon.test_placed_source import B, _source, _spanning
     path = write(tmp_path, GOOD % tmp_path)
-    tunnels = _source("one", _spanning()).tunnel_status()
+    tunnels = _source("one", _spanning()).tunnel_status({"net-1": ("applied", None)})
     tunnels += _source("one", _spanning(vni="0")).tunnel_status()
+    tunnels += _source(B, _spanning()).tunnel_status({"net-1": ("waiting", "bridge xapi1 "
+                                                                "does not exist on this host")})
     (tmp_path / "status.json").write_text(json.dumps({"pid": os.getpid(), "gateways": [],
                                                       "tunnels": tunnels}))
     assert cli.main(["-c", path, "status"]) == 0
@@ -131,6 +133,9 @@ def test_status_shows_the_spanning_networks(tmp_path, capsys):
     table = [line.split() for line in out[out.index(next(
         line for line in out if line.startswith("NETWORK"))):]]
     assert table[0] == ["NETWORK", "BRIDGE", "VNI", "CENTER", "STATE", "PORTS"]
-    assert table[1] == ["vlan", "xapi1", "7", "one", "ready", "one:1", "two:1", "(here", "1)"]
+    assert table[1] == ["vlan", "xapi1", "7", "one", "ready", "one:1", "two:1", "(here", "1",
+                        "applied)"]
     assert table[2][:5] == ["vlan", "xapi1", "-", "-", "invalid"]
+    assert table[3][-3:] == ["(here", "1", "waiting)"]
     assert "vlan: xapi-gateway.vni 0 is out of range" in "\n".join(out)
+    assert "vlan: this host's ports waiting: bridge xapi1 does not exist on this host" in out
