@@ -370,6 +370,39 @@ def _v4(address):
         return None
 
 
+def transports(hosts, pifs, device=None):
+    """[(host name, PIF ref)]: the transport PIF of every host of the pool for a new
+    spanning network, by host name: the PIF ``device`` (not a VLAN one), default each
+    host's management PIF. ``hosts``, ``pifs``: XAPI's records ({ref: record}). Raises
+    GatewayInvalid (``field`` span or transport, ``host`` its name) for the first host
+    that cannot carry tunnels: another backend, no such PIF, no IPv4 address on it; what
+    XAPI would refuse half way (OPENVSWITCH_NOT_ACTIVE, TRANSPORT_PIF_NOT_CONFIGURED),
+    said before anything is made."""
+    by_host = {}
+    for ref, pif in sorted(pifs.items()):
+        if pif.get("management") if device is None else \
+                (pif.get("device") == device and int(pif.get("VLAN", -1)) == -1):
+            by_host.setdefault(pif.get("host"), (ref, pif))
+    field = "transport" if device else "span"
+    found = []
+    for ref, host in sorted(hosts.items(), key=lambda i: i[1].get("name_label", "")):
+        name = host.get("name_label", ref)
+        trouble = backend_problem(host.get("software_version", {}).get("network_backend",
+                                                                       OPENVSWITCH))
+        if trouble:
+            raise GatewayInvalid("host %s %s" % (name, trouble), field="span", host=name)
+        if ref not in by_host:
+            raise GatewayInvalid("host %s has no %s to carry the tunnels" % (
+                name, "PIF %s" % device if device else "management PIF"), field=field,
+                host=name)
+        pif_ref, pif = by_host[ref]
+        trouble = transport_problem(pif.get("device"), pif.get("IP"))
+        if trouble:
+            raise GatewayInvalid("host %s: %s" % (name, trouble), field=field, host=name)
+        found.append((name, pif_ref))
+    return found
+
+
 def _center(members, decision):
     """(hub Host, why) among ``members`` [(Host, Member)]."""
     if not members:

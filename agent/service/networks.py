@@ -120,32 +120,13 @@ class Networks(object):
         return vni
 
     def _transports(self, device):
-        """[(host name, PIF ref)]: each host's transport PIF (the PIF ``device``, default
-        its management PIF), refused (Conflict) unless every host can carry tunnels."""
-        hosts = self.x.host.get_all_records()
-        by_host = {}
-        for ref, pif in self.x.PIF.get_all_records().items():
-            if pif["management"] if device is None else \
-                    (pif["device"] == device and int(pif["VLAN"]) == -1):
-                by_host.setdefault(pif["host"], (ref, pif))
-        found = []
-        for ref, host in sorted(hosts.items(), key=lambda i: i[1]["name_label"]):
-            name = host["name_label"]
-            trouble = tunnels.backend_problem(
-                host["software_version"].get("network_backend", tunnels.OPENVSWITCH))
-            if trouble:
-                raise Conflict("host %s %s" % (name, trouble), field="span", host=name)
-            if ref not in by_host:
-                raise Conflict("host %s has no %s to carry the tunnels" % (
-                    name, "PIF %s" % device if device else "management PIF"),
-                    field="transport" if device else "span", host=name)
-            pif_ref, pif = by_host[ref]
-            trouble = tunnels.transport_problem(pif["device"], pif["IP"])
-            if trouble:
-                raise Conflict("host %s: %s" % (name, trouble),
-                               field="transport" if device else "span", host=name)
-            found.append((name, pif_ref))
-        return found
+        """[(host name, PIF ref)]: each host's transport PIF (agent.core.tunnels.transports),
+        refused (Conflict) unless every host can carry tunnels."""
+        try:
+            return tunnels.transports(self.x.host.get_all_records(),
+                                      self.x.PIF.get_all_records(), device)
+        except GatewayInvalid as exc:
+            raise Conflict(str(exc), **exc.details)
 
     def set_gateway(self, key, gateway):
         """Set (``gateway`` a dict) or remove (None) a network's gateway."""

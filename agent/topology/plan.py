@@ -93,6 +93,7 @@ class Host(object):
     def __init__(self, x):
         self.networks = x.network.get_all_records()
         self.pifs = x.PIF.get_all_records()
+        self.hosts = x.host.get_all_records()
         everything = x.VM.get_all_records()
         self.templates = set(rec["name_label"] for rec in everything.values()
                              if rec["is_a_template"])
@@ -428,11 +429,10 @@ def _network(host, topology, index, spec, others, link_conflict=None, relinked=F
             conflict = _vlan_check(host, spec, path)
             if conflict:
                 return [_action(CONFLICT, "network", spec.name, ": " + conflict, spec)]
-        if spec.vni is not None:
-            conflict = tunnels.conflict(host.networks, spec.vni)
+        if spec.span == "pool":
+            conflict = _span_check(host, spec, path)
             if conflict:
-                return [_action(CONFLICT, "network", spec.name, ": %s.vni: %s; choose "
-                                "another or leave vni out" % (path, conflict), spec)]
+                return [_action(CONFLICT, "network", spec.name, ": " + conflict, spec)]
         if overlap or link_conflict:
             return [_action(CONFLICT, "network", spec.name, ": " + (overlap or
                                                                      "link: " + link_conflict),
@@ -480,6 +480,20 @@ def _network(host, topology, index, spec, others, link_conflict=None, relinked=F
     if not actions:
         actions.append(_action(NOOP, "network", spec.name, "", spec, rec["uuid"]))
     return actions
+
+
+def _span_check(host, spec, path):
+    """Why ``spec`` (span pool) cannot be made on this pool, or None: the VNI it asks for
+    is another network's, or a host cannot carry tunnels (agent.core.tunnels)."""
+    if spec.vni is not None:
+        conflict = tunnels.conflict(host.networks, spec.vni)
+        if conflict:
+            return "%s.vni: %s; choose another or leave vni out" % (path, conflict)
+    try:
+        tunnels.transports(host.hosts, host.pifs, spec.transport)
+    except GatewayInvalid as exc:
+        return "%s.%s: %s" % (path, exc.details["field"], exc)
+    return None
 
 
 def _vlan_check(host, spec, path):

@@ -372,3 +372,24 @@ def test_a_port_as_the_ovsdb_writer_takes_it():
     assert ids["xapi-gateway-kind"] == "tunnel" and ids["xapi-gateway-for"] == "n1"
     assert ids["xapi-gateway-peer"] == A and ids["xapi-gateway-vni"] == "5001"
     assert tunnels.portsmod.is_own(ids, tunnels.KIND)
+
+
+def test_the_transport_pifs_of_a_new_spanning_network():
+    pool = Pool(A, B)
+    hosts, pifs = pool.records["host"], pool.records["PIF"]
+    assert tunnels.transports(hosts, pifs) == [("host-a", "OpaqueRef:eth0-" + A),
+                                               ("host-b", "OpaqueRef:eth0-" + B)]
+    with pytest.raises(GatewayInvalid) as info:
+        tunnels.transports(hosts, pifs, "eth1")
+    assert str(info.value) == "host host-a has no PIF eth1 to carry the tunnels"
+    assert info.value.details == {"field": "transport", "host": "host-a"}
+    pool.host(C, address="")
+    with pytest.raises(GatewayInvalid) as info:
+        tunnels.transports(pool.records["host"], pool.records["PIF"])
+    assert str(info.value) == ("host host-c: transport PIF eth0 has no IP address: "
+                               "configure one (xe pif-reconfigure-ip)")
+    assert info.value.details["field"] == "span"
+    pool = Pool(A)
+    pool.host(B, backend="bridge")
+    with pytest.raises(GatewayInvalid, match="host host-b runs the bridge network backend"):
+        tunnels.transports(pool.records["host"], pool.records["PIF"])

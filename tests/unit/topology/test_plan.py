@@ -97,6 +97,15 @@ def test_spanning_networks_are_planned_and_their_span_and_vni_compared(xenapi, e
     assert plan(xenapi, model.parse(doc))[0].detail.endswith(": spans the pool (VNI 8)")
     applier.apply(xenapi, model.parse(doc))
     assert kinds(plan(xenapi, model.parse(doc))) == [("noop", "network", "lab")]
+    # a host that cannot carry tunnels: a conflict at plan time, before any change
+    doc["networks"][0].update(name="lab2", vni=10)
+    engine.set_field("PIF", next(r for r, p in engine.objects["PIF"].items()
+                                 if p["management"]), "IP", "")
+    action = plan(xenapi, model.parse(doc))[0]
+    assert action.kind == "conflict" and action.detail.endswith(
+        "networks[0].span: host xgw-sim: transport PIF eth0 has no IP address: configure one "
+        "(xe pif-reconfigure-ip)")
+    doc["networks"][0].update(name="lab", vni=8)
     for change, words in (({"vni": 9}, "VNI (file 9, host 8)"),
                           ({"span": "host", "vni": None}, "span (file host, host pool)")):
         net = dict(doc["networks"][0], **change)
