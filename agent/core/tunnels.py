@@ -21,7 +21,10 @@ tunnel-create`` on each host does the same by hand):
 - **Members**: the live hosts with the network's tunnel, its access PIF plugged, an IPv4
   address on the transport PIF and the Open vSwitch backend (XAPI's tunnels need it:
   ``OPENVSWITCH_NOT_ACTIVE``). A live host that falls short is left out of the shape and
-  the network's ``problems`` say why and what to do; the others stay connected.
+  the network's ``problems`` say why and what to do; the others stay connected. Linux
+  bridges are refused, not served by a kernel vxlan device with per-peer FDB entries:
+  XAPI makes no tunnel, access PIF or bridge there, so such a device would be outside
+  its model (VM placement, networkd's rebuilds), and entry points refuse the span.
 - **Shape**: a star around the center, which is the host placement chose to serve the
   network's gateway (agent.core.placement.place_network: the ``xapi-gateway.host`` pin,
   else the lowest uuid among the live, enabled hosts with the network attached), so the

@@ -76,7 +76,9 @@ class Lab(object):
         ns = N.Netns("vm%d" % n)
         self.vms.append(ns)
         host = hostns.Netns(self.sim.namespace(n))
-        N.ovs_endpoint(self.sim.bridges(n).ovs, host, bridge, "vm%d" % n, ns, address)
+        # a port name of its own each time: a deleted namespace's veth goes asynchronously
+        port = "vm%d-%d" % (n, len(self.vms))
+        N.ovs_endpoint(self.sim.bridges(n).ovs, host, bridge, port, ns, address)
         ns.run(["ip", "link", "set", "eth0", "mtu", str(tunnels.MTU)])
         return ns
 
