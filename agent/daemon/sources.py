@@ -142,6 +142,7 @@ class PlacedSource(object):
         self._pool = None
         self._records = {}
         self._shapes = (None, {})
+        self._ports = (None, None)
         self._pool_version = 0
         self._cached = (None, {})
         self.problem = None          # why placement is not in force, None when it is
@@ -171,10 +172,11 @@ class PlacedSource(object):
         """The VXLAN ports this host should have (tunnels.Port, sorted by name), or None
         while the pool or this host is not known: then the daemon leaves its tunnel ports
         as they are (after a restart while the master is away, the status quo)."""
-        me = self.me()
-        if not me:
-            return None
-        return tunnels.ports_on(self.tunnels(), me)
+        key = (self._pool_version, self.this_host)
+        if self._ports[0] != key:   # an idle round asks again: the same answer, cached
+            me = self.me()
+            self._ports = (key, tunnels.ports_on(self.tunnels(), me) if me else None)
+        return self._ports[1]
 
     def tunnel_status(self, results=None):
         """Status of every spanning network: its Shape as a dict (VNI, center, ports per
