@@ -51,7 +51,9 @@ class Bridges(object):
     as XAPI would have them; subclasses make them real through the hooks."""
 
     backend = None
-    vlans = False  # whether VLAN bridges are made: the host has a real eth0 bridge (a pool)
+    # the host's own bridges of physical PIFs (a pool host's xenbr0): VLAN bridges are
+    # made on these only (fake bridges on Open vSwitch)
+    uplinks = frozenset()
 
     def __init__(self):
         self.created = set()

@@ -7,6 +7,7 @@ registered per "class.message"; a message with neither answers MESSAGE_METHOD_UN
 (honest: it is not simulated) rather than pretending.
 """
 import datetime
+import logging
 import threading
 import time
 import uuid as uuidlib
@@ -18,6 +19,8 @@ from agent.xapisim import datamodel as dm
 
 LOGIN_METHODS = ("login_with_password", "slave_local_login_with_password")
 ASYNC = "Async."
+
+log = logging.getLogger(__name__)
 
 EVENT_LOG = 10000  # events kept for event.from; an older token gets EVENTS_LOST
 
@@ -159,6 +162,11 @@ class Engine(object):
                 return {"Status": "Success", "Value": encode(value, protocol)}
             except XapiFailure as failure:
                 return {"Status": "Failure", "ErrorDescription": failure.description()}
+            except Exception as exc:  # noqa: B902 - as xapi: an unexpected error is an answer
+                log.exception("%s failed", method)
+                return {"Status": "Failure",
+                        "ErrorDescription": ["INTERNAL_ERROR", "%s: %s" % (
+                            type(exc).__name__, exc)]}
 
     def _call_async(self, method, params):
         """Async.class.message: checks the call as the synchronous one would, then

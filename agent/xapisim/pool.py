@@ -106,7 +106,7 @@ class Pool(object):
                 self._bridges.append(bridges)
                 if self.underlay:
                     self.underlay.plug(n, getattr(bridges, "ovs", None))
-                    bridges.vlans = True
+                    bridges.uplinks = frozenset([wire.MANAGEMENT_BRIDGE])
                 name = "xgw-sim" if n == 1 else "xgw-sim-%d" % n
                 if n == 1:
                     host, _pool = seed(engine, hostname=name, bridges=bridges, isos=isos)

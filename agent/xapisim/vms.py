@@ -125,6 +125,24 @@ def vm_create(engine, session, args):
 
 
 def _power(engine, vm, record, state, host, new_domain=False):
+    """Move a VM to ``state`` (see _set_power). When the Dom0 side fails (a bridge or
+    port the backend could not make), the VM goes back to where it was and the call
+    fails with INTERNAL_ERROR, as a xapi operation that fails half way leaves the VM
+    as it found it."""
+    before, where = record["power_state"], record["resident_on"]
+    try:
+        _set_power(engine, vm, record, state, host, new_domain)
+    except XapiFailure:
+        raise
+    except Exception as exc:  # noqa: B902 - the backend's commands (OSError, OvsError)
+        try:
+            _set_power(engine, vm, record, before, where)
+        except Exception:  # noqa: B902 - the Dom0 side is broken: the error says so
+            pass
+        raise XapiFailure("INTERNAL_ERROR", "%s: %s" % (type(exc).__name__, exc))
+
+
+def _set_power(engine, vm, record, state, host, new_domain=False):
     """Move a VM to ``state``: a running or paused VM has a domain (a new one, with a
     fresh domid, unless it had one and not ``new_domain``), lives on ``host`` and has
     its devices attached; otherwise domid -1, no host, devices detached."""
@@ -523,9 +541,9 @@ def network_attach(engine, session, network, host):
 def sync_bridges(engine):
     """Each live host's bridges, as networkd has them: a PIF-less (private) network's
     where a running VM's VIF uses it or it was attached; a tunnel network's where its
-    access PIF is plugged; a VLAN network's (on a host whose eth0 bridge is real) where
-    its PIF is plugged; each with the ports of the live VIFs of the VMs on that host.
-    A host that is not live has none."""
+    access PIF is plugged; a VLAN network's where its PIF is plugged, when its parent is
+    a bridge the host really has (a pool host's xenbr0); each with the ports of the live
+    VIFs of the VMs on that host. A host that is not live has none."""
     wanted = {host: {} for host in engine.dom0}
     for ref, net in engine.objects["network"].items():
         if net["bridge"] == "xenapi":
@@ -547,12 +565,13 @@ def sync_bridges(engine):
                 continue
             if pif["tunnel_access_PIF_of"]:
                 wanted[host][net["bridge"]] = bridge_spec(engine, ref, live.get(host, ()))
-            elif pif["VLAN_master_of"] in engine.objects["VLAN"] and engine.dom0[host].vlans:
+            elif pif["VLAN_master_of"] in engine.objects["VLAN"]:
                 vlan = engine.objects["VLAN"][pif["VLAN_master_of"]]
                 tagged = engine.objects["PIF"][vlan["tagged_PIF"]]
                 parent = engine.objects["network"][tagged["network"]]["bridge"]
-                wanted[host][net["bridge"]] = bridge_spec(engine, ref, live.get(host, ()),
-                                                          parent, vlan["tag"])
+                if parent in engine.dom0[host].uplinks:
+                    wanted[host][net["bridge"]] = bridge_spec(
+                        engine, ref, live.get(host, ()), parent, vlan["tag"])
             # a physical PIF's bridge (xenbr0) is the host's own, not networkd's to make
     for host, bridges in engine.dom0.items():
         bridges.sync(wanted[host] if host_is_live(engine, host) else {})

@@ -201,6 +201,8 @@ class Lab(object):
                                     % (self.sim.returncode, self.sim_log()))
             if self.sim is not None:
                 self.sim.stdout.close()
+                if "Traceback" in self.sim_log():  # a call that failed inside the simulator
+                    problems.append("the simulator logged errors: %s" % self.sim_log())
         finally:
             for vm in self.vms:
                 vm.delete()

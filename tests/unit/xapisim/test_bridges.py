@@ -3,6 +3,7 @@ the real Open vSwitch and Linux bridges are in tests/integration/test_xapisim_br
 import re
 
 import pytest
+import XenAPI
 
 from agent.xapisim import bridges
 from tests.unit.xapisim.replies import ok
@@ -50,3 +51,30 @@ def test_make_chooses_the_backend():
     with pytest.raises(ValueError) as err:
         bridges.make("vswitch", real=True)
     assert "openvswitch, bridge" in str(err.value)
+
+
+class _BrokenBackend(bridges.Bridges):
+    """A backend whose bridges cannot be made (an OVS command that fails or times out)."""
+
+    def add_bridge(self, name, bspec):
+        raise OSError("ovs-vsctl: timed out")
+
+
+def test_a_start_whose_bridge_cannot_be_made_fails_and_leaves_the_vm_halted(served, xenapi):
+    engine = served[0]
+    host = xenapi.host.get_all()[0]
+    engine.dom0[host] = engine.bridges = _BrokenBackend()
+    net = xenapi.network.create({"name_label": "private", "other_config": {}})
+    template = xenapi.VM.get_by_name_label("Other install media")[0]
+    vm = xenapi.VM.clone(template, "a")
+    xenapi.VM.provision(vm)
+    xenapi.VIF.create({"VM": vm, "network": net, "device": "0", "MAC": "", "MTU": "1500",
+                       "other_config": {}, "qos_algorithm_type": "",
+                       "qos_algorithm_params": {}})
+    with pytest.raises(XenAPI.Failure) as info:
+        xenapi.VM.start(vm, False, False)
+    assert info.value.details[0] == "INTERNAL_ERROR"
+    assert "ovs-vsctl: timed out" in info.value.details[1]
+    assert xenapi.VM.get_power_state(vm) == "Halted"
+    assert xenapi.VM.get_resident_on(vm) == "OpaqueRef:NULL"
+    assert engine.bridges.created == set()
