@@ -17,7 +17,7 @@ from aiohttp import web
 
 import agent
 from agent.api import body as bodymod
-from agent.api import middleware, openapi
+from agent.api import middleware, openapi, rendered
 from agent.api.middleware import Fail
 from agent.service import doctor, steps, views
 from agent.service.errors import InvalidInput, NotFound, XapiUnavailable
@@ -33,6 +33,12 @@ class State(object):
 
     def gateways(self):
         return []
+
+    def published_gateways(self):
+        """The gateways' statuses as a tuple that is never changed: the same object as
+        long as they are the same (what the API renders is kept per object; see
+        agent.api.rendered). This default takes a new one each time."""
+        return tuple(self.gateways())
 
     def links(self):
         """The daemon's link statuses (dicts: network, name, bridge, parent, parent_name,
@@ -64,6 +70,11 @@ class Api(object):
         self.body_timeout = body_timeout
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="api")
         self.requests = {}      # HTTP status -> count, for /metrics
+        # made once per published tuple of statuses (agent.api.rendered)
+        self._gateways_body = rendered.Memo(lambda gws: rendered.render(
+            [_gateway_view(g) for g in gws]))
+        self._state_counts = rendered.Memo(_state_counts)
+        self._health = (None, None)  # (the last health answer's data, its Body)
 
     # ---- the application ---------------------------------------------------------------
     def app(self):
@@ -126,14 +137,15 @@ class Api(object):
         xapi["stalled"] = stalled is not None
         if stalled:
             xapi["reason"] = stalled
-        counts = {}
-        for gw in self.state.gateways():
-            counts[gw["state"]] = counts.get(gw["state"], 0) + 1
+        counts = self._state_counts(self.state.published_gateways())
         problems = list(self.state.problems())
         bad = (xapi["configured"] and not (xapi["connected"] and not stalled)) or \
             counts.get("error") or problems
-        return _json({"status": "degraded" if bad else "ok", "version": agent.__version__,
-                      "xapi": xapi, "gateways": counts, "problems": problems})
+        data = {"status": "degraded" if bad else "ok", "version": agent.__version__,
+                "xapi": xapi, "gateways": counts, "problems": problems}
+        if data != self._health[0]:  # rendered again only when it says something else
+            self._health = (data, rendered.render(data))
+        return rendered.answer(request, self._health[1])
 
     async def openapi(self, request):
         return _json(openapi.document())
@@ -159,11 +171,11 @@ class Api(object):
                       "checks": [dict(c._asdict()) for c in checks]})
 
     async def gateways(self, request):
-        return _json([_gateway_view(g) for g in self.state.gateways()])
+        return rendered.answer(request, self._gateways_body(self.state.published_gateways()))
 
     async def gateway(self, request):
         name = request.match_info["name"]
-        for gw in self.state.gateways():
+        for gw in self.state.published_gateways():
             if name in (gw["name"], gw["bridge"]):
                 return _json(_gateway_view(gw))
         raise NotFound("no gateway named %s (or on bridge %s)" % (name, name), gateway=name)
@@ -365,6 +377,14 @@ def _gateway_view(status):
     return {k: v for k, v in status.items() if k != "since_monotonic"}
 
 
+def _state_counts(statuses):
+    """{state: how many gateways are in it}."""
+    counts = {}
+    for gw in statuses:
+        counts[gw["state"]] = counts.get(gw["state"], 0) + 1
+    return counts
+
+
 def _wants_stream(request):
     return "application/x-ndjson" in request.headers.get("Accept", "")
 
@@ -374,7 +394,7 @@ def _line(data):
 
 
 def _json(data, status=200):
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, indent=1))
+    return web.json_response(data, status=status, dumps=rendered.dumps)
 
 
 def _query_bool(request, name):

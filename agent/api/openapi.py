@@ -311,6 +311,23 @@ _XAPI = {"502": _error("XAPI refused a step; what the request created was undone
                        "another change to the pool held it too long (busy)")}
 
 
+_IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
+                  "schema": {"type": "string"},
+                  "description": "the ETag of an earlier answer: 304 without a body while "
+                                 "the answer is still the same"}
+
+
+def _conditional(schema, description="OK"):
+    """The responses of a GET that answers with an ETag and honours If-None-Match."""
+    ok = _json(schema, description)
+    ok["headers"] = {"ETag": {"schema": {"type": "string"}, "description":
+                              "strong validator of this body; it changes exactly when the "
+                              "body does"}}
+    return {"200": ok, "304": {"description": "Not Modified: If-None-Match named the "
+                                              "current ETag (no body)",
+                               "headers": ok["headers"]}}
+
+
 def _with(responses, *extra):
     out = dict(responses)
     for item in extra:
@@ -320,7 +337,8 @@ def _with(responses, *extra):
 
 PATHS = {
     "/v1/health": {"get": _op("Liveness, version and XAPI connectivity", None,
-                              {"200": _json(_ref("Health"))}, op_id="health")},
+                              _conditional(_ref("Health")), params=[_IF_NONE_MATCH],
+                              op_id="health")},
     "/v1/openapi.json": {"get": _op("This document", None, {"200": _json({"type": "object"})},
                                     op_id="openapi")},
     "/metrics": {"get": _op("Prometheus metrics (text format)", "read", {
@@ -329,8 +347,9 @@ PATHS = {
     "/v1/doctor": {"get": _op("Preflight checks of this host", "read", _with(
         {"200": _json(_ref("Doctor"))}, {"503": _error("XAPI is unreachable")}),
         op_id="doctor")},
-    "/v1/gateways": {"get": _op("Live state of every gateway", "read", {
-        "200": _json({"type": "array", "items": _ref("GatewayStatus")})}, op_id="gateways")},
+    "/v1/gateways": {"get": _op("Live state of every gateway", "read", _conditional(
+        {"type": "array", "items": _ref("GatewayStatus")}), params=[_IF_NONE_MATCH],
+        op_id="gateways")},
     "/v1/gateways/{name}": {"get": _op("Live state of one gateway", "read", {
         "200": _json(_ref("GatewayStatus")), "404": _error("no such gateway")},
         params=[{"name": "name", "in": "path", "required": True,

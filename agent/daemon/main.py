@@ -155,6 +155,9 @@ class DaemonState(object):
     def gateways(self):
         return [dict(gw) for gw in self.daemon.reconciler.published.gateways]
 
+    def published_gateways(self):
+        return self.daemon.reconciler.published.gateways
+
     def links(self):
         return [_link_view(st) for st in self.daemon.reconciler.published.links]
 

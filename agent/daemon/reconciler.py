@@ -39,7 +39,9 @@ class Snapshot(namedtuple("Snapshot", "gateways summary rounds writes commits la
                                       "failures links tunnels")):
     """What the reconciler publishes after each round, for other threads to read.
 
-    ``gateways``: tuple of gateway status dicts (never changed once published);
+    ``gateways``: tuple of gateway status dicts (never changed once published; the same
+    tuple again while the reconciler's statuses are the same, so that readers can keep
+    what they made of it: agent.api.rendered);
     ``links``: tuple of link status dicts, one per network that declares a VLAN link
     (network, name, bridge, parent, parent_name, tag, state, reason, since);
     ``tunnels``: ((network uuid, (state, reason)), ...): what the OVS writer made of this
@@ -105,6 +107,7 @@ class Reconciler(object):
         self._recorded = None
         self._records = None   # (owned, accepted, and both frozen for the plan's key)
         self._added = []       # AddAddress operations of this round that succeeded
+        self._published_status = None
         self.published = self._snapshot()
 
     # ---- one round (kernel thread) -----------------------------------------------------
@@ -176,7 +179,13 @@ class Reconciler(object):
                         "consecutive": old["consecutive"] + 1 if old else 1}
 
     def _snapshot(self):
-        return Snapshot(gateways=tuple(self.status.values()), summary=self.summary(),
+        last = getattr(self, "published", None)
+        if last is not None and self._published_status is self.status:
+            gateways, summary = last.gateways, last.summary
+        else:
+            gateways, summary = tuple(self.status.values()), self.summary()
+        self._published_status = self.status  # _record replaces it, never changes it
+        return Snapshot(gateways=gateways, summary=summary,
                         rounds=self.rounds, writes=self.writes,
                         commits=getattr(self.iptables, "commits", 0), last=self.last,
                         failure=self.failure, failures=self.failures,
