@@ -56,13 +56,19 @@ GOAL_STARTUP_S = 0.5
 GOAL_STARTUP_VS_SCRIPT = 2.0  # start-up within 2x of iptables-restore + ip -batch
 GOAL_IDLE_MS = 5.0
 GOAL_RSS_MB = 50.0
+GOAL_API_GATEWAYS_RPS = 5000.0   # GET /v1/gateways at 1000 gateways, the daemon on one core
+GOAL_API_P99_MS = 5.0
+GOAL_API_HEALTH_RPS = 10000.0
+APILOAD = os.path.join(BENCH, "apiload.py")
+API_PORT = 8443   # inside the phase's own namespace
+API_TOKEN = "r" * 48
 
 FULL = {"latency": 200, "burst": 500, "burst_ovs": 200, "startup": 1000, "seed_sleep": 3,
         "seed_nosleep": 50, "idle_rounds": 5, "idle_budget": 20.0, "script": 200,
-        "counts": [100, 250, 500, 1000, 2000, 4000]}
+        "counts": [100, 250, 500, 1000, 2000, 4000], "api_seconds": 5}
 QUICK = {"latency": 50, "burst": 500, "burst_ovs": 100, "startup": 1000, "seed_sleep": 3,
          "seed_nosleep": 20, "idle_rounds": 3, "idle_budget": 12.0, "script": 50,
-         "counts": [100, 1000, 2000]}
+         "counts": [100, 1000, 2000], "api_seconds": 2}
 LINUX, OVS = "linux-bridge", "openvswitch"
 OVS_SUFFIX = "@openvswitch"  # results key of a phase on Open vSwitch bridges
 
@@ -521,6 +527,171 @@ def phase_script(res, count):
         res.close_phase(ns, [])
 
 
+# ---- the API at 1000 gateways ---------------------------------------------------------------
+def cpus():
+    """(the daemon's CPU, the load generator's CPU) among those this process may use."""
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed[0], allowed[-1]
+
+
+def export_tree(rev, directory):
+    """The ``agent`` package of git revision ``rev`` in ``directory`` (a daemon of that
+    revision then runs with PYTHONPATH=directory); RuntimeError if git cannot."""
+    archive = subprocess.run(["git", "-C", REPO, "archive", "--format=tar", rev, "agent"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if archive.returncode != 0:
+        raise RuntimeError("git archive %s: %s" % (rev, archive.stderr.decode()[-500:]))
+    subprocess.run(["tar", "-x", "-C", directory], input=archive.stdout, check=True)
+    described = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h %s", rev],
+                               stdout=subprocess.PIPE, universal_newlines=True)
+    text = described.stdout.strip()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def tls_files(workdir):
+    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", key, "-out", cert], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tokens = os.path.join(workdir, "tokens")
+    with open(tokens, "w") as f:
+        f.write("read %s bench\n" % API_TOKEN)
+    os.chmod(tokens, 0o600)
+    return cert, key, tokens
+
+
+def apiload(ns, cpu, target, path, seconds, connections, conditional=False, headers=()):
+    """bench/apiload.py in ``ns``, pinned to ``cpu``: its JSON result."""
+    cmd = ["taskset", "-c", str(cpu), sys.executable, APILOAD, target, path,
+           "--seconds", str(seconds), "--connections", str(connections)]
+    for header in headers:
+        cmd += ["--header", header]
+    if conditional:
+        cmd.append("--conditional")
+    proc = ns.run(cmd, check=False, timeout=seconds + 60)
+    if proc.returncode != 0:
+        raise RuntimeError("apiload %s %s failed (%d): %s" % (target, path, proc.returncode,
+                                                              proc.stderr[-2000:]))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def client_ceiling(ns, daemon_cpu, load_cpu, seconds, connections, kind="--trivial"):
+    """The load generator against a server that does nothing (bench/apiload.py --trivial,
+    on the daemon's CPU): the most it can measure; with --trivial-aiohttp, what aiohttp
+    alone answers on that CPU."""
+    path = os.path.join(tempfile.mkdtemp(prefix="xgwb-trivial-"), "t.sock")
+    server = ns.popen(["taskset", "-c", str(daemon_cpu), sys.executable, APILOAD, kind,
+                       "unix:" + path], stdout=subprocess.PIPE, universal_newlines=True)
+    try:
+        server.stdout.readline()  # "serving"
+        return apiload(ns, load_cpu, "unix:" + path, "/", seconds, connections)
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+
+API_CASES = (  # (key, label, path, conditional, over TLS with a token)
+    ("health", "GET /v1/health", "/v1/health", False, False),
+    ("gateways_200", "GET /v1/gateways (200, full body)", "/v1/gateways", False, False),
+    ("gateways_304", "GET /v1/gateways (If-None-Match: 304)", "/v1/gateways", True, False),
+    ("tls_health", "TLS + token: GET /v1/health", "/v1/health", False, True),
+    ("tls_gateways_200", "TLS + token: GET /v1/gateways (200)", "/v1/gateways", False, True),
+    ("tls_gateways_304", "TLS + token: GET /v1/gateways (304)", "/v1/gateways", True, True),
+)
+
+
+def api_daemon(res, ns, indices, daemon_cpu, rev=None):
+    """A daemon for the API phase in ``ns`` (its bridges made), pinned to ``daemon_cpu``,
+    with TCP (TLS and a read token) on 127.0.0.1:API_PORT; of git revision ``rev`` when
+    given (run from an export of it: ``python -m`` puts the working directory first on
+    sys.path). Returns (daemon, label of the code it runs)."""
+    wd = res.workdir()
+    cwd, label = REPO, "this tree"
+    if rev is not None:
+        cwd = os.path.join(wd, "tree")
+        os.mkdir(cwd)
+        label = export_tree(rev, cwd)
+    cert, key, tokens = tls_files(wd)
+    d = BenchDaemon(ns, wd, gateways_config(indices), env={"PYTHONPATH": cwd},
+                    launcher=["env", "-C", cwd, "taskset", "-c", str(daemon_cpu),
+                              sys.executable, "-m", "agent.daemon.main"],
+                    agent_opts={"check_interval": "10", "log_level": "info"},
+                    extra="[api]\nlisten = 127.0.0.1:%d\ntls_cert = %s\ntls_key = %s\n"
+                          "tokens = %s\n" % (API_PORT, cert, key, tokens))
+    res.daemons.append(d)
+    return d, label
+
+
+def phase_api(res, count, seconds, connections, before=None):
+    """The API with ``count`` gateways applied, the daemon pinned to one CPU and the load
+    generator to another: req/s and latency of each case in API_CASES, RSS before and
+    after the load. With ``before`` (a git revision) that revision's daemon runs too, in
+    a namespace of its own, and each case is measured on both, one right after the other
+    (the machine's load drifts less between them than between two phases)."""
+    daemon_cpu, load_cpu = cpus()
+    indices = list(range(count))
+    result = {"gateways": count, "connections": connections, "seconds": seconds,
+              "daemon_cpu": daemon_cpu, "load_cpu": load_cpu, "runs": {},
+              "load": os.getloadavg()[0]}
+    versions = [("now", None)] + ([("before", before)] if before else [])
+    spaces, daemons = {}, {}
+    try:
+        for label, rev in versions:
+            spaces[label] = res.netns("api" + label)
+            create_bridges_batch(spaces[label], indices)
+        ns = spaces["now"]
+        result["client_ceiling"] = client_ceiling(ns, daemon_cpu, load_cpu, seconds,
+                                                  connections)
+        result["aiohttp_alone"] = client_ceiling(ns, daemon_cpu, load_cpu, seconds,
+                                                 connections, "--trivial-aiohttp")
+        print("  load generator against a trivial server: %.0f req/s, p99 %.3f ms; aiohttp "
+              "alone (one route, fixed bytes): %.0f req/s, p50 %.3f ms, p99 %.3f ms"
+              % (result["client_ceiling"]["rps"], result["client_ceiling"]["p99_ms"],
+                 result["aiohttp_alone"]["rps"], result["aiohttp_alone"]["p50_ms"],
+                 result["aiohttp_alone"]["p99_ms"]))
+        for label, rev in versions:
+            d, code = api_daemon(res, spaces[label], indices, daemon_cpu, rev)
+            daemons[label] = d
+            result["runs"][label] = {"code": code}
+            d.start(timeout=120)
+            if wait_status(d, all_applied(gateway_name(i) for i in indices), 120) is None:
+                raise RuntimeError("%s: not all %d gateways applied" % (label, count))
+        time.sleep(0.5)
+        for label, d in daemons.items():
+            result["runs"][label]["rss_mb"] = rss_kb(d.proc.pid)["VmRSS"] / 1024.0
+        for key, text, path, conditional, secure in API_CASES:
+            for label, rev in versions:
+                d, run = daemons[label], result["runs"][label]
+                if conditional and rev is not None:
+                    run[key] = None  # that revision may have no ETag
+                    continue
+                target = ("tls:127.0.0.1:%d" % API_PORT) if secure else \
+                    "unix:" + os.path.join(d.runtime_dir, "api.sock")
+                run[key] = r = apiload(spaces[label], load_cpu, target, path, seconds,
+                                       connections, conditional, ["Authorization: Bearer %s"
+                                                                  % API_TOKEN] if secure else ())
+                print("  %-6s %-40s %8.0f req/s  p50 %6.3f ms  p99 %6.3f ms  %s  %d B"
+                      % (label, text, r["rps"], r["p50_ms"], r["p99_ms"], r["statuses"],
+                         r["body_bytes"]))
+                sys.stdout.flush()
+        for label, d in daemons.items():
+            mem = rss_kb(d.proc.pid)
+            result["runs"][label].update(rss_after_mb=mem["VmRSS"] / 1024.0,
+                                         hwm_mb=mem["VmHWM"] / 1024.0)
+        if before:
+            result["before_rev"] = result["runs"]["before"]["code"]
+        return result
+    finally:
+        for label, ns in spaces.items():
+            d = daemons.get(label)
+            if d is not None:
+                d.stop()
+            ns.run(["ip", "-force", "-batch", "-"], check=False, timeout=600,
+                   input="".join("link del %s\n" % bridge_name(i) for i in indices))
+            res.close_phase(ns, [])
+
+
 CLEAN_NAT = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" \
     ":POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
 
@@ -757,6 +928,53 @@ def curve_rows(r):
     return rows
 
 
+def api_rows(r):
+    """(case, [before,] now, goal, verdict) of the API phase."""
+    a = r.get("api")
+    if not a or not a.get("runs"):
+        return []
+    now, before = a["runs"].get("now") or {}, a["runs"].get("before")
+
+    def cell(run, key):
+        x = (run or {}).get(key)
+        if x is None:
+            return "n/a"
+        return "%.0f req/s, p50 %.2f ms, p99 %.2f ms" % (x["rps"], x["p50_ms"], x["p99_ms"])
+
+    goals = {"health": ("%g req/s" % GOAL_API_HEALTH_RPS, GOAL_API_HEALTH_RPS, None),
+             "gateways_304": (">= %g req/s, p99 <= %g ms" % (GOAL_API_GATEWAYS_RPS,
+                                                              GOAL_API_P99_MS),
+                              GOAL_API_GATEWAYS_RPS, GOAL_API_P99_MS),
+             "gateways_200": (">= %g req/s, p99 <= %g ms" % (GOAL_API_GATEWAYS_RPS,
+                                                              GOAL_API_P99_MS),
+                              GOAL_API_GATEWAYS_RPS, GOAL_API_P99_MS)}
+    rows = []
+    for key, label, _path, _conditional, _tls in API_CASES:
+        goal, rps, p99 = goals.get(key, ("", None, None))
+        x = now.get(key)
+        ok = ""
+        if rps is not None:
+            ok = "MISSED (no figure)" if x is None else "ok" if x["rps"] >= rps and (
+                p99 is None or x["p99_ms"] <= p99) else "MISSED"
+        row = (label, cell(now, key), goal, ok)
+        rows.append(row if before is None else (label, cell(before, key)) + row[1:])
+    for key, label in (("rss_mb", "RSS with the gateways applied"),
+                       ("rss_after_mb", "RSS after the load (peak)")):
+        value = "%.1f MB" % now[key] if now.get(key) else "n/a"
+        if key == "rss_after_mb" and now.get("hwm_mb"):
+            value += " (%.1f MB)" % now["hwm_mb"]
+        goal = "<= %g MB" % GOAL_RSS_MB if key == "rss_mb" else ""
+        ok = verdict(now.get(key), GOAL_RSS_MB) if key == "rss_mb" else ""
+        row = (label, value, goal, ok)
+        if before is not None:
+            old = "%.1f MB" % before[key] if before.get(key) else "n/a"
+            if key == "rss_after_mb" and before.get("hwm_mb"):
+                old += " (%.1f MB)" % before["hwm_mb"]
+            row = (label, old) + row[1:]
+        rows.append(row)
+    return rows
+
+
 def backend_rows(r):
     """Latency and burst on Linux bridges beside Open vSwitch bridges (rows of
     (metric, linux-bridge, openvswitch, goal)), when both ran."""
@@ -829,7 +1047,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer bridges (about 1.5 min)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--only", action="append",
-                        choices=("latency", "script", "burst", "startup", "seed"),
+                        choices=("latency", "script", "burst", "startup", "seed", "api"),
                         help="run only this phase (repeatable)")
     parser.add_argument("--backend", choices=(LINUX, OVS, "both"), default="both",
                         help="latency and burst on Linux bridges, Open vSwitch bridges or "
@@ -842,6 +1060,12 @@ def main(argv=None):
                         help="also write PNG plots (and results.json) to DIR (default "
                              "bench/results); needs matplotlib: pip install -r "
                              "requirements/bench.txt")
+    parser.add_argument("--api-before", metavar="REV",
+                        help="api: also measure the daemon of git revision REV (e.g. main), "
+                             "in the same namespace right after, and show it beside")
+    parser.add_argument("--api-connections", type=int, default=4, metavar="N",
+                        help="api: keep-alive connections, each one request in flight "
+                             "(default 4)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directories (daemon logs, configs, status files)")
     args = parser.parse_args(argv)
@@ -858,7 +1082,7 @@ def main(argv=None):
         sizes = dict(sizes, counts=args.counts)
     if sizes["startup"] not in sizes["counts"]:
         sizes = dict(sizes, counts=sorted(sizes["counts"] + [sizes["startup"]]))
-    phases = args.only or ["latency", "script", "burst", "startup", "seed"]
+    phases = args.only or ["latency", "script", "burst", "startup", "seed", "api"]
     backends = [LINUX, OVS] if args.backend == "both" else [args.backend]
     if OVS in backends and ovsmod.installed():
         sys.exit("run_bench.py: %s (or --backend %s)" % (ovsmod.installed(), LINUX))
@@ -904,6 +1128,9 @@ def main(argv=None):
                                           if p["bridges"] == sizes["startup"]][0]
                 elif phase == "seed":
                     results["seed"] = phase_seed(res, sizes["seed_sleep"], sizes["seed_nosleep"])
+                elif phase == "api":
+                    results["api"] = phase_api(res, sizes["startup"], sizes["api_seconds"],
+                                               args.api_connections, args.api_before)
             except (AssertionError, RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
                 results[key] = None
                 text = "%s: %s" % (type(exc).__name__, exc)
@@ -938,6 +1165,21 @@ def main(argv=None):
         print_table(curve, head=("gateways", "daemon: all applied", "script (restore + ip -batch)",
                                  "daemon/script", "idle check", "idle writes", "RSS",
                                  "load"))
+    api = api_rows(results)
+    if api:
+        a = results["api"]
+        print("")
+        print("API with %d gateways applied: the daemon on CPU %d only (taskset), %d keep-alive "
+              "connections from bench/apiload.py on CPU %d, %g s per case; that client "
+              "against a trivial server: %.0f req/s; aiohttp alone on CPU %d: %.0f req/s "
+              "(load %.2f at the phase's start):" % (
+                  a["gateways"], a["daemon_cpu"], a["connections"], a["load_cpu"],
+                  a["seconds"], a["client_ceiling"]["rps"], a["daemon_cpu"],
+                  a["aiohttp_alone"]["rps"], a["load"]))
+        head = ("case", "now", "goal", "")
+        if len(api[0]) == 5:
+            head = ("case", "before: %s" % a.get("before_rev"), "now", "goal", "")
+        print_table(api, head=head)
     side = backend_rows(results)
     if side:
         print("")
