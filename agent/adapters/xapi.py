@@ -149,7 +149,7 @@ class NetworkWatcher(object):
                     self._hand(records, self._take(records, batch["events"]))
             except Exception as exc:  # noqa: B902 - socket errors, XenAPI.Failure, xmlrpc
                 # ProtocolError/Fault, malformed replies: whatever it was, reconnect
-                reason = _describe(exc)
+                reason = describe(exc)
             self.on_state(False, reason)
             log.warning("XAPI at %s unavailable (%s); retrying in %.1f s", self.url, reason,
                         pause)
@@ -180,7 +180,32 @@ class NetworkWatcher(object):
             self.on_pool(dict((c, dict(r)) for c, r in records.items()))
 
 
-def _describe(exc):
+def describe(exc):
+    """An SDK exception in words: a XAPI error with its details, or the exception."""
     if isinstance(exc, XenAPI.Failure):
         return "XAPI error %s" % " ".join(str(d) for d in exc.details)
     return "%s: %s" % (type(exc).__name__, exc)
+
+
+def write_claim(session, network_uuid, old, new):
+    """Replace the network's claim ``old`` ('' none) by ``new``: remove it if it is still
+    ``old`` as read now, then add ``new`` with add_to_other_config, which the master
+    refuses (MAP_DUPLICATE_KEY) when another host added one in between. Returns (won,
+    value now): won is False when the claim was no longer ``old`` or the add lost."""
+    from agent.core.claims import CLAIM
+    x = session.xenapi
+    ref = x.network.get_by_uuid(network_uuid)
+    current = x.network.get_other_config(ref).get(CLAIM, "")
+    if current != old:
+        return False, current
+    if old:
+        x.network.remove_from_other_config(ref, CLAIM)
+    if not new:
+        return True, ""
+    try:
+        x.network.add_to_other_config(ref, CLAIM, new)
+    except XenAPI.Failure as exc:
+        if exc.details and exc.details[0] == "MAP_DUPLICATE_KEY":
+            return False, x.network.get_other_config(ref).get(CLAIM, "")
+        raise
+    return True, new

@@ -140,6 +140,22 @@ XAPI_SCHEMA = OrderedDict([
                     "INSTALLATION_UUID from the inventory file, as on Dom0.")),
     ("inventory", Option(_abspath, "/etc/xensource-inventory",
                          "Dom0's inventory file, where INSTALLATION_UUID names this host.")),
+    ("heartbeat_port", Option(lambda v, f: _int_range(0, 65535)(v, f), 7968,
+                              "UDP port of the pool heartbeats, sent to and heard on the "
+                              "hosts' management addresses (README, Pools: open it in "
+                              "Dom0's firewall); 0: no heartbeats (a host that simply dies "
+                              "is then noticed only when XAPI marks it dead).")),
+    ("heartbeat_interval", Option(_float_range(0.05, 10), 0.2,
+                                  "Seconds between two heartbeats to each pool member.")),
+    ("hold_time", Option(_float_range(0.1, 600), 1.0,
+                         "Seconds without a heartbeat before a pool member counts as down "
+                         "(more than heartbeat_interval).")),
+    ("hold_down", Option(_float_range(0, 3600), 5.0,
+                         "Seconds of steady heartbeats before a member that was down counts "
+                         "as up again (against flapping).")),
+    ("pool_secret", Option(_abspath, "/etc/xensource/ptoken",
+                           "The pool secret every pool member has (root-only); the key that "
+                           "authenticates heartbeats is derived from it.")),
 ])
 
 INSECURE_WORDS = "plain-http-without-tokens-anyone-who-reaches-the-port-controls-this-host"
@@ -348,6 +364,12 @@ def parse(text, path="<string>"):
             raise ConfigError("config %s: unknown section [%s]; expected [agent], [xapi], "
                               "[api] or [gateway:NAME]" % (path, section), path=path,
                               section=section)
+    if xapi_values["hold_time"] <= xapi_values["heartbeat_interval"]:
+        raise ConfigError("config %s [xapi]: hold_time %s must be longer than "
+                          "heartbeat_interval %s (a member would count as down between two "
+                          "heartbeats)" % (path, xapi_values["hold_time"],
+                                           xapi_values["heartbeat_interval"]),
+                          path=path, section="xapi", key="hold_time")
     if api_values["listen"] and not api_values["insecure"] and not (
             api_values["tls_cert"] and api_values["tls_key"]):
         raise ConfigError("config %s [api]: listen = %s needs tls_cert and tls_key (the "

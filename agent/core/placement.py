@@ -15,6 +15,12 @@ election traffic is needed:
    maintenance still serves rather than nobody: a one-host pool keeps its gateways).
 3. No live host with the network attached: nobody serves it ("unserved").
 
+"Live" is ``host_metrics.live`` and, for the other hosts, reachable: this host hears their
+heartbeats (agent.core.liveness), since XAPI marks a host that simply died dead only
+after about 10 minutes. Views of reachability differ between hosts for a moment, so for
+a wired network the answer here is whom placement wants; the claim in XAPI
+(agent.core.claims) decides who actually serves.
+
 A host-local network (no PIFs: XAPI's single-server private network) has a separate bridge
 on each host where it is in use, and XAPI keeps its VMs on one host; the host that has its
 bridge serves it, as on a single host ("here" on every host until some host uses it; the
@@ -42,9 +48,18 @@ UNSERVED = "unserved"
 INVALID = "invalid"
 
 
-class Host(namedtuple("Host", "uuid name enabled live")):
-    """A pool member: uuid, name_label, host.enabled, host_metrics.live."""
+class Host(namedtuple("Host", "uuid name enabled live reachable")):
+    """A pool member: uuid, name_label, host.enabled, host_metrics.live, and whether this
+    host hears its heartbeats (agent.core.liveness; a host is always reachable from
+    itself, and every host is reachable where heartbeats are off)."""
     __slots__ = ()
+
+    @property
+    def up(self):
+        return self.live and self.reachable
+
+
+Host.__new__.__defaults__ = (True,)
 
 
 class Network(namedtuple("Network", "uuid wired attached")):
@@ -63,6 +78,13 @@ class Pool(namedtuple("Pool", "hosts networks")):
             if host.uuid == uuid:
                 return host
         return None
+
+    def reaching(self, unreachable):
+        """This pool as a host sees it that does not hear the hosts in ``unreachable``."""
+        if not unreachable:
+            return self
+        return Pool(tuple(h._replace(reachable=h.uuid not in unreachable)
+                          for h in self.hosts), self.networks)
 
 
 class Decision(namedtuple("Decision", "state host reason")):
@@ -148,20 +170,33 @@ def _wired(pool, this_host, network, pinned):
         if not trouble:
             return _decide(this_host, pinned, "pinned (%s)" % desired.HOST)
         why_not = "pinned to %s, which %s; " % (pinned.name, trouble)
-    ready = sorted((h for h in attached if h.live and h.enabled), key=lambda h: h.uuid)
+    ready = sorted((h for h in attached if h.up and h.enabled), key=lambda h: h.uuid)
     if ready:
         return _decide(this_host, ready[0], why_not + "lowest uuid among the live, enabled "
                        "hosts with the network attached")
-    live = sorted((h for h in attached if h.live), key=lambda h: h.uuid)
+    live = sorted((h for h in attached if h.up), key=lambda h: h.uuid)
     if live:
         return _decide(this_host, live[0], why_not + "no enabled host has the network "
                        "attached; lowest uuid among the live ones")
     return _decide(this_host, None, why_not + "no live host has the network attached")
 
 
+def unfit(pool, network_uuid, uuid):
+    """Why the host ``uuid`` cannot serve the wired network now ('' when it can): what a
+    claim's holder is checked against (agent.core.claims)."""
+    host, network = pool.host(uuid), pool.networks.get(network_uuid)
+    if host is None:
+        return "is no host of the pool"
+    if network is None:
+        return "does not have the network attached"
+    return _unfit(host, network)
+
+
 def _unfit(host, network):
     if not host.live:
         return "is not live"
+    if not host.reachable:
+        return "is unreachable (no heartbeat)"
     if not host.enabled:
         return "is disabled"
     if host.uuid not in network.attached:
@@ -221,3 +256,16 @@ def snapshot(hosts, host_metrics, networks, pifs, vifs=None, vms=None):
         uuid = rec.get("uuid", ref)
         nets[uuid] = Network(uuid, bool(wired.get(ref)), frozenset(up.get(ref, ())))
     return Pool(tuple(sorted(members, key=lambda h: h.uuid)), nets)
+
+
+def management_addresses(hosts, pifs):
+    """{host uuid: management address} from XAPI records: the IP of the host's PIF with
+    ``management`` true, else ``host.address``; '' when neither is known."""
+    addresses = {}
+    for ref, rec in (hosts or {}).items():
+        addresses[rec.get("uuid", ref)] = rec.get("address", "") or ""
+    for rec in (pifs or {}).values():
+        host = (hosts or {}).get(rec.get("host"))
+        if host is not None and rec.get("management") and rec.get("IP"):
+            addresses[host.get("uuid", rec.get("host"))] = rec["IP"]
+    return addresses

@@ -222,6 +222,7 @@ class Daemon(object):
         self.ovsdb = None       # the OVSDB connection, on an Open vSwitch host
         self.restart_needed = []  # what the last reload could not apply (status.json)
         self.api_guard = None
+        self.pool = None  # agent.daemon.pool.PoolWatch with XAPI
         self.api = {"socket": None, "listen": config.api.listen or None, "tcp_error": None}
 
     def run(self):
@@ -273,7 +274,12 @@ class Daemon(object):
                                                           "xapi-networks.json")),
                                    backend=backend)
             sources.append(self.xapi)
-        self.placed = PlacedSource(MergedSource(*sources), self._this_host())
+        # status.json of a previous run in the runtime directory (a tmpfs, /run): the
+        # daemon restarted, the kernel still holds what it served; none: the host booted
+        restarted = os.path.exists(os.path.join(settings.runtime_dir, "status.json"))
+        self.placed = PlacedSource(MergedSource(*sources), self._this_host(),
+                                   claims_of=self.xapi.claims if self.xapi else None,
+                                   restarted=restarted)
         self.ovsdb = self._ovsdb(backend)
         reconciler = Reconciler(
             source=self.placed, view=view, netlink=netlink, iptables=Iptables(),
@@ -297,6 +303,9 @@ class Daemon(object):
         await in_kernel_thread(resync)
 
         if self.xapi is not None:
+            from agent.daemon.pool import PoolWatch
+            self.pool = PoolWatch(loop, self.config.xapi, self.placed, engine.request,
+                                  self._applied)
             self._start_xapi_watch()
 
         udev = None
@@ -329,6 +338,8 @@ class Daemon(object):
         done, _ = await asyncio.wait([core, self._stop], return_when=asyncio.FIRST_COMPLETED)
         for task in self._timers + [watchdog]:
             task.cancel()
+        if self.pool is not None:
+            self.pool.close()
         if core in done:
             return self._core_died(core)
         self.notifier.notify(stopping=1, status="stopping; gateways left in place")
@@ -432,8 +443,12 @@ class Daemon(object):
         self.engine.request()
 
     def _xapi_pool(self, records):
-        self.placed.update_pool(records)
-        self.engine.request()
+        self.pool.pool_records(records)
+
+    def _applied(self):
+        """The names of the gateways the last round applied."""
+        return set(gw["name"] for gw in self.reconciler.published.gateways
+                   if gw["state"] == "applied")
 
     def _xapi_state(self, connected, reason):
         if connected != self.xapi.connected:
@@ -443,6 +458,7 @@ class Daemon(object):
                 log.warning("lost XAPI at %s (%s); enforcing the last known gateways",
                             self.config.xapi.url, reason)
         self.xapi.connected, self.xapi.reason = connected, reason
+        self.pool.xapi_state(connected)
         self._publish_status(min_interval=0)
 
     # ---- events ------------------------------------------------------------------------
@@ -525,6 +541,8 @@ class Daemon(object):
                 self.notifier.notify(watchdog=1)
 
     def _after_round(self, result):
+        if self.pool is not None:
+            self.pool.after_round()
         snapshot = self.reconciler.published
         self.metrics.observe_round(result, snapshot.gateways)
         text = self._status_line()
@@ -562,6 +580,7 @@ class Daemon(object):
             "tunnels": self.placed.tunnel_status(dict(snapshot.tunnels))
             if getattr(self, "placed", None) else [],
             "restart_needed": self.restart_needed,
+            "pool": None if self.pool is None else self.pool.status(),
         }
 
     def _publish_status(self, min_interval=1.0):

@@ -166,13 +166,14 @@ class Daemon(object):
     """xapi-gateway-agent running for real inside a namespace, readiness by sd_notify."""
 
     def __init__(self, ns, workdir, gateways=None, agent_opts=None, extra="", env=None,
-                 xapi_url="none", launcher=None, prefix=(), xapi_host=None):
+                 xapi_url="none", launcher=None, prefix=(), xapi_host=None, xapi_opts=None):
         self.ns = ns
         # argv that runs the daemon, followed by "-c CONFIG" (a helper may wrap it)
         self.launcher = launcher or [sys.executable, "-m", "agent.daemon.main"]
         self.prefix = list(prefix)  # a command that runs the daemon's `ip netns exec ...`
         self.xapi_url = xapi_url
         self.xapi_host = xapi_host  # [xapi] host: this host in a simulated pool
+        self.xapi_opts = dict(xapi_opts or {})  # more [xapi] keys (heartbeats)
         self.env = dict(env or {})
         self.workdir = workdir
         self.config_path = os.path.join(workdir, "agent.conf")
@@ -195,6 +196,7 @@ class Daemon(object):
         lines = ["[agent]"] + ["%s = %s" % kv for kv in sorted(opts.items())] + [""]
         lines += ["[xapi]", "url = %s" % self.xapi_url]
         lines += ["host = %s" % self.xapi_host] if self.xapi_host else []
+        lines += ["%s = %s" % kv for kv in sorted(self.xapi_opts.items())]
         lines += [""]
         for name, gw in gateways.items():
             lines.append("[gateway:%s]" % name)

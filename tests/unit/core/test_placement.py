@@ -175,3 +175,37 @@ def test_snapshot_and_place_from_xapi_records():
     assert (on_c["vlan"].state, on_c["vlan"].host.name) == (placement.ELSEWHERE, "two")
     assert on_c["priv"].state == placement.HERE
     assert "a pin does not move a host-local network" in on_c["priv"].reason
+
+
+@pytest.mark.parametrize("me,unreachable,serving,reason", [
+    (B, {A}, B, "lowest uuid among the live, enabled hosts"),     # A died: B's view
+    (A, {B, C}, A, "lowest uuid among the live, enabled hosts"),  # never itself
+    (C, {A, B}, C, "lowest uuid among the live, enabled hosts"),
+    (C, set(), A, "lowest uuid"),
+])
+def test_reachability_from_heartbeats_is_an_input(me, unreachable, serving, reason):
+    snap = pool("ABC").reaching(unreachable - {me})
+    decision = placement.place_one(snap, me, gateway())
+    assert decision.host.uuid == serving and reason in decision.reason
+    assert decision.here == (serving == me)
+
+
+def test_an_unreachable_pinned_host_is_passed_over_and_the_reason_says_why():
+    snap = pool("ABC").reaching({B})
+    decision = placement.place_one(snap, A, gateway(host=B))
+    assert decision.host.uuid == A
+    assert "pinned to host-b, which is unreachable (no heartbeat)" in decision.reason
+    assert placement.unfit(snap, VLAN, B) == "is unreachable (no heartbeat)"
+    assert placement.unfit(snap, VLAN, "9zzz") == "is no host of the pool"
+    assert placement.unfit(snap, VLAN, A) == ""
+
+
+def test_management_addresses_from_pif_records():
+    hosts_ = {"OpaqueRef:h1": {"uuid": A, "address": "10.0.0.1"},
+              "OpaqueRef:h2": {"uuid": B, "address": "10.0.0.9"},
+              "OpaqueRef:h3": {"uuid": C}}
+    pifs = {"p1": {"host": "OpaqueRef:h2", "management": True, "IP": "10.0.0.2"},
+            "p2": {"host": "OpaqueRef:h2", "management": False, "IP": "192.0.2.1"},
+            "p3": {"host": "OpaqueRef:h1", "management": True, "IP": ""}}
+    assert placement.management_addresses(hosts_, pifs) == {
+        A: "10.0.0.1", B: "10.0.0.2", C: ""}

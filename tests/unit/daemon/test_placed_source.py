@@ -1,15 +1,18 @@
-"""PlacedSource: the gateways placement gives this host, and what it says about the rest."""
+"""PlacedSource: the gateways placement gives this host and the claim lets it serve, and
+what it says about the rest."""
 from agent.adapters.xapi import read_inventory_uuid
-from agent.core import desired
+from agent.core import claims, desired
 from agent.daemon.sources import PlacedSource, XapiSource
 
 A, B = "1aaa", "2bbb"
 
 
-def _records(pin=None, b_live=True):
+def _records(pin=None, b_live=True, claim=A + ":1"):
     other = {desired.ADDRESS: "172.16.1.1/24"}
     if pin:
         other[desired.HOST] = pin
+    if claim:
+        other[claims.CLAIM] = claim
     return {
         "network": {"OpaqueRef:n": {"uuid": "net-1", "name_label": "vlan", "bridge": "xapi1",
                                     "other_config": other}},
@@ -39,8 +42,89 @@ def test_the_lowest_uuid_serves_and_the_other_host_stands_aside():
 
 
 def test_a_pin_and_liveness_move_it():
-    assert _source(A, _records(pin="two")).gateways() == {}
+    assert _source(A, _records(pin="two", claim=B + ":1")).gateways() == {}
     assert list(_source(A, _records(pin="two", b_live=False)).gateways()) == ["vlan"]
+
+
+def _writes(source):
+    return [(name, net, v.action, v.write) for name, net, v in source.claim_writes()]
+
+
+def test_the_placed_host_serves_only_once_its_claim_is_written():
+    one = _source(A, _records(claim=None))
+    assert one.gateways() == {} and _writes(one) == [
+        ("vlan", "net-1", claims.CLAIM_IT, ("", A + ":1"))]
+    assert "claiming (no claim yet)" in one.elsewhere()["vlan"][1].reason
+    one.note_claim("net-1", A + ":1")
+    assert list(one.gateways()) == ["vlan"] and _writes(one) == []
+    two = _source(B, _records(claim=None))   # the other host writes nothing
+    assert two.gateways() == {} and _writes(two) == []
+
+
+def test_the_successor_takes_the_claim_of_an_unreachable_holder_and_serves_after():
+    two = _source(B, _records())
+    two.set_unreachable([A])
+    assert two.gateways() == {}
+    assert _writes(two) == [("vlan", "net-1", claims.TAKE, (A + ":1", B + ":2"))]
+    assert "which is unreachable (no heartbeat)" in two.elsewhere()["vlan"][1].reason
+    two.note_claim("net-1", B + ":2")
+    assert list(two.gateways()) == ["vlan"]
+    # A is heard again: placement wants A back; B hands over, A waits for it
+    two.set_unreachable([])
+    assert two.gateways() == {}
+    assert _writes(two) == [("vlan", "net-1", claims.RELEASE, (B + ":2", ":3"))]
+    one = _source(A, _records(claim=B + ":2"))
+    assert one.gateways() == {} and _writes(one) == []
+    assert "waiting for %s to hand over" % B in one.elsewhere()["vlan"][1].reason
+    assert one.elsewhere()["vlan"][1].host.uuid == B
+
+
+def test_a_host_never_counts_itself_unreachable():
+    one = _source(A, _records())
+    one.set_unreachable([A, B])
+    assert list(one.gateways()) == ["vlan"]
+
+
+def test_a_takeover_seen_half_way_changes_nothing():
+    two = _source(B, _records())
+    two.set_unreachable([A])
+    two.note_claim("net-1", B + ":2")
+    two.update_pool(_records(claim=None))      # the event between remove and add
+    assert list(two.gateways()) == ["vlan"] and _writes(two) == []
+    two.update_pool(_records(claim=B + ":2"))
+    assert list(two.gateways()) == ["vlan"]
+
+
+def test_a_claim_by_another_host_stops_service_at_once():
+    one = _source(A, _records())
+    assert list(one.gateways()) == ["vlan"]
+    one.update_pool(_records(claim=B + ":2"))   # B's takeover, seen through the event
+    assert one.gateways() == {} and _writes(one) == []   # B is fit: A waits
+
+
+def test_emergency_mode_keeps_the_status_quo():
+    one, two = _source(A, _records()), _source(B, _records())
+    assert one.set_connected(False) and two.set_connected(False)
+    assert two.emergency
+    two.set_unreachable([A])              # A dies while the master is away
+    assert list(one.gateways()) == ["vlan"] and two.gateways() == {}
+    assert _writes(two) == [] and "emergency mode" in two.elsewhere()["vlan"][1].reason
+    one.update_pool(_records(claim=B + ":5"))  # nothing dropped either
+    assert list(one.gateways()) == ["vlan"]
+    assert two.set_connected(True) and not two.emergency
+    assert _writes(two)[0][2] == claims.TAKE
+
+
+def test_before_the_pool_records_a_cached_claim_of_another_host_is_respected():
+    xapi = XapiSource()
+    xapi.update(_records(claim=A + ":3")["network"])
+    cached = {"net-1": A + ":3"}
+    assert PlacedSource(xapi, B, claims_of=lambda: cached).gateways() == {}
+    assert list(PlacedSource(xapi, A, claims_of=lambda: cached).gateways()) == ["vlan"]
+    # after a boot the kernel is empty and the claim may be stale: wait for XAPI
+    assert PlacedSource(xapi, A, claims_of=lambda: cached, restarted=False).gateways() == {}
+    assert PlacedSource(xapi, A, claims_of=lambda: {"net-1": "junk"}).gateways() == {}
+    assert list(PlacedSource(xapi, A, claims_of=lambda: {}).gateways()) == ["vlan"]
 
 
 def test_a_bad_pin_is_invalid_and_served_nowhere():
