@@ -176,7 +176,9 @@ def test_failover_moves_the_gateway_once_and_announces_it(lab):
     vm = pool.plug_vm(others[0], bridge, "172.16.1.10/24", gw)
     neighbour = pool.plug_vm(others[1], bridge, "172.16.1.11/24")
     N.wait_for(lambda: pool.pings(vm, pool.outside), timeout=10, message="the VM's way out")
-    assert pool.pings(neighbour, gw)  # the neighbour learns the gateway's MAC, then is quiet
+    # the neighbour learns the gateway's MAC, then is quiet (a fresh port may drop the
+    # very first frames while the switch is busy: poll)
+    N.wait_for(lambda: pool.pings(neighbour, gw), timeout=10, message="the neighbour's ping")
     old_mac = mac_of(pool.host(old), bridge)
     assert neighbour_mac(neighbour, gw) == old_mac
     time.sleep(1.2)  # past the neighbour entry's locktime (1 s): an update may override it

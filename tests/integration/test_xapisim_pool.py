@@ -23,8 +23,10 @@ def test_three_hosts_each_with_its_own_open_vswitch_on_one_wire(lab):
         assert host.ovs.list_ports("xenbr0") == ["eth0"]
         [pif] = [p for p in api.host.get_PIFs(host.ref) if api.PIF.get_management(p)]
         assert (api.PIF.get_IP(pif), api.host.get_address(host.ref)) == (host.address,) * 2
-        assert pool.pings(host.ns, pool.outside)
-    assert pool.pings(h1.ns, h3.address) and pool.pings(h3.ns, h2.address)
+        N.wait_for(lambda: pool.pings(host.ns, pool.outside), timeout=10,
+                   message="host %d reaching the underlay" % host.number)
+    N.wait_for(lambda: pool.pings(h1.ns, h3.address) and pool.pings(h3.ns, h2.address),
+               timeout=10, message="the hosts reaching each other")
 
     # a private network's bridge is made where its VM runs, on that host only
     net = api.network.create({"name_label": "private", "other_config": {}})
@@ -89,7 +91,7 @@ def test_a_pool_on_linux_bridges_refuses_tunnels(lab):
     api = pool.api()
     h1, h2 = pool.hosts
     assert "%s/24" % h2.address in h2.ns.addresses("xenbr0")
-    assert pool.pings(h2.ns, h1.address)
+    N.wait_for(lambda: pool.pings(h2.ns, h1.address), timeout=10, message="host 1 from 2")
     net = api.network.create({"name_label": "private", "other_config": {}})
     bridge = api.network.get_bridge(net)
     api.network.attach(net, h2.ref)  # the hidden call that makes the bridge on a host
