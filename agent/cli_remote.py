@@ -107,6 +107,8 @@ def add_commands(sub):
     make.add_argument("--himn", action="store_true", help="add the host internal "
                                                           "management network (device 9)")
     make.add_argument("--start", action="store_true")
+    make.add_argument("--host", help="the pool host (uuid or name) it starts on, also its "
+                                     "affinity")
     make.add_argument("--sr-check", choices=("warn", "refuse", "off"),
                       help="a disk on an SR that is not ext: warn (default), refuse, off")
 
@@ -258,7 +260,7 @@ def _vms(api, args):
         body = {"name": args.name, "nics": args.nic, "disks": [_disk(d) for d in args.disk]}
         for flag, field in (("template", "template"), ("memory", "memory_mib"),
                             ("vcpus", "vcpus"), ("iso", "iso"), ("boot", "boot"),
-                            ("sr_check", "sr_check")):
+                            ("sr_check", "sr_check"), ("host", "host")):
             if getattr(args, flag) is not None:
                 body[field] = getattr(args, flag)
         body.update(himn=args.himn, start=args.start)

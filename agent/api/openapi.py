@@ -163,6 +163,8 @@ SCHEMAS = {
         "boot": {"type": "string", "pattern": "^[cdn]{1,3}$",
                  "description": "boot order: c disk, d CD, n network (e.g. ncd)"},
         "himn": _BOOL, "start": _BOOL,
+        "host": {"type": "string", "minLength": 1, "description": "the pool host (uuid or "
+                 "name) it starts on (VM.start_on), also its affinity"},
         "sr_check": {"type": "string", "enum": ["warn", "refuse", "off"]}},
         required=("name",)),
     "Vm": _obj({

@@ -16,7 +16,8 @@ from xml.parsers.expat import ExpatError
 
 import XenAPI
 
-from agent.core import model
+from agent.core import model, placement
+from agent.errors import GatewayInvalid
 from agent.service import steps, views
 from agent.service.errors import Conflict, InvalidInput, NotFound, XapiCallFailed
 from agent.service.networks import Networks
@@ -57,14 +58,15 @@ class Vms(object):
     # ---- changes -----------------------------------------------------------------------
     def create(self, name, memory_mib=256, vcpus=1, nics=(), disks=(), iso=None, boot="dc",
                himn=False, start=False, template=DEFAULT_TEMPLATE, sr_check="warn",
-               progress=None, marks=None):
+               progress=None, marks=None, host=None):
         """Returns the new VM's view, with ``warnings`` (a list of sentences).
         ``nics``: network names or uuids, device 0, 1, ... ``disks``: [{"size_gib": N,
         "sr": name or uuid (default: the pool's default SR)}], device 0, 1, 2, 4, ...
         ``iso``: an ISO's name or uuid, in the CD drive (device 3; the drive is there,
         empty, without one). ``boot``: HVM boot order letters (c disk, d CD, n network),
         e.g. "ncd". ``marks``: other_config keys for the VM (a topology marks what it
-        manages)."""
+        manages). ``host``: the pool host (uuid or name) it starts on (VM.start_on), also
+        its affinity, where a later start prefers it."""
         progress = progress or (lambda step: None)
         name = field(model.parse_name, name, "name")
         if name.startswith(steps.NAME_PREFIX):
@@ -90,6 +92,7 @@ class Vms(object):
         disk_plan = self._disks(disks, sr_check, warnings)
         iso_ref = self._iso(iso) if iso is not None else None
         himn_ref = self._himn() if himn else None
+        host_ref = self.host(host)
         templates = [r for r in self.x.VM.get_by_name_label(template)
                      if self.x.VM.get_is_a_template(r)]
         if not templates:
@@ -128,6 +131,8 @@ class Vms(object):
             step("set vCPUs", self.x.VM.set_VCPUs_max, vm, str(vcpus))
             step("set vCPUs at startup", self.x.VM.set_VCPUs_at_startup, vm, str(vcpus))
             step("set the boot order", self.x.VM.set_HVM_boot_params, vm, {"order": boot})
+            if host_ref is not None:
+                step("set its affinity", self.x.VM.set_affinity, vm, host_ref)
             for key, value in sorted((marks or {}).items()):
                 step("mark it %s" % key, self.x.VM.add_to_other_config, vm, key, value)
             for i, (device, size, sr, sr_name) in enumerate(disk_plan):
@@ -145,8 +150,8 @@ class Vms(object):
                 progress("host internal management network")
                 self._attach_himn(vm, himn_ref)
             if start:
-                progress("start")
-                step("start", self.x.VM.start, vm, False, False)
+                progress("start" + (" on %s" % host if host_ref is not None else ""))
+                self._start(vm, host_ref)
                 made["started"] = True
             op.commit("name it %s" % name, self.x.VM.set_name_label, vm, name)
             for vdi in made["vdis"]:
@@ -156,16 +161,32 @@ class Vms(object):
         result["warnings"] = warnings
         return result
 
+    def host(self, key, name="host"):
+        """The ref of the pool host ``key`` names (uuid or name_label), None for no
+        host (None or blank)."""
+        if key is None:
+            return None
+        key = field(model.parse_host, key, name)
+        return find_host(self.x.host.get_all_records(), key, name) if key else None
+
+    def _start(self, vm, host_ref):
+        if host_ref is None:
+            step("start", self.x.VM.start, vm, False, False)
+        else:
+            step("start on its host", self.x.VM.start_on, vm, host_ref, False, False)
+
     def _name_free(self, name):
         if any(views.is_vm(rec) and rec["name_label"] == name
                for rec in self.x.VM.get_all_records().values()):
             raise Conflict("a VM named %s exists already" % name, field="name", name=name)
 
-    def start(self, key):
+    def start(self, key, host=None):
+        """Starts a halted VM, on the pool host ``host`` (uuid or name) when given."""
         vm = self._find(key)
+        host_ref = self.host(host)
         state = self.x.VM.get_power_state(vm)
         if state == "Halted":
-            step("start", self.x.VM.start, vm, False, False)
+            self._start(vm, host_ref)
         elif state != "Running":
             raise Conflict("VM %s is %s; it can be started only when halted"
                            % (key, state.lower()), vm=key, power_state=state)
@@ -366,6 +387,18 @@ class Vms(object):
                 self.x.VDI.destroy(vdi)
             except XenAPI.Failure as exc:
                 log.error("rollback: destroying disk %s failed: %s", vdi, exc.details)
+
+
+def find_host(records, key, name="host"):
+    """The ref among host ``records`` ({ref: record}) that ``key`` (a uuid, or a
+    name_label naming one host) names, as a gateway's pin is matched
+    (agent.core.placement.resolve_pin); NotFound otherwise."""
+    hosts = {placement.Host(rec["uuid"], rec["name_label"], rec["enabled"], None): ref
+             for ref, rec in records.items()}
+    try:
+        return hosts[placement.resolve_pin(list(hosts), key, name)]
+    except GatewayInvalid as exc:
+        raise NotFound(str(exc), field=name)
 
 
 def _vif(vm, network, device):

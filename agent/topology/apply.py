@@ -108,10 +108,11 @@ def _execute(x, name, action, sr_check):
         view = vms.create(spec.name, memory_mib=spec.memory_mib, vcpus=spec.vcpus,
                           nics=list(spec.nics), disks=[d.to_service() for d in spec.disks],
                           iso=spec.iso, boot=spec.boot, himn=spec.himn, start=spec.start,
-                          template=spec.template, sr_check=sr_check, marks=marks)
+                          template=spec.template, sr_check=sr_check, marks=marks,
+                          host=spec.host or None)
         return ["vm %s: %s" % (spec.name, w) for w in view.get("warnings", [])]
     if action.kind == planner.START:
-        vms.start(action.uuid)
+        vms.start(action.uuid, host=spec.host or None)
     elif action.kind == planner.DELETE:
         vms.destroy(action.uuid, force=True)
     return []

@@ -34,6 +34,7 @@ The document (YAML or JSON)::
         himn: false                  # the host internal management network, as the
                                      # XenCenter plug-in attaches it (device 9)
         start: false                 # start it when it is created, or when halted
+        host: xcp-host-2             # optional: the pool host (uuid or name) it starts on
 
 Defaults and limits are the service layer's (agent/service/vms.py, networks.py); a
 gateway's values are agent.core.model's, as for the config file, xe and the API. A NIC
@@ -82,7 +83,7 @@ LINK_KEYS = ("parent", "tag")
 GATEWAY_KEYS = ("address", "nat", "forwards", "public", "inbound", "host")
 FORWARD_KEYS = ("proto", "port", "to")
 VM_KEYS = ("name", "template", "memory_mib", "memory", "vcpus", "disks", "nics", "iso",
-           "boot", "himn", "start")
+           "boot", "himn", "start", "host")
 DISK_KEYS = ("size_gib", "sr")
 
 
@@ -181,7 +182,9 @@ class DiskSpec(namedtuple("DiskSpec", "size_gib sr")):
 
 
 class VmSpec(namedtuple("VmSpec", "name template memory_mib vcpus disks nics iso boot "
-                                  "himn start")):
+                                  "himn start host")):
+    """``host``: the pool host it starts on (core.model.parse_host's syntax), "" for
+    any."""
     __slots__ = ()
 
 
@@ -501,8 +504,12 @@ def _vm(item, path):
                                                        HIMN_DEVICE),
               "give at most %d NICs with himn: true" % HIMN_DEVICE)
     start = _bool(item.get("start", False), path + ".start")
+    try:
+        host = core.parse_host(item["host"], path + ".host") if "host" in item else ""
+    except GatewayInvalid as exc:
+        raise InvalidInput(str(exc), field=path + ".host")
     return VmSpec(name, template.strip(), memory, vcpus, disks, nics,
-                  None if iso is None else iso.strip(), boot, himn, start)
+                  None if iso is None else iso.strip(), boot, himn, start, host)
 
 
 def _disk(item, path):

@@ -41,7 +41,8 @@ from collections import namedtuple
 from agent.core import conflicts, desired, links, tunnels
 from agent.core import model as core
 from agent.errors import GatewayInvalid
-from agent.service.errors import InvalidInput
+from agent.service.errors import InvalidInput, NotFound
+from agent.service.vms import find_host
 from agent.topology import model
 
 MARK = desired.TOPOLOGY_MARK
@@ -515,6 +516,11 @@ def _vlan_check(host, spec, path):
 def _vm(host, topology, index, spec):
     path = "vms[%d]" % index
     _check_nics(host, topology, path, spec)
+    if spec.host:
+        try:
+            find_host(host.hosts, spec.host, path + ".host")
+        except NotFound as exc:
+            raise InvalidInput(str(exc), field=path + ".host")
     same = host.named(host.vms, spec.name)
     if len(same) > 1:
         return [_action(CONFLICT, "vm", spec.name,
@@ -538,7 +544,8 @@ def _vm(host, topology, index, spec):
                                % ", ".join(differs), spec, rec["uuid"]))
     state = rec["power_state"]
     if spec.start and state == "Halted":
-        actions.append(_action(START, "vm", spec.name, ": start it (it is halted)", spec,
+        actions.append(_action(START, "vm", spec.name, ": start it (it is halted)%s"
+                               % (" on host %s" % spec.host if spec.host else ""), spec,
                                rec["uuid"]))
     elif spec.start and state != "Running":
         actions.append(_action(DRIFT, "vm", spec.name, ": is %s, not running; apply starts "
@@ -616,7 +623,8 @@ def _vm_text(spec):
     if spec.template != model.DEFAULT_TEMPLATE:
         parts.append("template %s" % spec.template)
     text = ", ".join(parts)
-    return text + ("; then start it" if spec.start else "")
+    return text + ("; then start it" if spec.start else "") + (
+        " on host %s" % spec.host if spec.start and spec.host else "")
 
 
 def _vm_differences(host, spec, rec):

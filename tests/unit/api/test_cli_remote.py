@@ -156,3 +156,19 @@ def test_a_network_spanning_the_pool_through_xgw(xgw, engine):
     assert code == 5 and "VNI 5001 is already used by network lab" in err
     code, _, err = xgw("networks", "create", "lab3", "--vni", "5")
     assert code == 2 and "vni is for a network that spans the pool" in err
+
+
+def test_vms_create_on_a_pool_host_and_an_unknown_one(xgw, served):
+    from agent.xapisim import pool as members
+    engine = served[0]
+    other = members.add_host(engine, "xgw-sim-2", "openvswitch")
+    assert xgw("networks", "create", "private")[0] == 0
+    code, _, err = xgw("vms", "create", "ctl", "--nic", "private", "--start",
+                       "--host", "xgw-sim-9")
+    assert code != 0 and "host 'xgw-sim-9' is no host of this pool" in err, err
+    assert "ctl" not in xgw("vms", "list")[1]
+    code, out, _ = xgw("vms", "--json", "create", "ctl", "--nic", "private", "--start",
+                       "--host", "xgw-sim-2")
+    assert code == 0 and json.loads(out)["power_state"] == "Running"
+    [vm] = [ref for ref, rec in engine.objects["VM"].items() if rec["name_label"] == "ctl"]
+    assert engine.objects["VM"][vm]["resident_on"] == other

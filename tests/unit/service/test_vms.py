@@ -337,3 +337,21 @@ def test_a_failure_after_provisioning_removes_the_provisioned_disks(lab, engine,
     with pytest.raises(XapiCallFailed):
         lab.create("web", template=disk_template)
     assert counts(engine) == before
+
+
+def test_a_vm_starts_on_the_pool_host_named_or_nothing_is_made(lab, xenapi, engine):
+    from agent.xapisim import pool as members
+    other = members.add_host(engine, "xgw-sim-2", "openvswitch")
+    before = counts(engine)
+    with pytest.raises(NotFound) as err:
+        lab.create("Controller", nics=["private"], start=True, host="xgw-sim-3")
+    assert err.value.details["field"] == "host" and "no host of this pool" in str(err.value)
+    with pytest.raises(InvalidInput):
+        lab.create("Controller", nics=["private"], host="bad\nname")
+    assert counts(engine) == before
+    view = lab.create("Controller", nics=["private"], start=True, host="xgw-sim-2")
+    vm = xenapi.VM.get_by_uuid(view["uuid"])
+    assert xenapi.VM.get_resident_on(vm) == other and xenapi.VM.get_affinity(vm) == other
+    lab.create("Compute", nics=["private"])
+    lab.start("Compute", host=xenapi.host.get_uuid(other))
+    assert xenapi.VM.get_resident_on(xenapi.VM.get_by_name_label("Compute")[0]) == other

@@ -4,7 +4,7 @@ import copy
 import pytest
 
 from agent.core import desired
-from agent.service.errors import Conflict, XapiCallFailed
+from agent.service.errors import Conflict, InvalidInput, XapiCallFailed
 from agent.service.networks import Networks
 from agent.service.vms import MIB, Vms
 from agent.topology import model
@@ -228,3 +228,34 @@ def test_a_vlan_network_comes_and_goes(xenapi, engine):
         plan(xenapi, model.parse(doc))[0].detail
     destroy(xenapi, topology)
     assert inventory(engine) == before
+
+
+def test_vms_start_on_the_pool_host_the_file_names(xenapi, engine):
+    from agent.xapisim import pool as members
+    other = members.add_host(engine, "xgw-sim-2", "openvswitch")
+    doc = lab_document()
+    doc["vms"][0]["host"] = "xgw-sim-2"
+    doc["vms"][1].update(host=xenapi.host.get_uuid(other))
+    apply(xenapi, model.parse(doc))
+    fuel, controller = (xenapi.VM.get_by_name_label(n)[0] for n in ("Fuel", "Controller"))
+    assert xenapi.VM.get_resident_on(fuel) == other
+    assert xenapi.VM.get_affinity(fuel) == other and xenapi.VM.get_affinity(controller) == other
+    doc["vms"][1]["start"] = True   # a later start goes to the file's host too
+    result = apply(xenapi, model.parse(doc))
+    assert [s["detail"] for s in result["steps"] if s["status"] == "done"] == [
+        "> vm Controller: start it (it is halted) on host %s" % xenapi.host.get_uuid(other)]
+    assert xenapi.VM.get_resident_on(controller) == other
+
+
+def test_a_vm_on_an_unknown_host_stops_apply_before_any_change(xenapi, engine):
+    doc = lab_document()
+    doc["vms"][2]["host"] = "xgw-sim-9"
+    before = state(engine)
+    with pytest.raises(InvalidInput) as err:
+        apply(xenapi, model.parse(doc))
+    assert err.value.details["field"] == "vms[2].host"
+    assert "'xgw-sim-9' is no host of this pool; hosts: xgw-sim (" in str(err.value)
+    assert state(engine) == before
+    with pytest.raises(InvalidInput) as err:
+        model.parse(dict(doc, vms=[dict(doc["vms"][0], host=["a"])]))
+    assert err.value.details["field"] == "vms[0].host"

@@ -47,7 +47,7 @@ def test_defaults_are_the_service_layers():
     assert br100.vlan.to_service() == {"tag": 100, "pif": "eth0"}
     fuel, controller, compute = topology.vms
     assert fuel == model.VmSpec("Fuel", "Other install media", 2048, 1, (), ("pxe",), None,
-                                "dc", False, False)
+                                "dc", False, False, "")
     assert controller.memory_mib == 256 and controller.disks == (model.DiskSpec(50, None),)
     assert compute.himn is True and compute.start is False
     assert topology.network("private") is private and topology.network("nope") is None
