@@ -86,11 +86,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(json.dumps(out).encode("utf-8"), "application/json")
 
     def _send(self, data, content_type):
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away (a daemon killed mid-call): nobody to answer
 
     def address_string(self):
         return str(self.client_address or "unix")
