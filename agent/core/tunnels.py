@@ -288,7 +288,7 @@ def shape(pool, net, center, uuids=None, backend=None):
         by_host.setdefault(uuids.get(m.host, m.host), []).append(m)
     members, problems, warnings, addresses = [], [], [], {}
     for host in pool.hosts:
-        if not host.live:
+        if not host.up:   # dead in XAPI, or silent to this host's heartbeats
             continue
         trouble, found = _member(host, by_host.get(host.uuid, ()),
                                  backend.get(host.uuid, OPENVSWITCH))

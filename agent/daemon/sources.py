@@ -201,7 +201,11 @@ class PlacedSource(object):
         if self._pool is None:
             return {}
         if self._shapes[0] != self._pool_version:
-            self._shapes = (self._pool_version, tunnels.shapes(self._records, self._pool))
+            # the pool as this host hears it: a center that simply died (still live in
+            # XAPI for minutes) is replaced when its heartbeats stop, as its gateway is
+            me = self.me()
+            pool = self._pool.reaching(self._unreachable - {me})
+            self._shapes = (self._pool_version, tunnels.shapes(self._records, pool))
         return self._shapes[1]
 
     def tunnel_ports(self):

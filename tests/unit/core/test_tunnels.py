@@ -148,6 +148,19 @@ def test_failover_moves_the_center_and_reshapes(change, center):
         assert star(shape)[A] == [(B, ADDR[B], 5001)]
 
 
+def test_a_center_this_host_no_longer_hears_is_replaced_before_xapi_says_it_is_dead():
+    """A host that simply dies stays live in XAPI for minutes; the heartbeats say so in
+    seconds, and the star follows them as the gateway does."""
+    pool = Pool(A, B, C)
+    pool.network("n1", 5001, hosts=(A, B, C))
+    records = pool.records
+    seen = tunnels.placement.snapshot(records["host"], records["host_metrics"],
+                                      records["network"], records["PIF"]).reaching({A})
+    shape = tunnels.shapes(records, seen)["n1"]
+    assert shape.center.uuid == B
+    assert star(shape) == {B: [(C, ADDR[C], 5001)], C: [(B, ADDR[B], 5001)]}
+
+
 def test_host_join_and_leave_reshape_the_star():
     pool = Pool(A, B)
     pool.network("n1", 11, hosts=(A, B))

@@ -182,6 +182,17 @@ def test_tunnel_status_follows_the_pool_records():
     assert PlacedSource(XapiSource(), A).tunnel_status() == []   # no pool records yet
 
 
+def test_the_star_follows_the_heartbeats():
+    """Host two stops hearing the center (host one, still live in XAPI): it drops its port
+    to it at once, and takes it back when the heartbeats do."""
+    two = _source(B, _spanning())
+    assert [p.remote_ip for p in two.tunnel_ports()] == ["10.0.0.1"]
+    two.set_unreachable([A])
+    assert two.tunnel_ports() == () and two.tunnel_status()[0]["center_name"] == "two"
+    two.set_unreachable([])
+    assert [p.remote_ip for p in two.tunnel_ports()] == ["10.0.0.1"]
+
+
 def test_the_ports_this_host_should_have():
     assert [p.remote_ip for p in _source("one", _spanning()).tunnel_ports()] == ["10.0.0.2"]
     assert [p.remote_ip for p in _source(B, _spanning()).tunnel_ports()] == ["10.0.0.1"]
