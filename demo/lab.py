@@ -21,6 +21,9 @@ br100 reaches a port of 'private' on VLAN 102. It then destroys the lab, stops e
 namespaces and prints a summary, one line per check (exit status 0 when every check
 passed).
 
+With ``--hosts 3`` it runs the multi-host lab instead (demo/pool_lab.py): examples/
+pool-lab.yaml on a simulated pool of three hosts, one daemon per host.
+
 Nothing outside these namespaces and a directory in /tmp is touched; no traffic leaves
 them.
 """
@@ -173,8 +176,113 @@ def ovs_show_ours(text):
     return lines
 
 
+# ---------------------------------------------------------------- the daemon
+class Agent(object):
+    """xapi-gateway-agent in namespace ``ns`` as on a host, except the paths: its files
+    in ``directory`` (network.conf saying ``backend``, agent.conf, agent.log), OVSDB at
+    ``ovsdb``, XAPI on the Unix socket ``xapi``; ``host``: its name in a pool,
+    ``pool_secret``: the pool secret's file (the heartbeats' key)."""
+
+    def __init__(self, ns, directory, backend, ovsdb, xapi, python, env, host=None,
+                 pool_secret=None):
+        self.ns, self.directory, self.python, self.env = ns, directory, python, env
+        self.proc = None
+        self.notify = []
+        # what /etc/xensource/network.conf says on this 'Dom0'
+        with open(os.path.join(directory, "network.conf"), "w") as f:
+            f.write(backend + "\n")
+        with open(self.path("agent.conf"), "w") as f:
+            f.write("""# xapi-gateway-agent for the demo: as on a host, except the paths
+[agent]
+check_interval = 2
+state_dir = {w}/state
+runtime_dir = {w}/run
+xtables_lock = {w}/xtables.lock
+# the raw kernel uevents of this namespace (a host's udevd does not see them here)
+udev = kernel
+network_conf = {w}/network.conf
+ovsdb = {ovsdb}
+
+[xapi]
+url = unix:{xapi}
+{host}
+[api]
+socket = {w}/api.sock
+""".format(w=directory, ovsdb=ovsdb, xapi=xapi,
+           host="".join("%s = %s\n" % (key, value) for key, value in
+                        (("host", host), ("pool_secret", pool_secret)) if value)))
+
+    def path(self, name):
+        return os.path.join(self.directory, name)
+
+    def start(self):
+        """Starts it (sd_notify to a socket of ours); returns its process."""
+        notify_path = self.path("notify.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        listener.bind(notify_path)
+        listener.settimeout(0.5)
+
+        def read_notify():
+            while True:
+                try:
+                    self.notify.append(listener.recv(4096).decode())
+                except socket.timeout:
+                    if self.proc is not None and self.proc.poll() is not None:
+                        return
+                except OSError:
+                    return
+        threading.Thread(target=read_notify, daemon=True).start()
+        OUT.cmd("xapi-gateway-agent -c %s" % self.path("agent.conf"))
+        log = open(self.path("agent.log"), "w")
+        self.proc = self.ns.popen(
+            [self.python, "-m", "agent.daemon.main", "-c", self.path("agent.conf")],
+            stdout=log, stderr=log, env=dict(self.env, NOTIFY_SOCKET=notify_path))
+        log.close()
+        return self.proc
+
+    def ready(self):
+        """Whether it said READY=1; DemoFailed when it exited."""
+        if self.proc.poll() is not None:
+            raise DemoFailed("the daemon in %s exited with %s:\n%s"
+                             % (self.ns.name, self.proc.returncode, self.log()))
+        return any("READY=1" in m.split("\n") for m in self.notify)
+
+    def status(self):
+        """Its last sd_notify STATUS=."""
+        status = [line[7:] for m in self.notify for line in m.split("\n")
+                  if line.startswith("STATUS=")]
+        return status[-1] if status else "?"
+
+    def log(self):
+        try:
+            with open(self.path("agent.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
 # ---------------------------------------------------------------- the lab
-class Lab(object):
+class Stage(object):
+    """What a lab runs in its namespaces beside the daemons: small servers and fetches
+    (``python`` and ``env`` run them; ``servers`` are stopped by the lab's close)."""
+
+    def server(self, ns, kind, address, port, directory=""):
+        proc = ns.popen([self.python, os.path.abspath(__file__), "_serve", kind, address,
+                         str(port), directory], stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, universal_newlines=True, env=self.env)
+        self.servers.append(proc)
+        line = proc.stdout.readline()
+        if not line.startswith("serving"):
+            raise DemoFailed("the %s server did not start: %s%s"
+                             % (kind, line, proc.stdout.read()))
+        return proc
+
+    def fetch(self, ns, url):
+        return ns.run([self.python, os.path.abspath(__file__), "_fetch", url], check=False,
+                      env=self.env, timeout=30)
+
+
+class Lab(Stage):
     def __init__(self, args):
         self.args = args
         self.python = sys.executable
@@ -190,9 +298,8 @@ class Lab(object):
             self.namespaces += [self.inst, self.v102]
         # no '_' in the path: XenAPI's Unix-socket URLs
         self.work = "/tmp/%s-%d" % (args.prefix, os.getpid())
-        self.sim = self.daemon = None
+        self.sim = self.daemon = self.agent = None
         self.servers = []
-        self.notify = []
         self.checks = Checks()
         self.env = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED="1")
 
@@ -219,27 +326,13 @@ class Lab(object):
     def xgw_json(self, *argv):
         return json.loads(self.xgw(*(argv[:1] + ("--json",) + argv[1:]), quiet=True) or "null")
 
-    def server(self, ns, kind, address, port, directory=""):
-        proc = ns.popen([self.python, os.path.abspath(__file__), "_serve", kind, address,
-                         str(port), directory], stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT, universal_newlines=True, env=self.env)
-        self.servers.append(proc)
-        line = proc.stdout.readline()
-        if not line.startswith("serving"):
-            raise DemoFailed("the %s server did not start: %s%s"
-                             % (kind, line, proc.stdout.read()))
-        return proc
-
-    def fetch(self, ns, url):
-        return ns.run([self.python, os.path.abspath(__file__), "_fetch", url], check=False,
-                      env=self.env, timeout=30)
+    def daemon_tail(self):
+        if self.daemon is not None:
+            print("\n  --- the daemon's log (last 30 lines) ---")
+            OUT.show("\n".join(self.daemon_log().splitlines()[-30:]) or "(empty)")
 
     def daemon_log(self):
-        try:
-            with open(self.path("agent.log")) as f:
-                return f.read()
-        except OSError:
-            return ""
+        return self.agent.log() if self.agent is not None else ""
 
     # -- the steps
     def prepare(self):
@@ -290,59 +383,13 @@ class Lab(object):
         threading.Thread(target=self.sim.stdout.read, daemon=True).start()
 
     def start_daemon(self):
-        # what /etc/xensource/network.conf says on this 'Dom0'
-        with open(self.path("network.conf"), "w") as f:
-            f.write(self.backend + "\n")
-        with open(self.path("agent.conf"), "w") as f:
-            f.write("""# xapi-gateway-agent for the demo: as on a host, except the paths
-[agent]
-check_interval = 2
-state_dir = {w}/state
-runtime_dir = {w}/run
-xtables_lock = {w}/xtables.lock
-# the raw kernel uevents of this namespace (a host's udevd does not see them here)
-udev = kernel
-network_conf = {w}/network.conf
-ovsdb = {ovsdb}
-
-[xapi]
-url = unix:{w}/xapi
-
-[api]
-socket = {w}/api.sock
-""".format(w=self.work, ovsdb=self.switch.remote if self.switch is not None else
-           "unix:/var/run/openvswitch/db.sock"))
-        notify_path = self.path("notify.sock")
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        listener.bind(notify_path)
-        listener.settimeout(0.5)
-
-        def read_notify():
-            while True:
-                try:
-                    self.notify.append(listener.recv(4096).decode())
-                except socket.timeout:
-                    if self.daemon is not None and self.daemon.poll() is not None:
-                        return
-                except OSError:
-                    return
-        threading.Thread(target=read_notify, daemon=True).start()
-        OUT.cmd("xapi-gateway-agent -c %s" % self.path("agent.conf"))
-        log = open(self.path("agent.log"), "w")
-        self.daemon = self.dom0.popen(
-            [self.python, "-m", "agent.daemon.main", "-c", self.path("agent.conf")],
-            stdout=log, stderr=log, env=dict(self.env, NOTIFY_SOCKET=notify_path))
-        log.close()
-
-        def ready():
-            if self.daemon.poll() is not None:
-                raise DemoFailed("the daemon exited with %s:\n%s"
-                                 % (self.daemon.returncode, self.daemon_log()))
-            return any("READY=1" in m.split("\n") for m in self.notify)
-        wait_for(ready, timeout=60, interval=0.1, message="the daemon's READY=1")
-        status = [line[7:] for m in self.notify for line in m.split("\n")
-                  if line.startswith("STATUS=")]
-        OUT.show("sd_notify: READY=1, STATUS=%s" % (status[-1] if status else "?"))
+        agent = self.agent = Agent(
+            self.dom0, self.work, self.backend, self.switch.remote
+            if self.switch is not None else "unix:/var/run/openvswitch/db.sock",
+            self.path("xapi"), self.python, self.env)
+        self.daemon = agent.start()
+        wait_for(agent.ready, timeout=60, interval=0.1, message="the daemon's READY=1")
+        OUT.show("sd_notify: READY=1, STATUS=%s" % agent.status())
         self.checks.record("daemon", True, "xapi-gateway-agent ready (sd_notify READY=1), "
                            "following XAPI's events")
 
@@ -574,12 +621,20 @@ def main(argv=None):
                         help="Dom0's network backend: Open vSwitch (default, as XenServer 8 "
                              "and XCP-ng 8.3; the demo then shows a VLAN link too) or Linux "
                              "bridges")
+    parser.add_argument("--hosts", type=int, choices=(1, 3), default=1, metavar="N",
+                        help="1 (default): the blog's lab on one host; 3: the multi-host "
+                             "lab (examples/pool-lab.yaml) on a simulated pool of three "
+                             "hosts, one daemon each, private networks spanning them, and a "
+                             "failover (Open vSwitch only)")
     parser.add_argument("--prefix", default="xgwdemo", metavar="NAME",
                         help="prefix of the namespaces and the /tmp directory "
                              "(default: %(default)s)")
     args = parser.parse_args(argv)
     if not re.match(r"^[a-z][a-z0-9-]{0,24}$", args.prefix):
         parser.error("--prefix: lower-case letters, digits and '-', at most 25")
+    if args.hosts > 1 and args.network_backend != OPENVSWITCH:
+        parser.error("--hosts %d: private networks span a pool through XAPI's VXLAN "
+                     "tunnels, which need Open vSwitch" % args.hosts)
     if os.geteuid() != 0:
         parser.error("run it as root (sudo demo/run): it creates network namespaces")
     interactive = not args.non_interactive and sys.stdin.isatty()
@@ -589,10 +644,13 @@ def main(argv=None):
                      "directory without datamodel.json (unset it to use the packaged copy)"
                      % datamodel.default_directory())
 
-    lab = Lab(args)
     def interrupted(*_):
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, interrupted)  # as Ctrl-C: clean up, then the summary
+    if args.hosts > 1:
+        import pool_lab   # demo/pool_lab.py: the multi-host lab
+        return pool_lab.main(args, interactive)
+    lab = Lab(args)
     steps = [
         ("Set up the stand-ins: a 'Dom0', a VM NIC and the outside world", lab.prepare),
         ("Start the XAPI simulator in Dom0", lab.start_simulator),
@@ -607,6 +665,15 @@ def main(argv=None):
         ("Destroy the lab: xgw destroy examples/blog-lab.yaml", lab.destroy),
     ]
     look_after = steps[-2][1]   # the last step with packets: then the lab is complete
+    return run_steps(lab, steps, checks_of(lab.backend), look_after, interactive)
+
+
+def run_steps(lab, steps, checks, look_after, interactive):
+    """Runs ``steps`` [(title, callable)] of ``lab``, pausing after ``look_after`` when
+    ``interactive``; whatever happens (a failed check, Ctrl-C, a bug), cleans up with
+    ``lab.close()`` (what is left over) and prints the summary of ``checks`` (names, in
+    order). ``lab`` has ``checks``, ``namespaces``, ``work``, ``daemon_tail()`` and
+    ``look_around()``. Returns the exit status: 0 when every check passed."""
     failure = None
     started = time.monotonic()
     try:
@@ -623,16 +690,14 @@ def main(argv=None):
         failure = "%s: %s" % (type(exc).__name__, exc)
     finally:
         try:
-            if failure and lab.daemon is not None:
-                print("\n  --- the daemon's log (last 30 lines) ---")
-                OUT.show("\n".join(lab.daemon_log().splitlines()[-30:]) or "(empty)")
+            if failure:
+                lab.daemon_tail()
             OUT.step(len(steps) + 1, len(steps) + 1, "Clean up")
         finally:  # even when the output is gone (a closed pipe)
             left = lab.close()
         lab.checks.results.append(("cleanup", not left, "namespaces %s and %s removed"
                                    % (", ".join(ns.name for ns in lab.namespaces), lab.work)
                                    if not left else "left over: %s" % ", ".join(left)))
-    checks = checks_of(lab.backend)
     total = len(checks)
     print("\n" + "=" * 78)
     print("xapi-gateway demo: summary")
