@@ -101,17 +101,26 @@ def run(hosts, rounds, backend):
     return results
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse(argv, doc, script, rounds, backends, extra=None):
+    """The options of a pool benchmark (this one's and bench/pool_scale.py's): --hosts,
+    --rounds, --backend and what ``extra(parser)`` adds; exits unless run as root."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=5,
+    parser.add_argument("--rounds", type=int, default=rounds,
                         help="failovers (each shuts one more host down; at most hosts - 2)")
-    parser.add_argument("--backend", choices=("openvswitch", "bridge"), default="openvswitch")
+    parser.add_argument("--backend", choices=backends, default="openvswitch")
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
-        sys.exit("pool_failover.py needs root (network namespaces)")
+        sys.exit("%s needs root (network namespaces)" % script)
     if not 1 <= args.rounds <= args.hosts - 2:
         parser.error("--rounds must be 1..hosts-2")
+    return parser, args
+
+
+def main(argv=None):
+    _parser, args = parse(argv, __doc__, "pool_failover.py", 5, ("openvswitch", "bridge"))
     started = time.monotonic()
     results = run(args.hosts, args.rounds, args.backend)
     print("\n%d hosts on %s, %d failovers (%.0f s in all)" % (
