@@ -8,7 +8,8 @@ the PlacedSource and the engine, all on the event loop:
 - a peer that turns unreachable, or reachable again after the hold-down, changes
   placement's input and asks for a round;
 - after each round, the claim writes that the verdicts call for (agent.core.claims) run
-  one at a time in a thread of their own, through one XAPI session: a takeover is served
+  back to back in a thread of their own, through one XAPI session, then one round acts on
+  them all: a takeover is served
   only once its write succeeded; a hand-over's claim is removed only after a round that
   no longer applies the gateway. A write that fails is retried after a second;
 - XAPI lost after it was reached: emergency mode (PlacedSource keeps the status quo).
@@ -73,18 +74,31 @@ class PoolWatch(object):
         if self._writing:
             return
         applied = self.applied()
+        todo = []
         for name, network, verdict in self.placed.claim_writes():
             if verdict.action == claims.RELEASE and name in applied:
                 continue  # the next round removes it first
-            self._writing = True
             log.info("gateway %s: %s (claim %r -> %r)", name, verdict.reason,
                      verdict.write[0], verdict.write[1])
-            future = self.loop.run_in_executor(self._writer, self._write, network,
-                                               verdict.write[0], verdict.write[1])
-            future.add_done_callback(
-                lambda f, name=name, network=network, verdict=verdict:
-                self._written(f, name, network, verdict))
+            todo.append((name, network, verdict))
+        if not todo:
             return
+        # All of them in one job, then one round: a host taking 50 gateways over writes
+        # 50 claims back to back, not one claim per round (15 s at 50, measured).
+        self._writing = True
+        future = self.loop.run_in_executor(self._writer, self._write_all, todo)
+        future.add_done_callback(lambda f: self._written(f.result()))
+
+    def _write_all(self, todo):
+        """[(name, network, verdict, (won, value) or the exception)], in order."""
+        done = []
+        for name, network, verdict in todo:
+            try:
+                result = self._write(network, verdict.write[0], verdict.write[1])
+            except Exception as exc:  # noqa: B902 - socket, XenAPI.Failure: retry later
+                result = exc
+            done.append((name, network, verdict, result))
+        return done
 
     def _write(self, network, old, new):
         from agent.adapters import xapi
@@ -98,25 +112,25 @@ class PoolWatch(object):
             self._session = None  # a new session next time
             raise
 
-    def _written(self, future, name, network, verdict):
+    def _written(self, done):
         self._writing = False
-        try:
-            won, value = future.result()
-        except Exception as exc:  # noqa: B902 - socket, XenAPI.Failure: retry later
-            from agent.adapters.xapi import describe
-            log.warning("gateway %s: claim write failed (%s); retrying in %.0f s", name,
-                        describe(exc), RETRY)
-            if self._retry is None:
-                self._retry = self.loop.call_later(RETRY, self._retried)
-            return
-        if won:
-            self.writes += 1
-            log.warning("gateway %s: claim %s: %s written", name, verdict.action, value)
-        else:
-            self.lost += 1
-            log.warning("gateway %s: claim not written: it is now %r (another host "
-                        "wrote first)", name, value)
-        self.placed.note_claim(network, value)
+        for name, network, verdict, result in done:
+            if isinstance(result, Exception):
+                from agent.adapters.xapi import describe
+                log.warning("gateway %s: claim write failed (%s); retrying in %.0f s", name,
+                            describe(result), RETRY)
+                if self._retry is None:
+                    self._retry = self.loop.call_later(RETRY, self._retried)
+                continue
+            won, value = result
+            if won:
+                self.writes += 1
+                log.warning("gateway %s: claim %s: %s written", name, verdict.action, value)
+            else:
+                self.lost += 1
+                log.warning("gateway %s: claim not written: it is now %r (another host "
+                            "wrote first)", name, value)
+            self.placed.note_claim(network, value)
         self.request_round()
 
     def _retried(self):
