@@ -281,10 +281,11 @@ class Daemon(object):
                                    claims_of=self.xapi.claims if self.xapi else None,
                                    restarted=restarted)
         self.ovsdb = self._ovsdb(backend)
+        self.announcer = arp.Announcer()
         reconciler = Reconciler(
             source=self.placed, view=view, netlink=netlink, iptables=Iptables(),
             sysctl=Sysctl(), lock=XtablesLock(settings.xtables_lock, settings.xtables_wait),
-            statefile=StateFile(settings.state_dir), announce=arp.announce,
+            statefile=StateFile(settings.state_dir), announce=self.announcer,
             ovs=self.ovsdb)
         self.reconciler = reconciler
         engine = Engine(reconciler, executor, loop, resync, on_round=self._after_round)
@@ -350,6 +351,7 @@ class Daemon(object):
             loop.remove_reader(udev.fileno())
         # Let a round in flight finish its commit rather than cut it in half.
         await loop.run_in_executor(None, executor.shutdown, True)
+        self.announcer.close()
         if self.ovsdb is not None:
             await loop.run_in_executor(None, self.ovsdb.stop)
         log.info("stopped; %s left in place", reconciler.published.summary)

@@ -19,3 +19,41 @@ def test_an_announcement_is_a_request_and_a_reply_with_the_address_as_sender_and
         assert (htype, ptype, hlen, plen, code) == (1, 0x0800, 6, 4, op)
         assert (sha, tha) == (MAC, target_mac)
         assert spa == tpa == bytes([172, 16, 1, 1])
+
+
+class _Socket(object):
+    def __init__(self, opened):
+        opened.append(self)
+        self.sent, self.closed = [], False
+
+    def sendto(self, frame, address):
+        self.sent.append((frame, address))
+
+    def close(self):
+        self.closed = True
+
+
+def test_one_socket_serves_every_announcement_until_closed():
+    # a packet socket closed per announcement cost ~25 ms each (an RCU grace period in
+    # the kernel): 1,000 gateways at a start-up were announced for 25 s
+    opened = []
+    announcer = arp.Announcer(socket_factory=lambda: _Socket(opened))
+    ifindex = 1   # lo: a name and a sysfs address file on every Linux machine
+    for _ in range(3):
+        announcer(ifindex, ipaddress.IPv4Address("127.0.0.1"))
+    assert len(opened) == 1
+    assert [address for _frame, address in opened[0].sent] == [("lo", 0x0806)] * 6
+    announcer.close()
+    assert opened[0].closed
+    announcer(ifindex, ipaddress.IPv4Address("127.0.0.1"))
+    assert len(opened) == 2   # opened again after close
+
+
+def test_an_interface_that_went_away_is_a_kernel_error():
+    announcer = arp.Announcer(socket_factory=lambda: _Socket([]))
+    try:
+        announcer(999999, ipaddress.IPv4Address("10.0.0.1"))
+    except arp.KernelError as exc:
+        assert "999999" in str(exc)
+    else:
+        raise AssertionError("no error for a missing interface")
