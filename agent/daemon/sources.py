@@ -100,16 +100,24 @@ class MergedSource(object):
 
     def __init__(self, *sources):
         self.sources = sources
+        self._merged = (None, None)   # (version, gateways()) of the last call
 
     @property
     def version(self):
         return tuple(s.version for s in self.sources)
 
     def gateways(self):
+        """The merged gateways: the same dict again while no source's version changed
+        (callers must not change it): a round asks several times, and the planner
+        reuses its work for the same desired state."""
+        version = self.version
+        if self._merged[0] == version:
+            return self._merged[1]
         merged = {}
         for source in self.sources:
             for name, gw in source.gateways().items():
                 merged.setdefault(name, gw)
+        self._merged = (version, merged)
         return merged
 
     def invalid(self):
@@ -169,6 +177,7 @@ class PlacedSource(object):
         self._frozen = None          # emergency mode: the names served when XAPI went
         self._pool_version = 0
         self._cached = (None, ({}, {}))
+        self._served = (None, None)  # (version, gateways()) of the last call
         self.problem = None          # why placement is not in force, None when it is
 
     @property
@@ -324,6 +333,16 @@ class PlacedSource(object):
         return self._decisions()[0]
 
     def gateways(self):
+        """The gateways served here: the same dict again while ``version`` is the same
+        (callers must not change it)."""
+        version = self.version
+        if self._served[0] == version:
+            return self._served[1]
+        served = self._gateways()
+        self._served = (version, served)
+        return served
+
+    def _gateways(self):
         gateways = self.inner.gateways()
         if self._frozen is not None:
             return {name: gw for name, gw in gateways.items() if name in self._frozen}
