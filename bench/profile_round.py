@@ -54,10 +54,10 @@ times = {}
 collecting = [False]   # only the rounds of a new bridge
 def timed(owner, name, label):
     func = getattr(owner, name)
-    def wrapper(*args):
+    def wrapper(*args, **kw):
         t = time.perf_counter()
         try:
-            return func(*args)
+            return func(*args, **kw)
         finally:
             if collecting[0]:
                 times.setdefault(label, []).append((time.perf_counter() - t) * 1000)
@@ -67,7 +67,7 @@ def settle():
     reconciler.run_round()
 settle(); settle()
 timed(reconciler.iptables, "observe", "observe a table (fingerprint; walk if changed)")
-timed(P, "plan_network", "plan the network half (all gateways)")
+timed(P, "plan_network", "plan the network half (gateways that changed)")
 timed(P, "_plan_rules", "plan the rules (all gateways)")
 timed(reconciler, "_plan", "_plan: all of the planning")
 timed(reconciler.netlink, "apply", "netlink batch (address add)")

@@ -104,7 +104,24 @@ class Plan(namedtuple("Plan", "ops status owned links link_status")):
 
 Plan.__new__.__defaults__ = ((), {})
 
-NetworkPlan = namedtuple("NetworkPlan", "ops status owned live wanted")
+class NetworkPlan(namedtuple("NetworkPlan", "ops status owned live wanted memo")):
+    """The network half of a plan (see ``plan_network``); ``memo`` is what a later call
+    needs to re-plan from it incrementally (``last=``), or None."""
+
+    __slots__ = ()
+
+
+NetworkPlan.__new__.__defaults__ = (None,)
+
+# What plan_network keeps for an incremental re-plan: its inputs (desired, observed,
+# owned, frozenset(previous)), the accepted gateways in order, the host's addresses and
+# routes that count for conflicts (NetworkIndex), each accepted gateway's operations by
+# name, the bridges of the refused gateways, and {ifindex: bridge} of the live ones.
+_Memo = namedtuple("_Memo", "desired observed owned previous accepted host gw_ops "
+                            "refused_bridges live_index")
+
+# More changes than this since the last plan: planning everything is as quick.
+REPLAN_LIMIT = 64
 
 
 def plan(desired, observed, owned=None, previous=(), network=None, links=None):
@@ -138,39 +155,36 @@ def plan(desired, observed, owned=None, previous=(), network=None, links=None):
                 link_status=links.status if links is not None else {})
 
 
-def plan_network(desired, observed, owned=None, previous=()):
+def plan_network(desired, observed, owned=None, previous=(), last=None):
     """The part of the plan that depends only on ``desired``, ``owned``, ``previous`` and
     the observed links, addresses and routes (not on iptables or ip_forward): accepted
-    gateways, address and route operations, and the rules the live gateways want."""
+    gateways, address and route operations, and the rules the live gateways want.
+
+    ``last``: the NetworkPlan of an earlier call. When the desired state is the same
+    object, ``previous`` the same set, ``owned`` what that call was given or what it
+    planned, and what changed in the links, addresses and routes since concerns only the
+    bridges of gateways it accepted (the usual event: a bridge appears, comes up, gets
+    the address the daemon added), only those gateways are planned again, and the result
+    is the one planning everything would give (tests/unit/core/test_replan.py). Anything
+    else plans everything."""
     owned = dict(owned or {})
-    accepted, status = resolve(desired, observed, owned, previous)
+    if last is not None and last.memo is not None:
+        net = _replan(desired, observed, owned, frozenset(previous), last)
+        if net is not None:
+            return net
+    accepted, status, host = _resolve(desired, observed, owned, previous)
     ops = []
     new_owned = {}
     live = []  # accepted gateways whose bridge exists: their rules must be present
-
+    gw_ops = {}
     for gw in accepted:
-        link = observed.links.get(gw.bridge)
-        if link is None:
-            status[gw.name] = GatewayStatus(gw.name, gw.bridge, ABSENT,
-                                            "bridge %s does not exist yet" % gw.bridge)
-            continue
-        live.append(gw)
-        new_owned[gw.bridge] = Owned(gw.address, link.index)
-        addrs = observed.addresses.get(link.index, frozenset())
-        before = len(ops)
-        if gw.address not in addrs:
-            ops.append(AddAddress(gw.bridge, link.index, gw.address))
-        elif link.up and Route(gw.network, link.index) not in observed.routes:
-            # The kernel adds the connected route with the address while the link is up;
-            # it is only missing when someone removed it.
-            ops.append(AddRoute(gw.bridge, link.index, gw.network, gw.ip))
-        if len(ops) > before:
-            status[gw.name] = GatewayStatus(gw.name, gw.bridge, PENDING, None)
-        elif not link.up:
-            status[gw.name] = GatewayStatus(gw.name, gw.bridge, DOWN,
-                                            "bridge %s is down" % gw.bridge)
-        else:
-            status[gw.name] = GatewayStatus(gw.name, gw.bridge, APPLIED, None)
+        st, gops, record = _plan_gateway(gw, observed)
+        status[gw.name] = st
+        gw_ops[gw.name] = gops
+        ops.extend(gops)
+        if record is not None:
+            live.append(gw)
+            new_owned[gw.bridge] = record
 
     # Addresses we added that no gateway wants where they are now: a gateway's old
     # address, one of a dropped gateway, or one left on a renamed bridge. Removed first,
@@ -179,18 +193,176 @@ def plan_network(desired, observed, owned=None, previous=()):
     by_index = {link.index: link for link in observed.links.values()}
     removals = []
     for bridge, record in sorted(owned.items()):
-        link = owned_link(bridge, record, observed.links, by_index)
-        if (link is None or (link.index, record.address) in wanted
-                or record.address not in observed.addresses.get(link.index, ())):
-            continue
-        removals.append(RemoveAddress(link.name, link.index, record.address))
+        op = _removal(bridge, record, observed, by_index, wanted)
+        if op is not None:
+            removals.append(op)
     touched = set(op.ifindex for op in removals)
     for gw in live:
         if new_owned[gw.bridge].ifindex in touched and status[gw.name].state in (APPLIED, DOWN):
             status[gw.name] = GatewayStatus(gw.name, gw.bridge, PENDING, None)
-    ops = removals + ops
+    memo = _Memo(desired=desired, observed=observed, owned=owned,
+                 previous=frozenset(previous), accepted=accepted, host=host, gw_ops=gw_ops,
+                 refused_bridges=frozenset(st.bridge for st in status.values()
+                                           if st.state == REFUSED),
+                 live_index={rec.ifindex: b for b, rec in new_owned.items()}) \
+        if not removals else None
+    return NetworkPlan(ops=removals + ops, status=status, owned=new_owned, live=live,
+                       wanted=rulesmod.desired_rules(live), memo=memo)
+
+
+def _plan_gateway(gw, observed):
+    """(GatewayStatus, [operations], Owned record or None when its bridge is absent) of
+    one accepted gateway."""
+    link = observed.links.get(gw.bridge)
+    if link is None:
+        return (GatewayStatus(gw.name, gw.bridge, ABSENT,
+                              "bridge %s does not exist yet" % gw.bridge), (), None)
+    ops = []
+    addrs = observed.addresses.get(link.index, frozenset())
+    if gw.address not in addrs:
+        ops.append(AddAddress(gw.bridge, link.index, gw.address))
+    elif link.up and Route(gw.network, link.index) not in observed.routes:
+        # The kernel adds the connected route with the address while the link is up;
+        # it is only missing when someone removed it.
+        ops.append(AddRoute(gw.bridge, link.index, gw.network, gw.ip))
+    if ops:
+        st = GatewayStatus(gw.name, gw.bridge, PENDING, None)
+    elif not link.up:
+        st = GatewayStatus(gw.name, gw.bridge, DOWN, "bridge %s is down" % gw.bridge)
+    else:
+        st = GatewayStatus(gw.name, gw.bridge, APPLIED, None)
+    return st, tuple(ops), Owned(gw.address, link.index)
+
+
+def _removal(bridge, record, observed, by_index, wanted):
+    """The RemoveAddress of an address the daemon added (``record``, owned on
+    ``bridge``) that no gateway wants where it is now, or None."""
+    link = owned_link(bridge, record, observed.links, by_index)
+    if (link is None or (link.index, record.address) in wanted
+            or record.address not in observed.addresses.get(link.index, ())):
+        return None
+    return RemoveAddress(link.name, link.index, record.address)
+
+
+def _replan(desired, observed, owned, previous, last):
+    """plan_network for what changed since ``last`` alone, or None when that is not
+    certain to give what planning everything gives (then the caller plans everything).
+
+    The gateways to plan again are those on a bridge that changed (appeared, went,
+    came up or down), or whose bridge's addresses or routes changed, or whose record in
+    ``owned`` changed. The others keep their verdict and operations: the verdicts
+    (``resolve``) depend on the desired state, ``previous``, the gateways' links and the
+    host's addresses and routes that are not the daemon's; so every change must be on
+    an accepted gateway's own bridge, that bridge must carry none of the host's
+    addresses or routes before and after (only the daemon's: its own address and the
+    connected route), and the gateway must still be accepted."""
+    m = last.memo
+    if desired is not m.desired or previous != m.previous:
+        return None
+    if owned != m.owned and owned != last.owned:
+        return None
+    old = m.observed
+    changed_links = () if old.links is observed.links else \
+        old.links.items() ^ observed.links.items()
+    changed_addresses = () if old.addresses is observed.addresses else \
+        set(index for index, _a in old.addresses.items() ^ observed.addresses.items())
+    changed_routes = () if old.routes is observed.routes else old.routes ^ observed.routes
+    changed_owned = () if owned is m.owned else \
+        [b for b in set(owned) | set(m.owned) if owned.get(b) != m.owned.get(b)]
+    if len(changed_links) + len(changed_addresses) + len(changed_routes) + \
+            len(changed_owned) > REPLAN_LIMIT:
+        return None
+    affected = set(name for name, _link in changed_links)
+    affected.update(changed_owned)
+    indexes = set()     # the affected bridges' links' indexes, before and after
+    for name in affected:
+        if name in m.refused_bridges:
+            return None
+        before, after = old.links.get(name), observed.links.get(name)
+        if before is not None and after is not None and before.index != after.index:
+            return None   # another link of the same name: for a full plan
+        indexes.update(link.index for link in (before, after) if link is not None)
+    for bridge in changed_owned:
+        indexes.update(r.ifindex for r in (owned.get(bridge), m.owned.get(bridge))
+                       if r is not None and r.ifindex is not None)
+    for index in set(changed_addresses) | set(r.ifindex for r in changed_routes):
+        bridge = m.live_index.get(index)
+        if bridge is not None:
+            affected.add(bridge)
+            link = observed.links.get(bridge)
+            indexes.update([index] + ([link.index] if link is not None else []))
+        elif index not in indexes:
+            return None   # not a gateway's bridge
+    gateways = {gw.bridge: gw for gw in m.accepted if gw.bridge in affected}
+    if len(gateways) != len(affected):
+        return None   # a link that is no accepted gateway's bridge changed
+    # The daemon's records on those links must be the gateways' own, before and after
+    # (no other record of ours points there: a removal or a moved address is for a full
+    # plan), and no address or route there may count as the host's.
+    for records in (owned, m.owned):
+        for bridge, record in records.items():
+            if record.ifindex is None or (record.ifindex in indexes
+                                          and bridge not in gateways):
+                return None
+    if _host_entries(indexes, old, m.owned) or _host_entries(indexes, observed, owned):
+        return None
+    status = OrderedDict(last.status)
+    gw_ops = dict(m.gw_ops)
+    new_owned = dict(last.owned)
+    for gw in gateways.values():
+        link = observed.links.get(gw.bridge)
+        if not_a_bridge(link) is not None:
+            return None
+        own_index = link.index if link is not None else None
+        if any(h[1] != own_index for h in m.host.overlapping(gw.network)):
+            return None
+        st, gops, record = _plan_gateway(gw, observed)
+        status[gw.name] = st
+        gw_ops[gw.name] = gops
+        if record is None:
+            new_owned.pop(gw.bridge, None)
+        else:
+            new_owned[gw.bridge] = record
+    # what the gateways' records say must stay where it is (no removal)
+    wanted = set((rec.ifindex, rec.address) for rec in new_owned.values())
+    by_index = _links_at(indexes, observed)
+    for bridge in gateways:
+        record = owned.get(bridge)
+        if record is not None and _removal(bridge, record, observed, by_index, wanted):
+            return None
+    ops = [op for gw in m.accepted for op in gw_ops[gw.name]]
+    live = [gw for gw in m.accepted if gw.bridge in new_owned]
+    memo = m._replace(observed=observed, owned=owned, gw_ops=gw_ops,
+                      live_index={rec.ifindex: b for b, rec in new_owned.items()})
     return NetworkPlan(ops=ops, status=status, owned=new_owned, live=live,
-                       wanted=rulesmod.desired_rules(live))
+                       wanted=rulesmod.desired_rules(live), memo=memo)
+
+
+def _links_at(indexes, observed):
+    """{index: Link} of the links at ``indexes`` (those that exist)."""
+    return {link.index: link for link in observed.links.values() if link.index in indexes}
+
+
+def _host_entries(indexes, observed, owned):
+    """Whether any address or route on the links ``indexes`` counts as the host's for
+    conflicts (``resolve``): an address no record of ``owned`` put there, or a route
+    (not the default one) to none of the daemon's own subnets there."""
+    if not indexes:
+        return False
+    by_index = _links_at(indexes, observed)
+    ours = {}
+    for bridge, record in owned.items():
+        if record.ifindex in by_index:
+            ours.setdefault(record.ifindex, set()).add(record.address)
+    nets = {}
+    for index in indexes:
+        addrs = observed.addresses.get(index, frozenset())
+        mine = ours.get(index, set())
+        if any(a not in mine for a in addrs):
+            return True
+        nets[index] = set(a.network for a in addrs)
+    return any(r.network.prefixlen and r.network not in nets[r.ifindex]
+               for r in observed.routes if r.ifindex in indexes)
 
 
 def not_a_bridge(link):
@@ -214,6 +386,13 @@ def resolve(desired, observed, owned, previous=()):
     forward of a (protocol, port) that another gateway already publishes on the host.
     O(n log n): every round runs this over every gateway, so no pairwise comparison.
     """
+    accepted, status, _host = _resolve(desired, observed, owned, previous)
+    return accepted, status
+
+
+def _resolve(desired, observed, owned, previous=()):
+    """resolve's verdicts, and the index of the host's addresses and routes that count
+    (a NetworkIndex of (kind, ifindex, address or network))."""
     previous = set(previous)
     order = sorted(desired.values(), key=lambda g: (g.name not in previous, g.name))
     status = OrderedDict()
@@ -266,7 +445,7 @@ def resolve(desired, observed, owned, previous=()):
         claims.add(gw.name, gw.network, gw.forwards)
         accepted.append(gw)
         by_bridge[gw.bridge] = gw
-    return accepted, status
+    return accepted, status, host
 
 
 def _plan_rules(wanted, observed):

@@ -105,7 +105,6 @@ class Reconciler(object):
         # the same plan; and the plan _record last recorded completely, without errors.
         self._last_plan = None
         self._recorded = None
-        self._records = None   # (owned, accepted, and both frozen for the plan's key)
         self._added = []       # AddAddress operations of this round that succeeded
         self._published_status = None
         self.published = self._snapshot()
@@ -203,25 +202,28 @@ class Reconciler(object):
         ip_forward = self.sysctl.ip_forward()
         # The network half of the plan only changes with the config, the netlink mirror
         # or our own records: a periodic check re-plans just iptables and ip_forward.
-        records = self._records
-        if records is None or records[0] is not self.owned or records[1] is not self.accepted:
-            # hashing 1,000 records took ~1 ms: done again only when _record replaced them
-            records = self._records = (self.owned, self.accepted,
-                                       frozenset(self.owned.items()), frozenset(self.accepted))
-        key = (self.source.version, generation, records[2], records[3])
+        # The records are compared by value (the dicts _record makes hold the plan's own
+        # record objects, so that is quick); the key by the versions.
+        key = (self.source.version, generation)
+        inputs = (key, self.owned, self.accepted)
         last = self._last_plan
-        if last is not None and last[0] == (key, ip_forward) and \
-                all(tables[t] is last[1][t] for t in rulesmod.TABLES):
-            return last[2]
+        if last is not None and last[0] == ip_forward and _same(last[1], inputs) and \
+                all(tables[t] is last[2][t] for t in rulesmod.TABLES):
+            return last[3]
         observed = P.Observed(links=links, addresses=addresses, routes=routes, tables=tables,
                               ip_forward=ip_forward)
         desired = self.source.gateways()
-        if self._network is None or self._network[0] != key:
-            self._network = (key, P.plan_network(desired, observed, self.owned, self.accepted))
+        network = self._network
+        if network is None or not _same(network[0], inputs):
+            # a new bridge, its address, a change of state: planned for what changed alone
+            # when the planner can (plan_network's ``last``), else in full
+            network = self._network = (inputs, P.plan_network(
+                desired, observed, self.owned, self.accepted,
+                last=network[1] if network is not None else None))
         links = self.source.links() if hasattr(self.source, "links") else None
-        plan = P.plan(desired, observed, self.owned, self.accepted, network=self._network[1],
+        plan = P.plan(desired, observed, self.owned, self.accepted, network=network[1],
                       links=links)
-        self._last_plan = ((key, ip_forward), tables, plan)
+        self._last_plan = (ip_forward, inputs, tables, plan)
         return plan
 
     def _apply(self, plan):
@@ -508,6 +510,12 @@ class Reconciler(object):
                                          == 1 else "s", ", ".join("%d %s" % (n, s) for s, n
                                                                   in states.items()))
         return text
+
+
+def _same(a, b):
+    """Whether two (key, owned, accepted) plan inputs are the same (by value)."""
+    return a[0] == b[0] and (a[1] is b[1] or a[1] == b[1]) and \
+        (a[2] is b[2] or a[2] == b[2])
 
 
 def _placement(decision):
