@@ -108,6 +108,7 @@ class Reconciler(object):
         self._last_plan = None
         self._recorded = None
         self._added = []       # AddAddress operations of this round that succeeded
+        self._applied_at = None   # monotonic time the round's kernel writes were done
         self._published_status = None
         self.published = self._snapshot()
 
@@ -117,6 +118,7 @@ class Reconciler(object):
         started = self.clock()
         plan, errors, problem, link_writes, tunnel_writes = None, {}, None, 0, 0
         self._added = []
+        self._applied_at = None
         try:
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
@@ -229,23 +231,13 @@ class Reconciler(object):
         return plan
 
     def _apply(self, plan):
-        """Apply ``plan``; returns {bridge or '*': AgentError} for what failed."""
+        """Apply ``plan``; returns {bridge or '*': AgentError} for what failed.
+
+        The iptables commits go first: the first address on a bridge just set up waits
+        for the kernel's RTNL lock (held by the link's own set-up for up to a few ms),
+        and the commits, which do not take it, run in that time instead of after it."""
         errors = {}
         networks = self._networks(plan) if plan.ops else {}  # log fields; idle rounds: none
-        netlink_ops = plan.netlink_ops()
-        # one batch: the kernel acknowledges each request, so a failure is its gateway's
-        results = self.netlink.apply(netlink_ops) if netlink_ops else ()
-        for op, exc in zip(netlink_ops, results):
-            what = getattr(op, "address", None) or op.network
-            extra = fields(bridge=op.bridge, network=networks.get(op.bridge),
-                           operation=type(op).__name__)
-            if exc is None:
-                log.info("%s %s on %s", type(op).__name__, what, op.bridge, extra=extra)
-                if isinstance(op, P.AddAddress):
-                    self._added.append(op)   # announced at the end of the round
-            else:
-                log.error("%s on %s failed: %s", type(op).__name__, op.bridge, exc, extra=extra)
-                errors[op.bridge] = exc
         for table in rulesmod.TABLES:
             ops = plan.table_ops(table)
             if not ops:
@@ -267,6 +259,9 @@ class Reconciler(object):
                 log.error("iptables %s: %s", table, exc,
                           extra=fields(bridge=bridge, network=networks.get(bridge),
                                        operation="commit"))
+        netlink_ops = plan.netlink_ops()
+        # one batch: the kernel acknowledges each request, so a failure is its gateway's
+        results = self.netlink.apply(netlink_ops) if netlink_ops else ()
         if any(isinstance(op, P.EnableForwarding) for op in plan.ops):
             try:
                 if self.ip_forward_was is None:
@@ -276,6 +271,20 @@ class Reconciler(object):
             except AgentError as exc:
                 log.error("cannot enable IPv4 forwarding: %s", exc)
                 errors["*"] = exc
+        # The kernel has acknowledged every write: the moment the gateways are complete
+        # (their since_monotonic), before the log lines about them.
+        self._applied_at = self.clock()
+        for op, exc in zip(netlink_ops, results):
+            what = getattr(op, "address", None) or op.network
+            extra = fields(bridge=op.bridge, network=networks.get(op.bridge),
+                           operation=type(op).__name__)
+            if exc is None:
+                log.info("%s %s on %s", type(op).__name__, what, op.bridge, extra=extra)
+                if isinstance(op, P.AddAddress):
+                    self._added.append(op)   # announced at the end of the round
+            else:
+                log.error("%s on %s failed: %s", type(op).__name__, op.bridge, exc, extra=extra)
+                errors[op.bridge] = exc
         return errors
 
     def _announce(self, op):
@@ -361,7 +370,7 @@ class Reconciler(object):
             return None  # recorded already, nothing failed then or now: the same status
         self._recorded = None
         problem = None
-        now, mono = self.wallclock(), self.clock()
+        now, mono = self.wallclock(), self._applied_at or self.clock()
         failed_owned = {b for b in errors if b in plan.owned}
         owned = {b: a for b, a in plan.owned.items() if b not in failed_owned}
         for bridge in failed_owned:
