@@ -334,6 +334,11 @@ class NetlinkView(object):
                                          dict(self._addresses), set(self._routes))
             return last
 
+    def link(self, name):
+        """The Link named ``name`` as the mirror has it now, or None."""
+        with self._lock:
+            return self._links.get(name)
+
     def apply(self, kind, item):
         """Fold one decoded event (``kind``, ``decode(kind, ...)``) into the mirror; return
         the affected interface name (or None)."""

@@ -215,8 +215,7 @@ def _plan_gateway(gw, observed):
     one accepted gateway."""
     link = observed.links.get(gw.bridge)
     if link is None:
-        return (GatewayStatus(gw.name, gw.bridge, ABSENT,
-                              "bridge %s does not exist yet" % gw.bridge), (), None)
+        return absent_status(gw.name, gw.bridge), (), None
     ops = []
     addrs = observed.addresses.get(link.index, frozenset())
     if gw.address not in addrs:
@@ -228,10 +227,31 @@ def _plan_gateway(gw, observed):
     if ops:
         st = GatewayStatus(gw.name, gw.bridge, PENDING, None)
     elif not link.up:
-        st = GatewayStatus(gw.name, gw.bridge, DOWN, "bridge %s is down" % gw.bridge)
+        st = down_status(gw.name, gw.bridge)
     else:
         st = GatewayStatus(gw.name, gw.bridge, APPLIED, None)
     return st, tuple(ops), Owned(gw.address, link.index)
+
+
+def absent_status(name, bridge):
+    return GatewayStatus(name, bridge, ABSENT, "bridge %s does not exist yet" % bridge)
+
+
+def down_status(name, bridge):
+    """A gateway whose bridge exists but is down: no connected route until it is up."""
+    return GatewayStatus(name, bridge, DOWN, "bridge %s is down" % bridge)
+
+
+def done_status(status, link):
+    """What a PENDING gateway's ``status`` is once its operations succeeded, its bridge
+    being ``link`` now (a Link, or None when it is gone): applied only on a bridge that
+    is up (the kernel adds the connected route for the address when the bridge comes
+    up, or with the address on a bridge that is up)."""
+    if link is None:
+        return absent_status(status.name, status.bridge)
+    if not link.up:
+        return down_status(status.name, status.bridge)
+    return GatewayStatus(status.name, status.bridge, APPLIED, None)
 
 
 def _removal(bridge, record, observed, by_index, wanted):

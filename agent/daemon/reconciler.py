@@ -393,7 +393,10 @@ class Reconciler(object):
             error = errors.get(st.bridge) or errors.get("*")
             state, reason = st.state, st.reason
             if state == P.PENDING:
-                state = "error" if error else P.APPLIED
+                if error:
+                    state = "error"
+                else:   # applied once the bridge is up: the mirror says how it is now
+                    state, reason = P.done_status(st, self.view.link(st.bridge))[2:]
             if state != "error":
                 error = None
             old = self.status.get(name)

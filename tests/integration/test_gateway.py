@@ -110,6 +110,24 @@ def test_bridge_created_after_start_becomes_gateway(topo, workdir, daemons):
     assert ping(topo.vm, topo.OUTSIDE)
 
 
+def test_a_bridge_left_down_is_down_and_never_said_applied(topo, workdir, daemons):
+    """A bridge made and not set up gets its address and rules at once, but no connected
+    route while it is down: its gateway is "down", never "applied" before the bridge is
+    up (the status once said "applied" for the round that added the address, then
+    "down" for the next one)."""
+    daemon = daemons(topo.dom0, workdir, GW)
+    topo.dom0.run(["ip", "link", "add", "xapi1", "type", "bridge"])
+    N.wait_for(lambda: N.Topology.PRIVATE in topo.dom0.addresses("xapi1"), timeout=5,
+               message="the address on the bridge that is down")
+    N.wait_for(lambda: (daemon.gateway_state("private") or {}).get("state") == "down",
+               timeout=5, message="gateway down")
+    with open(daemon.log_path) as f:
+        assert "gateway private on xapi1: applied" not in f.read()
+    topo.dom0.run(["ip", "link", "set", "xapi1", "up"])
+    N.wait_for(lambda: applied(daemon), timeout=5, message="gateway applied once up")
+    assert gateway_in_kernel(topo.dom0)
+
+
 def test_converged_rounds_write_nothing_and_nothing_is_duplicated(topo, workdir, daemons):
     topo.create_bridge()
     daemon = daemons(topo.dom0, workdir, GW)
