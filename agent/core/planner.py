@@ -319,7 +319,8 @@ def _replan(desired, observed, owned, previous, last):
     # The daemon's records on those links must be the gateways' own, before and after
     # (no other record of ours points there: a removal or a moved address is for a full
     # plan), and no address or route there may count as the host's.
-    for records in (owned, m.owned):
+    for records in (owned, m.owned) + ((last.owned,) if owned is not last.owned and
+                                        owned != last.owned else ()):
         for bridge, record in records.items():
             if record.ifindex is None or (record.ifindex in indexes
                                           and bridge not in gateways):
@@ -343,8 +344,10 @@ def _replan(desired, observed, owned, previous, last):
             new_owned.pop(gw.bridge, None)
         else:
             new_owned[gw.bridge] = record
-    # what the gateways' records say must stay where it is (no removal)
-    wanted = set((rec.ifindex, rec.address) for rec in new_owned.values())
+    # what the gateways' records say must stay where it is (no removal); the records
+    # on those links are the gateways' own, so only theirs can want the same place
+    wanted = set((new_owned[b].ifindex, new_owned[b].address) for b in gateways
+                 if b in new_owned)
     by_index = _links_at(indexes, observed)
     for bridge in gateways:
         record = owned.get(bridge)
