@@ -393,7 +393,10 @@ class Iptables(object):
         self.walks = 0    # how many observations walked a table (for benchmarks)
         self._reader = TableReader()
         self._seen = {}   # table -> (fingerprint, observation) of the last walk
-        self._stale = set()  # tables whose libiptc copy was not refreshed by observe
+        # tables whose libiptc copy is used up (committed) or was never loaded: loaded
+        # again before the next apply. A copy loaded by the walk behind the last
+        # observation and not committed since is the table the fingerprint describes.
+        self._stale = set(rulesmod.TABLES)
         self._tables = {}    # table name -> libiptc.Table
 
     # ---- observation -------------------------------------------------------------------
@@ -409,7 +412,6 @@ class Iptables(object):
         fingerprint = self._reader.fingerprint(table_name)
         last = self._seen.get(table_name)
         if last is not None and last[0] == fingerprint:
-            self._stale.add(table_name)
             return last[1]
         table = self._table(table_name)
         table.refresh()
@@ -470,8 +472,12 @@ class Iptables(object):
             return
         table = self._table(table_name)
         if table_name in self._stale:
-            # observe answered from its fingerprint: load the table it described (a
-            # change since makes the fingerprints differ, and the round start again)
+            # the copy is used up: load the table the observation described (a change
+            # since makes the fingerprints differ, and the round start again). A copy the
+            # walk loaded and nothing committed since needs neither: the fingerprint
+            # read before that walk and the one of this round's observe are the same,
+            # so the table the copy holds is the one observed (a round for a new bridge
+            # saves a load and a fingerprint per table, ~0.1 ms each)
             table.refresh()
             self._stale.discard(table_name)
             seen = self._seen.get(table_name)
@@ -500,12 +506,14 @@ class Iptables(object):
                     raise TypeError("not an iptables operation: %r" % (op,))
         except libiptc.LibiptcError as exc:
             table.refresh()  # drop the half-built change
+            self._stale.add(table_name)
             raise KernelError("iptables %s: %s" % (table_name, exc), table=table_name)
         self._commit(table, table_name)
 
     def _commit(self, table, table_name):
         err = table.commit()
         self.commits += 1
+        self._stale.add(table_name)   # libiptc's copy is used up, committed or not
         if not err:
             return
         message = libiptc.strerror(err)
