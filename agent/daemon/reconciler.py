@@ -560,9 +560,11 @@ class Engine(object):
     the kernel thread idle starts its round there at once, without a detour through the
     event loop (two thread hops: monitor -> loop -> kernel thread, ~0.3-0.5 ms of a new
     bridge's latency); the loop hears of the round when it is over, as of any other.
-    While a round is queued or running, requests pile up and the loop runs the next
-    round once that one ends, as before. Re-reads of the kernel's links (``resync``)
-    always go through the loop."""
+    Events during such a round make the kernel thread run one more round after it (the
+    bridge's own events: set up, the address and route the round added), without waking
+    the loop meanwhile; during a round the loop started, requests pile up and the loop
+    runs the next round once that one ends, as before. Re-reads of the kernel's links
+    (``resync``) always go through the loop."""
 
     def __init__(self, reconciler, executor, loop, resync, on_round=None):
         self.reconciler = reconciler
@@ -582,6 +584,8 @@ class Engine(object):
         self._lock = threading.Lock()
         self._in_flight = 0
         self._direct = False
+        self._direct_running = False  # a direct round is queued or running
+        self._again = False           # an event came during it: one more round after it
         self._crash = None            # an exception out of a direct round: run() raises it
 
     def request(self, names=(), resync=False):
@@ -595,12 +599,20 @@ class Engine(object):
                 direct = self._direct and self._in_flight == 0
                 if direct:
                     self._in_flight += 1
+                    self._direct_running = True
+                elif self._direct_running:
+                    # during a direct round: the kernel thread runs another one after it,
+                    # without waking the loop (which would compete for the interpreter
+                    # with the round in flight)
+                    self._again = True
+                    return
             if direct:
                 try:
-                    future = self.executor.submit(self._round, False)
+                    future = self.executor.submit(self._direct_rounds)
                 except RuntimeError:   # shutting down: no new rounds
                     with self._lock:
                         self._in_flight -= 1
+                        self._direct_running = False
                     return
                 future.add_done_callback(self._direct_done)
                 return
@@ -628,16 +640,33 @@ class Engine(object):
             with self._lock:
                 self._in_flight -= 1
 
+    def _direct_rounds(self):
+        """Direct rounds (kernel thread): one, and another while events came during it;
+        each reported to the loop."""
+        while True:
+            with self._lock:
+                self._again = False
+                self._in_flight += 1   # _round's own, given back when it ends
+            result = self._round(False)
+            self._report(functools.partial(self._finished, names=()), result)
+            with self._lock:
+                if not (self._again and self._direct):
+                    self._in_flight -= 1
+                    self._direct_running = False
+                    return
+
     def _direct_done(self, future):
-        """A direct round ended (kernel thread): report it in the loop."""
+        """Direct rounds crashed (a bug): run() raises it in the loop."""
         try:
-            result = future.result()
+            future.result()
         except BaseException as exc:  # noqa: B902 - run() raises it in the loop
-            result, report = exc, self._crashed
-        else:
-            report = functools.partial(self._finished, names=())
+            with self._lock:
+                self._in_flight, self._direct_running = 0, False
+            self._report(self._crashed, exc)
+
+    def _report(self, func, arg):
         try:
-            self.loop.call_soon_threadsafe(report, result)
+            self.loop.call_soon_threadsafe(func, arg)
         except RuntimeError:
             pass   # the loop is closed: the daemon is stopping
 
