@@ -98,6 +98,10 @@ class Table(object):
         self._check(handle, "cannot load the %s table" % self.name)
         self._handle = handle
 
+    @property
+    def loaded(self):
+        return self._handle is not None
+
     def free(self):
         handle, self._handle = self._handle, None
         if handle:

@@ -125,6 +125,10 @@ class Reconciler(object):
                     with self.lock:
                         plan = self._plan()
                         errors = self._apply(plan)
+                    # libiptc's copies (~3 MB at 1,000 gateways), given back to the
+                    # system after a round that wrote no table
+                    self.iptables.release(trim=not any(plan.table_ops(t)
+                                                       for t in rulesmod.TABLES))
                     break
                 except TransientKernelError as exc:
                     plan = None
