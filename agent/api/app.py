@@ -19,10 +19,8 @@ import agent
 from agent.api import body as bodymod
 from agent.api import middleware, openapi, rendered
 from agent.api.middleware import Fail
-from agent.service import doctor, steps, views
+from agent.service import doctor
 from agent.service.errors import InvalidInput, NotFound, XapiUnavailable
-from agent.service.networks import Networks
-from agent.service.vms import Vms
 
 log = logging.getLogger(__name__)
 
@@ -196,17 +194,17 @@ class Api(object):
         return views_
 
     async def list_networks(self, request):
-        return _json(self._live(await self._xapi(views.networks)))
+        return _json(self._live(await self._xapi(_network_views)))
 
     async def get_network(self, request):
         key = request.match_info["key"]
-        return _json(self._live([await self._xapi(lambda x: Networks(x).view(key))])[0])
+        return _json(self._live([await self._xapi(lambda x: _networks(x).view(key))])[0])
 
     async def create_network(self, request):
         body = await self._body(request, "NetworkCreate")
 
         def create(x):
-            networks = Networks(x)
+            networks = _networks(x)
             return networks.view(networks.create(
                 body["name"], gateway=body.get("gateway"), vlan=body.get("vlan"),
                 description=body.get("description", ""), link=body.get("link"),
@@ -227,7 +225,7 @@ class Api(object):
 
     @staticmethod
     def _set_link(x, key, link):
-        networks = Networks(x)
+        networks = _networks(x)
         view = networks.view(networks.set_link(key, link)["uuid"])
         log.info("network %s: link %s", view["name"], "dropped" if link is None else
                  "VLAN %s of %s" % (link["tag"], link["parent"]))
@@ -235,7 +233,7 @@ class Api(object):
 
     async def delete_network(self, request):
         key = request.match_info["key"]
-        await self._xapi(lambda x: Networks(x).delete(key))
+        await self._xapi(lambda x: _networks(x).delete(key))
         log.info("network %s deleted", key)
         return web.Response(status=204)
 
@@ -250,23 +248,23 @@ class Api(object):
 
     @staticmethod
     def _set_gateway(x, key, gateway):
-        networks = Networks(x)
+        networks = _networks(x)
         return networks.view(networks.set_gateway(key, gateway)["uuid"])
 
     # ---- handlers: VMs -----------------------------------------------------------------
     async def list_vms(self, request):
-        return _json(await self._xapi(lambda x: Vms(x).list()))
+        return _json(await self._xapi(lambda x: _vms(x).list()))
 
     async def get_vm(self, request):
         key = request.match_info["key"]
-        return _json(await self._xapi(lambda x: Vms(x).get(key)))
+        return _json(await self._xapi(lambda x: _vms(x).get(key)))
 
     async def create_vm(self, request):
         body = await self._body(request, "VmCreate")
         if _wants_stream(request):
-            return await self._stream(request, lambda x, progress: Vms(x).create(
+            return await self._stream(request, lambda x, progress: _vms(x).create(
                 progress=progress, **body), created=True)
-        view = await self._xapi(lambda x: Vms(x).create(**body))
+        view = await self._xapi(lambda x: _vms(x).create(**body))
         log.info("VM %s created (%s)", view["name"], view["uuid"])
         return _json(view, status=201)
 
@@ -304,23 +302,23 @@ class Api(object):
     async def delete_vm(self, request):
         key = request.match_info["key"]
         force = _query_bool(request, "force")
-        result = await self._xapi(lambda x: Vms(x).destroy(key, force=force))
+        result = await self._xapi(lambda x: _vms(x).destroy(key, force=force))
         log.info("VM %s destroyed with %d disk(s)", key, len(result["disks_destroyed"]))
         return _json(result)
 
     async def start_vm(self, request):
         key = request.match_info["key"]
-        return _json(await self._xapi(lambda x: Vms(x).start(key)))
+        return _json(await self._xapi(lambda x: _vms(x).start(key)))
 
     async def shutdown_vm(self, request):
         key = request.match_info["key"]
         body = await self._body(request, "Shutdown") if request.body_exists else {}
-        return _json(await self._xapi(lambda x: Vms(x).shutdown(key, force=body.get(
+        return _json(await self._xapi(lambda x: _vms(x).shutdown(key, force=body.get(
             "force", False))))
 
     async def attach_himn(self, request):
         key = request.match_info["key"]
-        return _json(await self._xapi(lambda x: Vms(x).attach_himn(key)))
+        return _json(await self._xapi(lambda x: _vms(x).attach_himn(key)))
 
 
     # ---- handlers: topologies ----------------------------------------------------------
@@ -357,6 +355,8 @@ class Api(object):
             applier.destroy(x, topology, progress=progress)))
 
     async def _run_topology(self, request, topology, operation):
+        from agent.service import steps
+
         def claimed(x, progress):  # one apply or destroy of a topology at a time
             with steps.pool(x).claim("topology", topology.name, lambda: None):
                 return operation(x, progress)
@@ -373,6 +373,24 @@ class Api(object):
 
 
 # ---- responses ------------------------------------------------------------------------
+# The service layer of networks and VMs (XenAPI, its XML-RPC, xml.dom, the views: ~1.5 MB
+# resident) is imported on the first request that needs it: a daemon that only keeps its
+# gateways (no XAPI, or an API never asked about networks) never loads it.
+def _networks(x):
+    from agent.service.networks import Networks
+    return Networks(x)
+
+
+def _vms(x):
+    from agent.service.vms import Vms
+    return Vms(x)
+
+
+def _network_views(x):
+    from agent.service import views
+    return views.networks(x)
+
+
 def _gateway_view(status):
     return {k: v for k, v in status.items() if k != "since_monotonic"}
 

@@ -9,29 +9,28 @@ and answers 503 (XapiUnavailable); the next request logs in again. Before an ope
 what a creation cut short by a lost XAPI left behind is swept (agent.service.steps).
 XenAPI failures (a refused step) are the service layer's.
 """
-import http.client
 import logging
 import socket
 import threading
 import time
-import xmlrpc.client
 
-from agent.adapters.xapi import LONG_TIMEOUT, TIMEOUT, open_session
-from agent.service import steps
 from agent.service.errors import XapiCallFailed, XapiTimeout, XapiUnavailable
 
 __all__ = ["Sessions", "XapiUnavailable", "XapiTimeout"]
 
 log = logging.getLogger(__name__)
 
-TRANSPORT_ERRORS = (OSError, socket.error, http.client.HTTPException)
-# XAPI answered, but not with a XenAPI reply: HTTP 500 for a request it could not parse
-PROTOCOL_ERRORS = (xmlrpc.client.ProtocolError, xmlrpc.client.Fault,
-                   xmlrpc.client.ResponseError)
-
 
 class Sessions(object):
-    def __init__(self, url, username, password, timeout=TIMEOUT, long_timeout=LONG_TIMEOUT):
+    """The XenAPI SDK, its XML-RPC and the service layer's steps are imported by the
+    first call (~1.5 MB resident that a daemon without XAPI, or never asked about
+    networks and VMs, does without)."""
+
+    def __init__(self, url, username, password, timeout=None, long_timeout=None):
+        if timeout is None or long_timeout is None:
+            from agent.adapters.xapi import LONG_TIMEOUT, TIMEOUT
+            timeout = TIMEOUT if timeout is None else timeout
+            long_timeout = LONG_TIMEOUT if long_timeout is None else long_timeout
         self.url = url
         self.username = username
         self.password = password
@@ -51,6 +50,16 @@ class Sessions(object):
         if self.url == "none":
             raise XapiUnavailable("this daemon runs without XAPI ([xapi] url = none): "
                                   "networks and VMs are not available")
+        import http.client
+        import xmlrpc.client
+
+        from agent.adapters.xapi import open_session
+        from agent.service import steps
+        transport_errors = (OSError, socket.error, http.client.HTTPException)
+        # XAPI answered, but not with a XenAPI reply: HTTP 500 for a request it could not
+        # parse
+        protocol_errors = (xmlrpc.client.ProtocolError, xmlrpc.client.Fault,
+                           xmlrpc.client.ResponseError)
         try:
             session = getattr(self._local, "session", None)
             if session is None:
@@ -66,7 +75,7 @@ class Sessions(object):
         except XapiUnavailable:
             self._local.session = None
             raise
-        except PROTOCOL_ERRORS as exc:
+        except protocol_errors as exc:
             raise XapiCallFailed("XAPI rejected a request at the protocol level (%s)"
                                  % exc.__class__.__name__,
                                  step="call XAPI", xapi_code=None, xapi_params=[])
@@ -77,7 +86,7 @@ class Sessions(object):
                                 timeout=self.timeout)
             self._lost(error)
             raise error
-        except TRANSPORT_ERRORS as exc:
+        except transport_errors as exc:
             self._local.session = None
             raise XapiUnavailable("XAPI at %s is unreachable (%s); retry when it is back "
                                   "(xe-toolstack-restart takes about a minute)"
