@@ -3,12 +3,11 @@
 With udevd running, the daemon listens to udev's own broadcast filtered by the tag the
 rule in hooks/ puts on ``xapi*`` net devices: udev's BPF filter drops everything else in
 the kernel. Without udevd (a minimal container, early boot) it listens to kernel uevents
-for the ``net`` subsystem instead.
+for the ``net`` subsystem instead. pyudev is imported by ``open``: a daemon with ``udev =
+off`` never loads it.
 """
 import logging
 import os
-
-import pyudev
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +25,7 @@ class UdevEvents(object):
         self._monitor = None
 
     def open(self):
+        import pyudev
         context = pyudev.Context()
         source = self.mode
         if source == "auto":
