@@ -82,6 +82,8 @@ def links_scope():
 
 def write_atomic(path, text, mode=0o644, durable=True):
     """Write ``text`` to ``path`` so that readers see the old or the new file, never half.
+    ``text`` is a str, or an iterable of str written as it comes (a large document, such
+    as a JSON encoder's chunks, is then never whole in memory).
 
     ``durable`` fsyncs before the rename (state that must survive a crash); runtime
     files on tmpfs do not need it."""
@@ -92,7 +94,10 @@ def write_atomic(path, text, mode=0o644, durable=True):
         fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
         try:
             with os.fdopen(fd, "w") as f:
-                f.write(text)
+                if isinstance(text, str):
+                    f.write(text)
+                else:
+                    f.writelines(text)
                 if durable:
                     f.flush()
                     os.fsync(f.fileno())

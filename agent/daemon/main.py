@@ -9,6 +9,7 @@ old config), SIGTERM leaves every gateway in place and exits 0.
 import argparse
 import asyncio
 import gc
+import itertools
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+_STATUS_JSON = json.JSONEncoder(indent=1)   # status.json, as json.dumps(indent=1) made it
 
 
 def build_parser():
@@ -605,8 +607,11 @@ class Daemon(object):
         self._published = (key, now)
         path = os.path.join(self.config.agent.runtime_dir, "status.json")
         try:
-            write_atomic(path, json.dumps(self.status_data(), indent=1) + "\n",
-                         durable=False)
+            # streamed: json.dumps made a list of ~100,000 small chunks and their join
+            # (~4 MB at 1,000 gateways) at each publication, leaving the heap that much
+            # larger between rounds
+            write_atomic(path, itertools.chain(_STATUS_JSON.iterencode(self.status_data()),
+                                               ("\n",)), durable=False)
         except StateError as exc:
             log.warning("cannot publish status: %s", exc)
 

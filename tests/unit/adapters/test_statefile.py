@@ -34,3 +34,24 @@ def test_a_file_without_indexes_still_loads(tmp_path):
     with open(path, "w") as f:
         json.dump({"version": 1, "owned": {"xapi1": "172.16.1.1/24"}, "ip_forward_was": True}, f)
     assert S.StateFile(str(tmp_path)).load() == ({"xapi1": Owned(ADDRESS, None)}, True)
+
+
+def test_a_document_written_as_it_is_encoded_is_the_same_file(tmp_path):
+    """status.json goes out chunk by chunk (never whole in memory); readers see the same
+    text as before, and a failure half way leaves the old file."""
+    path = os.path.join(str(tmp_path), "status.json")
+    data = {"gateways": [{"name": "gw%d" % i, "state": "applied"} for i in range(50)]}
+    S.write_atomic(path, json.JSONEncoder(indent=1).iterencode(data), durable=False)
+    with open(path) as f:
+        assert f.read() == json.dumps(data, indent=1)
+
+    def broken():
+        yield "{"
+        raise ValueError("the encoder failed")
+    try:
+        S.write_atomic(path, broken(), durable=False)
+    except ValueError:
+        pass
+    with open(path) as f:
+        assert json.load(f) == data
+    assert os.listdir(str(tmp_path)) == ["status.json"]
