@@ -89,6 +89,13 @@ def main(argv=None):
                         help="K requests of each API case before measuring")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--json", help="also write the dump here")
+    parser.add_argument("--restart", action="store_true",
+                        help="measure a second daemon started on the converged state "
+                             "(what a restart finds) instead of the first")
+    parser.add_argument("--interval", default="10", help="check_interval (default 10)")
+    parser.add_argument("--settle", type=float, default=0.5,
+                        help="seconds between all applied and the measure (default 0.5, "
+                             "as run_bench.py; more lets idle checks run first)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("memory.py: needs root")
@@ -106,16 +113,22 @@ def main(argv=None):
         with open(conf, "w") as f:
             f.write("bridge\n")
         d = B.BenchDaemon(ns, wd, B.gateways_config(indices),
-                          agent_opts={"check_interval": "10", "log_level": "info",
+                          agent_opts={"check_interval": args.interval, "log_level": "info",
                                       "network_conf": conf},
                           launcher=launcher)
         res.daemons.append(d)
+        if args.restart:
+            d.start(timeout=300)
+            if B.wait_status(d, B.all_applied(B.gateway_name(i) for i in indices),
+                             300) is None:
+                sys.exit("memory.py: not all %d gateways applied" % n)
+            d.stop()
         load = os.getloadavg()[0]
         d.start(wait_ready=False)
         d.wait_notify("READY=1", timeout=300)
         if B.wait_status(d, B.all_applied(B.gateway_name(i) for i in indices), 300) is None:
             sys.exit("memory.py: not all %d gateways applied" % n)
-        time.sleep(0.5)
+        time.sleep(args.settle)
         pid = d.proc.pid
         mem = B.rss_kb(pid)
         print("%d gateways applied (load %.2f%s): VmRSS %.1f MB, VmHWM %.1f MB"
