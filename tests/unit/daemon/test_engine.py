@@ -109,3 +109,49 @@ def test_events_during_a_round_get_a_round_after_it(engine):
     engine.request_threadsafe({"xapi2"})          # during it: through the loop
     release.set()
     assert engine.rounds.wait(3), "the event during the round got no round"
+
+
+def test_the_iptables_copies_are_freed_once_rounds_stop_coming():
+    """libiptc's copies are kept while rounds follow each other (the next commit reuses
+    the last walk's copy) and freed once no round came for ``idle_release`` seconds."""
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
+    rounds = Rounds()
+    released = []
+    rounds.release = lambda: released.append(threading.current_thread().name)
+    thread = threading.Thread(target=loop.run_forever, name="loop")
+    thread.start()
+
+    async def start():
+        engine = Engine(rounds, executor, loop, resync=lambda: None, idle_release=1.0)
+        engine.task = asyncio.ensure_future(engine.run())
+        engine.request()
+        return engine
+    engine = asyncio.run_coroutine_threadsafe(start(), loop).result(WAIT)
+    try:
+        assert rounds.wait(1)
+        pause = threading.Event()
+        for count in range(2, 6):   # a round every 0.1 s: the release keeps being put off
+            pause.wait(0.1)
+            engine.request_threadsafe({"xapi%d" % count})
+            assert rounds.wait(count)
+        assert released == []
+        for _ in range(int(WAIT / 0.01)):
+            if released:
+                break
+            pause.wait(0.01)
+        assert released == ["kernel_0"]   # once, in the kernel thread
+        pause.wait(1.2)
+        assert released == ["kernel_0"]   # and not again without a round
+    finally:
+        async def stop():
+            engine.task.cancel()
+            try:
+                await engine.task
+            except asyncio.CancelledError:
+                pass
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(WAIT)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(WAIT)
+        executor.shutdown(wait=True)
+        loop.close()
