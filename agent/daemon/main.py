@@ -287,11 +287,14 @@ class Daemon(object):
                                    restarted=restarted)
         self.ovsdb = self._ovsdb(backend)
         self.announcer = arp.Announcer()
+        monitor = NetlinkMonitor(
+            view, on_change=lambda names: engine.request_threadsafe(names),
+            on_overflow=lambda: engine.request_threadsafe(resync=True))
         reconciler = Reconciler(
             source=self.placed, view=view, netlink=netlink, iptables=Iptables(),
             sysctl=Sysctl(), lock=XtablesLock(settings.xtables_lock, settings.xtables_wait),
             statefile=StateFile(settings.state_dir), announce=self.announcer,
-            ovs=self.ovsdb)
+            ovs=self.ovsdb, hold_events=monitor.held)
         self.reconciler = reconciler
         engine = Engine(reconciler, executor, loop, resync, on_round=self._after_round)
         self.engine = engine
@@ -301,9 +304,6 @@ class Daemon(object):
             self.ovsdb.on_change = lambda: engine.request_threadsafe()
             self.ovsdb.start()
 
-        monitor = NetlinkMonitor(
-            view, on_change=lambda names: engine.request_threadsafe(names),
-            on_overflow=lambda: engine.request_threadsafe(resync=True))
         await loop.run_in_executor(None, monitor.start)
         self.monitor = monitor
         await in_kernel_thread(resync)

@@ -14,6 +14,7 @@ publishes an immutable ``Snapshot``; everything outside the kernel thread (statu
 the API's status, health and metrics) reads that, never the reconciler's own fields.
 """
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -72,8 +73,13 @@ def fields(**kw):
 
 class Reconciler(object):
     def __init__(self, source, view, netlink, iptables, sysctl, lock, statefile,
-                 clock=time.monotonic, wallclock=time.time, announce=None, ovs=None):
+                 clock=time.monotonic, wallclock=time.time, announce=None, ovs=None,
+                 hold_events=None):
         self.source = source
+        # hold_events(): a context manager in which the netlink events stay unread
+        # (NetlinkMonitor.held): the round's writes do not share the interpreter with
+        # decoding their own echoes
+        self.hold_events = hold_events
         # announce(ifindex, address): a gratuitous ARP once a gateway address is added,
         # so that neighbours drop the MAC of a host that served it before (a takeover)
         self.announce = announce
@@ -125,7 +131,8 @@ class Reconciler(object):
                 try:
                     with self.lock:
                         plan = self._plan()
-                        errors = self._apply(plan)
+                        with self.hold_events() if self.hold_events else _unheld():
+                            errors = self._apply(plan)
                     break
                 except TransientKernelError as exc:
                     plan = None
@@ -539,6 +546,11 @@ def _same(a, b):
     """Whether two (key, owned, accepted) plan inputs are the same (by value)."""
     return a[0] == b[0] and (a[1] is b[1] or a[1] == b[1]) and \
         (a[2] is b[2] or a[2] == b[2])
+
+
+@contextlib.contextmanager
+def _unheld():
+    yield
 
 
 def _placement(decision):

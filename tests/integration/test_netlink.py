@@ -22,6 +22,22 @@ def test_events_keep_the_mirror_equal_to_a_dump():
         ns.delete()
 
 
+def test_events_held_during_writes_are_folded_in_afterwards():
+    """A round holds the monitor while it writes (NetlinkMonitor.held): its own writes'
+    events wait in the socket and none is lost: once the hold is left the mirror has the
+    address and on_change names the bridge."""
+    ns = N.Netns("held")
+    try:
+        out = ns.run([sys.executable, os.path.join(N.HELPERS, "monitor_held.py")],
+                     env=dict(os.environ, PYTHONPATH=N.REPO)).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+    finally:
+        ns.delete()
+    assert result["held"] == {"mirror": False, "on_change": []}
+    assert result["after"]["mirror"] is True
+    assert ["br7"] in result["after"]["on_change"]
+
+
 def test_bridge_created_during_a_resync_becomes_a_gateway_at_once(topo, workdir, daemons):
     """xapi1 appears after the periodic resync's dump was read and before it replaced the
     mirror (resync_race.py holds the daemon exactly there). Its event must not be lost
