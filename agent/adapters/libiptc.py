@@ -7,7 +7,6 @@ pkg_resources) took ~0.3 s of every start and ~10 MB; the rules are built as raw
 by the adapter anyway (``iptables.encode_rule``), so nothing of libxtables is needed.
 """
 import ctypes
-import ctypes.util
 import errno
 import logging
 import os
@@ -35,8 +34,14 @@ def library():
     if _lib is not None:
         return _lib
     lib, tried = None, list(_NAMES)
-    found = ctypes.util.find_library("ip4tc")
-    for name in _NAMES + ((found,) if found else ()):
+    for name in _NAMES + (None,):
+        if name is None:
+            # ctypes.util (~5 ms to import) runs ldconfig -p (~3 ms): only when no usual
+            # name loads
+            from ctypes.util import find_library
+            name = find_library("ip4tc")
+            if name is None:
+                break
         try:
             lib = ctypes.CDLL(name, use_errno=True)
             break
