@@ -87,11 +87,13 @@ REFUSED = "refused"    # conflicts with another gateway or with the host
 GatewayStatus = namedtuple("GatewayStatus", "name bridge state reason")
 
 
-class Plan(namedtuple("Plan", "ops status owned links link_status")):
+class Plan(namedtuple("Plan", "ops status owned links link_status rules_memo")):
     """ops: [operation]; status: {name: GatewayStatus}; owned: {bridge: Owned} the record
     of added addresses once ``ops`` are applied; links: tuple of core.links.DesiredLink,
     the VLAN links (OVS patch-port pairs) this round wants; link_status: {network uuid:
-    core.links.LinkStatus} of every network that declares a link (accepted or not)."""
+    core.links.LinkStatus} of every network that declares a link (accepted or not);
+    rules_memo: what a later ``plan(..., last=)`` needs to plan the rules incrementally
+    (a _RulesMemo), or None."""
 
     __slots__ = ()
 
@@ -102,16 +104,29 @@ class Plan(namedtuple("Plan", "ops status owned links link_status")):
         return [op for op in self.ops if isinstance(op, NETLINK_OPS)]
 
 
-Plan.__new__.__defaults__ = ((), {})
+Plan.__new__.__defaults__ = ((), {}, None)
 
-class NetworkPlan(namedtuple("NetworkPlan", "ops status owned live wanted memo")):
+# What plan keeps for an incremental rules plan: the observed tables ({table: observation}
+# as the adapter gave them), the ``live`` list of the network plan the rules were planned
+# for, and whether that plan had no rule operation (every rule in place, nothing else).
+_RulesMemo = namedtuple("_RulesMemo", "tables live clean")
+
+
+class NetworkPlan(namedtuple("NetworkPlan", "ops status owned live memo since")):
     """The network half of a plan (see ``plan_network``); ``memo`` is what a later call
-    needs to re-plan from it incrementally (``last=``), or None."""
+    needs to re-plan from it incrementally (``last=``), or None; ``since`` is, for a plan
+    made that way, (the earlier plan's ``live`` list, the gateways that became live since
+    it, or None when one stopped being live), else None."""
 
     __slots__ = ()
 
+    @property
+    def wanted(self):
+        """{(table, chain): {key: RuleSpec}}: the rules the live gateways want."""
+        return rulesmod.desired_rules(self.live)
 
-NetworkPlan.__new__.__defaults__ = (None,)
+
+NetworkPlan.__new__.__defaults__ = (None, None)
 
 # What plan_network keeps for an incremental re-plan: its inputs (desired, observed,
 # owned, frozenset(previous)), the accepted gateways in order, the host's addresses and
@@ -124,7 +139,7 @@ _Memo = namedtuple("_Memo", "desired observed owned previous accepted host gw_op
 REPLAN_LIMIT = 64
 
 
-def plan(desired, observed, owned=None, previous=(), network=None, links=None):
+def plan(desired, observed, owned=None, previous=(), network=None, links=None, last=None):
     """Compute the operations that make ``observed`` match ``desired``.
 
     ``links``: the core.links.Resolved of the networks' declared links (the source's
@@ -136,11 +151,20 @@ def plan(desired, observed, owned=None, previous=(), network=None, links=None):
     ``network`` is the result of ``plan_network`` for the same inputs, when the caller
     kept it from an earlier round (the periodic check re-reads only iptables and
     ip_forward, so recomputing the rest would be wasted work).
+
+    ``last``: the Plan of an earlier call. When the tables observed are the very ones it
+    saw, it found every rule in place, and ``network`` was re-planned from its network
+    plan (plan_network's ``last=``) for gateways that only became live (a new bridge),
+    the rules are planned for those gateways alone (``_replan_rules``); anything else
+    plans every gateway's rules. The result is the same (tests/unit/core/test_replan.py).
     """
     net = network if network is not None else plan_network(desired, observed, owned, previous)
     ops = list(net.ops)
     status = OrderedDict(net.status)
-    rule_ops, dirty_bridges = _plan_rules(net.wanted, observed)
+    rules = _replan_rules(net, observed, last.rules_memo if last is not None else None)
+    if rules is None:
+        rules = _plan_rules(net.wanted, observed)
+    rule_ops, dirty_bridges = rules
     ops.extend(rule_ops)
     for gw in net.live:
         if gw.bridge in dirty_bridges and status[gw.name].state == APPLIED:
@@ -152,7 +176,45 @@ def plan(desired, observed, owned=None, previous=(), network=None, links=None):
             status[gw.name] = GatewayStatus(gw.name, gw.bridge, PENDING, None)
     return Plan(ops=ops, status=status, owned=net.owned,
                 links=links.links if links is not None else (),
-                link_status=links.status if links is not None else {})
+                link_status=links.status if links is not None else {},
+                rules_memo=_RulesMemo(tables=dict(observed.tables), live=net.live,
+                                      clean=not rule_ops))
+
+
+def _replan_rules(net, observed, memo):
+    """(rule operations, dirty bridges) of ``net``'s live gateways against ``observed``'s
+    tables, planned for the gateways that became live since ``memo`` alone; or None when
+    that is not certain to give what ``_plan_rules`` gives (then the caller plans all).
+
+    Certain when: the tables are the objects ``memo`` planned against (the adapter gives
+    the same observation while a table's fingerprint is unchanged), that plan had no rule
+    operation (so every chain and jump was in place and our rules in the chains were
+    exactly the wanted ones, once each), ``net`` was re-planned from the network plan of
+    ``memo`` (``since``) with no gateway that stopped being live: the wanted rules are
+    then those of ``memo`` and the rules of the gateways that became live (new keys: their
+    bridges are in none of the others' keys), which must want only chains that exist.
+    Those rules are all to add, at the end of their chains, in the order of the live
+    gateways, as ``_plan_rules`` would add them."""
+    if memo is None or not memo.clean or net.since is None or net.since[0] is not memo.live:
+        return None
+    tables = observed.tables
+    if len(tables) != len(memo.tables) or any(
+            tables.get(t) is not obs for t, obs in memo.tables.items()):
+        return None
+    added = net.since[1]
+    if added is None:
+        return None   # a gateway's rules to delete: plan all
+    if len(added) > 1:   # in the order of the live gateways, as _plan_rules adds them
+        added = sorted(added, key=net.live.index)
+    adds = {}
+    for gw in added:
+        for spec in rulesmod.gateway_rules(gw):
+            if spec.chain not in tables.get(spec.table, {}):
+                return None   # an on-demand chain to make first
+            adds.setdefault((spec.table, spec.chain), []).append(spec)
+    ops = [AddRule(table, chain, spec) for table, _b, chain in rulesmod.OWN_CHAINS
+           for spec in adds.get((table, chain), ())]
+    return ops, set(gw.bridge for gw in added)
 
 
 def plan_network(desired, observed, owned=None, previous=(), last=None):
@@ -207,7 +269,7 @@ def plan_network(desired, observed, owned=None, previous=(), last=None):
                  live_index={rec.ifindex: b for b, rec in new_owned.items()}) \
         if not removals else None
     return NetworkPlan(ops=removals + ops, status=status, owned=new_owned, live=live,
-                       wanted=rulesmod.desired_rules(live), memo=memo)
+                       memo=memo)
 
 
 def _plan_gateway(gw, observed):
@@ -357,8 +419,12 @@ def _replan(desired, observed, owned, previous, last):
     live = [gw for gw in m.accepted if gw.bridge in new_owned]
     memo = m._replace(observed=observed, owned=owned, gw_ops=gw_ops,
                       live_index={rec.ifindex: b for b, rec in new_owned.items()})
-    return NetworkPlan(ops=ops, status=status, owned=new_owned, live=live,
-                       wanted=rulesmod.desired_rules(live), memo=memo)
+    # what changed in the wanted rules: the gateways that became live (None when one
+    # stopped being live: its rules go, for a full rules plan)
+    added = [gw for b, gw in gateways.items() if b in new_owned and b not in last.owned]
+    gone = any(b in last.owned and b not in new_owned for b in gateways)
+    return NetworkPlan(ops=ops, status=status, owned=new_owned, live=live, memo=memo,
+                       since=(last.live, None if gone else tuple(added)))
 
 
 def _links_at(indexes, observed):

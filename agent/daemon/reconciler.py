@@ -241,8 +241,10 @@ class Reconciler(object):
                 desired, observed, self.owned, self.accepted,
                 last=network[1] if network is not None else None))
         links = self.source.links() if hasattr(self.source, "links") else None
+        # the rules, too, for the gateways that became live alone when the planner can
+        # (plan's ``last``: the same tables as the last plan, which had every rule in place)
         plan = P.plan(desired, observed, self.owned, self.accepted, network=network[1],
-                      links=links)
+                      links=links, last=last[3] if last is not None else None)
         self._last_plan = (ip_forward, inputs, tables, plan)
         return plan
 
