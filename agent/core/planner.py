@@ -106,10 +106,12 @@ class Plan(namedtuple("Plan", "ops status owned links link_status rules_memo")):
 
 Plan.__new__.__defaults__ = ((), {}, None)
 
-# What plan keeps for an incremental rules plan: the observed tables ({table: observation}
-# as the adapter gave them), the ``live`` list of the network plan the rules were planned
-# for, and whether that plan had no rule operation (every rule in place, nothing else).
-_RulesMemo = namedtuple("_RulesMemo", "tables live clean")
+# What plan keeps for an incremental rules plan (see _replan_rules): base tables
+# ({table: observation} as the adapter gave them), the ``live`` list of the network plan
+# the rules were planned for, whether the rules of those live gateways but the
+# ``pending`` ones needed no operation against the base tables, and the pending gateways
+# (became live since the base, their rules planned as additions to it).
+_RulesMemo = namedtuple("_RulesMemo", "tables live clean pending")
 
 
 class NetworkPlan(namedtuple("NetworkPlan", "ops status owned live memo since")):
@@ -163,8 +165,11 @@ def plan(desired, observed, owned=None, previous=(), network=None, links=None, l
     status = OrderedDict(net.status)
     rules = _replan_rules(net, observed, last.rules_memo if last is not None else None)
     if rules is None:
-        rules = _plan_rules(net.wanted, observed)
-    rule_ops, dirty_bridges = rules
+        rule_ops, dirty_bridges = _plan_rules(net.wanted, observed)
+        rules_memo = _RulesMemo(tables=dict(observed.tables), live=net.live,
+                                clean=not rule_ops, pending=())
+    else:
+        rule_ops, dirty_bridges, rules_memo = rules
     ops.extend(rule_ops)
     for gw in net.live:
         if gw.bridge in dirty_bridges and status[gw.name].state == APPLIED:
@@ -177,44 +182,80 @@ def plan(desired, observed, owned=None, previous=(), network=None, links=None, l
     return Plan(ops=ops, status=status, owned=net.owned,
                 links=links.links if links is not None else (),
                 link_status=links.status if links is not None else {},
-                rules_memo=_RulesMemo(tables=dict(observed.tables), live=net.live,
-                                      clean=not rule_ops))
+                rules_memo=rules_memo)
 
 
 def _replan_rules(net, observed, memo):
-    """(rule operations, dirty bridges) of ``net``'s live gateways against ``observed``'s
-    tables, planned for the gateways that became live since ``memo`` alone; or None when
-    that is not certain to give what ``_plan_rules`` gives (then the caller plans all).
+    """(rule operations, dirty bridges, _RulesMemo) of ``net``'s live gateways against
+    ``observed``'s tables, planned for the gateways that became live since ``memo``'s
+    base alone; or None when that is not certain to give what ``_plan_rules`` gives
+    (then the caller plans all).
 
-    Certain when: the tables are the objects ``memo`` planned against (the adapter gives
-    the same observation while a table's fingerprint is unchanged), that plan had no rule
-    operation (so every chain and jump was in place and our rules in the chains were
-    exactly the wanted ones, once each), ``net`` was re-planned from the network plan of
-    ``memo`` (``since``) with no gateway that stopped being live: the wanted rules are
-    then those of ``memo`` and the rules of the gateways that became live (new keys: their
-    bridges are in none of the others' keys), which must want only chains that exist.
-    Those rules are all to add, at the end of their chains, in the order of the live
-    gateways, as ``_plan_rules`` would add them."""
+    ``memo`` holds base tables against which the rules of its live gateways but the
+    ``pending`` ones needed no operation, and those pending gateways (became live since,
+    their rules to add). Certain when: ``net`` was re-planned from the network plan of
+    ``memo`` (``since``) with no gateway that stopped being live, so the wanted rules are
+    the base's and those of the pending gateways and the ones that became live now (new
+    keys: their bridges are in none of the others' keys); and each of our chains and the
+    built-in chains that jump to them are as in the base tables, but for rules appended
+    at the end of our chains (the table is the same object, as the adapter gives it for
+    an unchanged fingerprint, or the base's rules are an equal prefix: the rounds's own
+    commit appended to them), the appended ones of ours being pending rules, once each
+    and as planned. The pending rules not there are then all to add, at the end of their
+    chains, in the order of the live gateways, as ``_plan_rules`` would add them."""
     if memo is None or not memo.clean or net.since is None or net.since[0] is not memo.live:
-        return None
-    tables = observed.tables
-    if len(tables) != len(memo.tables) or any(
-            tables.get(t) is not obs for t, obs in memo.tables.items()):
         return None
     added = net.since[1]
     if added is None:
         return None   # a gateway's rules to delete: plan all
-    if len(added) > 1:   # in the order of the live gateways, as _plan_rules adds them
-        added = sorted(added, key=net.live.index)
-    adds = {}
-    for gw in added:
+    pending = memo.pending + tuple(added)
+    if len(pending) > REPLAN_LIMIT:
+        return None
+    tables = observed.tables
+    if len(tables) != len(memo.tables):
+        return None
+    if len(pending) > 1:   # in the order of the live gateways, as _plan_rules adds them
+        pending = tuple(sorted(pending, key=net.live.index))
+    wants = {}
+    for gw in pending:
         for spec in rulesmod.gateway_rules(gw):
-            if spec.chain not in tables.get(spec.table, {}):
+            wants.setdefault((spec.table, spec.chain), []).append(spec)
+    ops = []
+    for table, builtin, chain in rulesmod.OWN_CHAINS:
+        base, now = memo.tables[table], tables.get(table)
+        if now is None:
+            return None
+        want = wants.get((table, chain), ())
+        if now is base:
+            if want and chain not in now:
                 return None   # an on-demand chain to make first
-            adds.setdefault((spec.table, spec.chain), []).append(spec)
-    ops = [AddRule(table, chain, spec) for table, _b, chain in rulesmod.OWN_CHAINS
-           for spec in adds.get((table, chain), ())]
-    return ops, set(gw.bridge for gw in added)
+            ops.extend(AddRule(table, chain, spec) for spec in want)
+            continue
+        old, new = base.get(chain), now.get(chain)
+        if (old is None) != (new is None) or now.get(builtin) != base.get(builtin):
+            return None
+        if old is None:
+            if want:
+                return None   # an on-demand chain to make first
+            continue
+        if new[:len(old)] != old:
+            return None
+        seen = set()
+        by_key = {spec.key: spec for spec in want}
+        for rv in new[len(old):]:
+            if not rulesmod.is_ours(rv.key):
+                continue   # someone else's rule: not ours to touch
+            spec = by_key.get(rv.key)
+            if spec is None or rv.key in seen or not _same_rule(rv, spec):
+                return None   # to delete: plan all
+            seen.add(rv.key)
+        ops.extend(AddRule(table, chain, spec) for spec in want if spec.key not in seen)
+    dirty = set(rulesmod.bridge_of(op.spec.key) for op in ops)
+    if ops:
+        memo = memo._replace(live=net.live, pending=pending)
+    else:   # every rule in place: these tables are the base now
+        memo = _RulesMemo(tables=dict(tables), live=net.live, clean=True, pending=())
+    return ops, dirty, memo
 
 
 def plan_network(desired, observed, owned=None, previous=(), last=None):
