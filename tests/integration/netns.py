@@ -40,6 +40,14 @@ class Netns(hostns.Netns):
     def ipt(self, *args, **kw):
         return self.run(["iptables-legacy", "-w"] + list(args), **kw)
 
+    def dom0_firewall(self, forward_chain=False):
+        """Dom0's stock filter table; with ``forward_chain``, also the daemon's
+        XGW-FORWARD chain, empty, jumped to first from FORWARD."""
+        self.run(["iptables-legacy-restore"], input=DOM0_FIREWALL)
+        if forward_chain:
+            self.ipt("-N", "XGW-FORWARD")
+            self.ipt("-I", "FORWARD", "1", "-j", "XGW-FORWARD")
+
     def save(self, table):
         return self.run(["iptables-legacy-save", "-t", table]).stdout
 

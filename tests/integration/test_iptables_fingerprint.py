@@ -52,9 +52,7 @@ def run_steps(ns, steps):
 def test_counters_alone_keep_the_fingerprint_and_every_edit_changes_it():
     ns = N.Netns("fp")
     try:
-        ns.run(["iptables-legacy-restore"], input=N.DOM0_FIREWALL)
-        ns.ipt("-N", "XGW-FORWARD")
-        ns.ipt("-I", "FORWARD", "1", "-j", "XGW-FORWARD")
+        ns.dom0_firewall(forward_chain=True)
         ns.ipt("-A", "XGW-FORWARD", *RULE)
         steps = run_steps(ns, [
             ["nothing", ["-L", "-n"]],

@@ -58,9 +58,7 @@ print(json.dumps(out))
 def test_copies_are_freed_between_rounds_and_reloaded_for_an_apply():
     ns = N.Netns("rel")
     try:
-        ns.run(["iptables-legacy-restore"], input=N.DOM0_FIREWALL)
-        ns.ipt("-N", "XGW-FORWARD")
-        ns.ipt("-I", "FORWARD", "1", "-j", "XGW-FORWARD")
+        ns.dom0_firewall(forward_chain=True)
         proc = ns.run([sys.executable, "-c", SCRIPT], check=False,
                       env=dict(N.os.environ, PYTHONPATH=N.REPO))
         assert proc.returncode == 0, proc.stderr

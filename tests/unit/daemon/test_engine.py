@@ -5,6 +5,7 @@ only coordinates; the rounds themselves are tested in namespaces). The event loo
 in a thread of its own, as in the daemon.
 """
 import asyncio
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,37 +35,45 @@ class Rounds(object):
             return self.done.wait_for(lambda: len(self.threads) >= count, WAIT)
 
 
-@pytest.fixture
-def engine():
+@contextlib.contextmanager
+def running_engine(rounds, **options):
+    """An Engine over ``rounds`` with its event loop in a thread of its own, after its
+    first round (through the loop); stopped and closed on the way out."""
     loop = asyncio.new_event_loop()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
-    rounds = Rounds()
     reported = []
     thread = threading.Thread(target=loop.run_forever, name="loop")
     thread.start()
 
     async def start():   # made in the loop, as the daemon makes it
         engine = Engine(rounds, executor, loop, resync=lambda: None,
-                        on_round=reported.append)
+                        on_round=reported.append, **options)
         engine.task = asyncio.ensure_future(engine.run())
         engine.request()
         return engine
     engine = asyncio.run_coroutine_threadsafe(start(), loop).result(WAIT)
-    assert rounds.wait(1)   # the first round, through the loop
-    engine.rounds, engine.reported = rounds, reported
-    yield engine
+    try:
+        assert rounds.wait(1)   # the first round, through the loop
+        engine.rounds, engine.reported = rounds, reported
+        yield engine
+    finally:
+        async def stop():
+            engine.task.cancel()
+            try:
+                await engine.task
+            except asyncio.CancelledError:
+                pass
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(WAIT)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(WAIT)
+        executor.shutdown(wait=True)
+        loop.close()
 
-    async def stop():
-        engine.task.cancel()
-        try:
-            await engine.task
-        except asyncio.CancelledError:
-            pass
-    asyncio.run_coroutine_threadsafe(stop(), loop).result(WAIT)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(WAIT)
-    executor.shutdown(wait=True)
-    loop.close()
+
+@pytest.fixture
+def engine():
+    with running_engine(Rounds()) as engine:
+        yield engine
 
 
 def reported(engine, count):
@@ -114,22 +123,10 @@ def test_events_during_a_round_get_a_round_after_it(engine):
 def test_the_iptables_copies_are_freed_once_rounds_stop_coming():
     """libiptc's copies are kept while rounds follow each other (the next commit reuses
     the last walk's copy) and freed once no round came for ``idle_release`` seconds."""
-    loop = asyncio.new_event_loop()
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
     rounds = Rounds()
     released = []
     rounds.release = lambda: released.append(threading.current_thread().name)
-    thread = threading.Thread(target=loop.run_forever, name="loop")
-    thread.start()
-
-    async def start():
-        engine = Engine(rounds, executor, loop, resync=lambda: None, idle_release=1.0)
-        engine.task = asyncio.ensure_future(engine.run())
-        engine.request()
-        return engine
-    engine = asyncio.run_coroutine_threadsafe(start(), loop).result(WAIT)
-    try:
-        assert rounds.wait(1)
+    with running_engine(rounds, idle_release=1.0) as engine:
         pause = threading.Event()
         for count in range(2, 6):   # a round every 0.1 s: the release keeps being put off
             pause.wait(0.1)
@@ -143,15 +140,3 @@ def test_the_iptables_copies_are_freed_once_rounds_stop_coming():
         assert released == ["kernel_0"]   # once, in the kernel thread
         pause.wait(1.2)
         assert released == ["kernel_0"]   # and not again without a round
-    finally:
-        async def stop():
-            engine.task.cancel()
-            try:
-                await engine.task
-            except asyncio.CancelledError:
-                pass
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(WAIT)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(WAIT)
-        executor.shutdown(wait=True)
-        loop.close()
