@@ -490,7 +490,14 @@ class Lab(Stage):
                 % OUTSIDE)
         seen = self.fetch(self.ctl, "http://%s/" % OUTSIDE)
         OUT.show(seen.stdout + seen.stderr)
-        self.checks.record("tcp", seen.stdout.strip() == "you are %s" % DOM0_UPLINK,
+        tcp_ok = seen.stdout.strip() == "you are %s" % DOM0_UPLINK
+        if not tcp_ok:   # what a reader needs to tell a firewall from a neighbour problem
+            OUT.note("TCP failed; the packet counters and the Controller's neighbours:")
+            for table in ("filter", "nat"):
+                OUT.show(self.dom0.run(["iptables-legacy-save", "-c", "-t", table],
+                                       check=False).stdout)
+            OUT.show(self.ctl.run(["ip", "neigh"], check=False).stdout)
+        self.checks.record("tcp", tcp_ok,
                            "TCP through Dom0's firewall; the outside saw %s (NAT)"
                            % seen.stdout.strip().replace("you are ", ""))
 
