@@ -453,18 +453,15 @@ class Lab(Stage):
         """Namespace ``ns`` as a guest NIC ``dev`` with ``address`` on ``bridge``: a veth
         whose Dom0 end ``port`` is in the bridge (on Open vSwitch an OVS port, an access
         port of VLAN ``tag`` when given)."""
-        self.dom0.run(["ip", "link", "add", port, "type", "veth", "peer", "name", dev,
-                       "netns", ns.name])
         if self.switch is not None:
-            self.switch.vsctl("--may-exist", "add-port", bridge, port,
-                              *(["tag=%d" % tag] if tag is not None else []))
-            # the userspace datapath leaves a veth's TCP checksums to the sender
-            ns.run(["ethtool", "-K", dev, "tx", "off"], check=False)
+            self.switch.plug_veth(bridge, port, ns.name, dev, tag=tag)
         else:
+            self.dom0.run(["ip", "link", "add", port, "type", "veth", "peer", "name", dev,
+                           "netns", ns.name])
             self.dom0.run(["ip", "link", "set", port, "master", bridge])
-        self.dom0.run(["ip", "link", "set", port, "up"])
+            self.dom0.run(["ip", "link", "set", port, "up"])
+            ns.run(["ip", "link", "set", dev, "up"])
         ns.run(["ip", "addr", "add", address, "dev", dev])
-        ns.run(["ip", "link", "set", dev, "up"])
 
     def plug_controller(self):
         """The Controller's NIC on 'private' (its device 1), as a namespace in the bridge."""
@@ -497,6 +494,10 @@ class Lab(Stage):
                 OUT.show(self.dom0.run(["iptables-legacy-save", "-c", "-t", table],
                                        check=False).stdout)
             OUT.show(self.ctl.run(["ip", "neigh"], check=False).stdout)
+            OUT.show(self.dom0.run(["ip", "-br", "link"], check=False).stdout)
+            OUT.show(self.dom0.run(["ip", "-4", "-br", "addr"], check=False).stdout)
+            if self.switch is not None:
+                OUT.show(self.switch.vsctl("show"))
         self.checks.record("tcp", tcp_ok,
                            "TCP through Dom0's firewall; the outside saw %s (NAT)"
                            % seen.stdout.strip().replace("you are ", ""))

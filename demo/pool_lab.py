@@ -211,14 +211,9 @@ class PoolLab(base.Stage):
         """Namespace ``ns`` as a VM's NIC on 'private' of ``host``: a veth whose Dom0 end
         ``port`` is an OVS port of private's bridge there (beside the simulator's vif
         port, as a guest's emulated NIC is), MTU 1450 as the network's."""
-        bridge = self.nets["private"]["bridge"]
-        host.ns.run(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth1",
-                     "netns", ns.name])
-        host.ovs.vsctl("--may-exist", "add-port", bridge, port)
-        ns.run(["ethtool", "-K", "eth1", "tx", "off"], check=False)
-        host.ns.run(["ip", "link", "set", port, "mtu", str(tunnels.MTU), "up"])
+        host.ovs.plug_veth(self.nets["private"]["bridge"], port, ns.name, "eth1",
+                           mtu=tunnels.MTU)
         ns.run(["ip", "addr", "add", address + "/24", "dev", "eth1"])
-        ns.run(["ip", "link", "set", "eth1", "mtu", str(tunnels.MTU), "up"])
         ns.run(["ip", "route", "add", "default", "via", GATEWAY])
 
     # -- the steps

@@ -138,21 +138,17 @@ class Topology(object):
         """The VM's vif into the (existing) bridge, as XAPI plugs a started VM's VIF;
         ``port`` names its Dom0 end."""
         self.vm_port = port
-        self.dom0.run(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0",
-                       "netns", self.vm.name])
         if self.ovs is not None:
-            self.ovs.add_port(self.bridge, port, {
+            self.ovs.plug_veth(self.bridge, port, self.vm.name, "eth0", ids={
                 "xs-vif-uuid": VIF_UUID, "xs-vm-uuid": VM_UUID,
-                "xs-network-uuid": NETWORK_UUID,
-                "attached-mac": self.vm.run(["cat", "/sys/class/net/eth0/address"]).stdout.strip()})
-            # a veth feeding the userspace datapath leaves TCP checksums to be filled in,
-            # and nobody does: TCP would get no NAT (ICMP still passes)
-            self.vm.run(["ethtool", "-K", "eth0", "tx", "off"], check=False)
+                "xs-network-uuid": NETWORK_UUID})
         else:
+            self.dom0.run(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0",
+                           "netns", self.vm.name])
             self.dom0.run(["ip", "link", "set", port, "master", self.bridge])
-        self.dom0.run(["ip", "link", "set", port, "up"])
+            self.dom0.run(["ip", "link", "set", port, "up"])
+            self.vm.run(["ip", "link", "set", "eth0", "up"])
         self.vm.run(["ip", "addr", "add", self.VM_ADDR, "dev", "eth0"])
-        self.vm.run(["ip", "link", "set", "eth0", "up"])
         self.vm.run(["ip", "route", "add", "default", "via", self.PRIVATE.split("/")[0]])
 
     def delete_bridge(self):
@@ -336,15 +332,9 @@ def ovs_endpoint(switch, host, bridge, port, ns, address, tag=None):
     namespace ``host``): a veth whose ``host`` end is port ``port`` (an access port of VLAN
     ``tag`` when given; kernel VLAN devices are not available here) and whose other end,
     eth0 in ``ns``, has ``address``."""
-    host.run(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0",
-              "netns", ns.name])
-    switch.vsctl("--may-exist", "add-port", bridge, port,
-                 *(["tag=%d" % tag] if tag is not None else []))
-    host.run(["ip", "link", "set", port, "up"])
-    # TCP through the userspace datapath needs the checksums done by the sender
-    ns.run(["ethtool", "-K", "eth0", "tx", "off"], check=False)
+    assert switch.netns == host.name, (switch.netns, host.name)
+    switch.plug_veth(bridge, port, ns.name, "eth0", tag=tag)
     ns.run(["ip", "addr", "add", address, "dev", "eth0"])
-    ns.run(["ip", "link", "set", "eth0", "up"])
 
 
 def stop(proc, timeout=10.0):

@@ -146,19 +146,15 @@ class Lab(object):
         vm = N.Netns("poolvm")
         self.vms.append(vm)
         port = "vm%d-%d" % (n, len(self.vms))
-        host.ns.run(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0",
-                     "netns", vm.name])
         if host.ovs is not None:
-            host.ovs.add_port(bridge, port)
-            if tag is not None:
-                host.ovs.vsctl("set", "Port", port, "tag=%d" % tag)
-            # a veth feeding the userspace datapath leaves TCP checksums unfinished
-            vm.run(["ethtool", "-K", "eth0", "tx", "off"], check=False)
+            host.ovs.plug_veth(bridge, port, vm.name, "eth0", tag=tag)
         else:
+            host.ns.run(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0",
+                         "netns", vm.name])
             host.ns.run(["ip", "link", "set", port, "master", bridge])
-        host.ns.run(["ip", "link", "set", port, "up"])
+            host.ns.run(["ip", "link", "set", port, "up"])
+            vm.run(["ip", "link", "set", "eth0", "up"])
         vm.run(["ip", "addr", "add", address, "dev", "eth0"])
-        vm.run(["ip", "link", "set", "eth0", "up"])
         if gateway:
             vm.run(["ip", "route", "add", "default", "via", gateway])
         return vm
