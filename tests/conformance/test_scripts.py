@@ -14,12 +14,20 @@ SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
 GIB = 1024 ** 3
 
 
+def _interruptible():
+    """(In the child, before exec) Ctrl-C's default: a suite started in the background
+    of a non-interactive shell (``cmd &``, nohup) inherits SIGINT ignored, and Python
+    then never raises KeyboardInterrupt, which is how watch-all-events.py is stopped."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def script(name, *args, **kwargs):
     """Start a script with the test's Python (its XenAPI SDK), output unbuffered."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, os.path.join(SCRIPTS, name)] + list(args),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            universal_newlines=True, env=env, cwd=SCRIPTS, **kwargs)
+                            universal_newlines=True, env=env, cwd=SCRIPTS,
+                            preexec_fn=_interruptible, **kwargs)
 
 
 def run(name, *args):
