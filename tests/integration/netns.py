@@ -313,6 +313,18 @@ class Daemon(object):
     def fd_count(self):
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
+    def settled_fd_count(self, seconds=1.0):
+        """The fewest descriptors the daemon held, sampled every 20 ms for ``seconds``:
+        what it keeps, without what a round holds for a while (libiptc's handles, one
+        socket a table, are freed IDLE_RELEASE = 0.25 s after the last round; the xtables
+        lock during a round). A leak raises this; a round in flight does not."""
+        deadline = time.monotonic() + seconds
+        fewest = self.fd_count()
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            fewest = min(fewest, self.fd_count())
+        return fewest
+
     def log(self):
         try:
             with open(self.log_path) as f:

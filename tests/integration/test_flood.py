@@ -80,7 +80,7 @@ def test_a_connection_flood_cannot_starve_or_kill_the_daemon(workdir, daemons):
         pid = daemon.proc.pid
         assert "1024" in open("/proc/%d/limits" % pid).read().split("Max open files")[1]
         time.sleep(1)
-        base_fds, base_rss = daemon.fd_count(), rss_kb(pid)
+        base_fds, base_rss = daemon.settled_fd_count(), rss_kb(pid)
 
         # 1,100 bare connections (no TLS handshake, no byte) from one address, 120 idle
         # TLS ones from another: each address gets 100 (max_connections_per_peer) ...
