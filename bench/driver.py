@@ -15,7 +15,8 @@ Modes:
            and one ``iptables-restore --noflush`` of the daemon's rules for it, run at
            once after the bridge is made; latency = both done - t0.
 
-Backends (``--backend``): ``linux-bridge`` makes Linux bridges over netlink;
+Backends (``--backend``): ``linux-bridge`` makes Linux bridges over rtnetlink (the
+requests ``ip link`` sends, without a process or pyroute2 around them);
 ``openvswitch`` makes Open vSwitch bridges as xcp-networkd does (``ovs-vsctl add-br``
 with datapath_type=netdev and external_ids:xs-network-uuids, which returns once
 ovs-vswitchd made the device, then the device set up) in the OVS at ``--ovsdb``.
@@ -27,12 +28,13 @@ since_monotonic compares with it.
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 
-from pyroute2 import IPRoute
+from agent.adapters import netlink as NL
 
 
 def bridge_name(i):
@@ -99,19 +101,43 @@ class StatusReader(object):
 
 
 class LinuxBridges(object):
+    """Bridges made with the two rtnetlink requests ``ip link add NAME type bridge`` and
+    ``ip link set NAME up`` send, both encoded before t0, on a socket of their own.
+
+    Until 2026-12-06 17:20 this was pyroute2's ``link("add")`` and ``link("set")``:
+    ~0.6 ms of Python around each request (measured: both requests 0.13 ms raw, 0.72 ms
+    through pyroute2, side by side), most of it before the kernel made the bridge or
+    between the creation and the set-up, and all of it inside every latency measured
+    here (the daemon's, the best script's and the seed's alike)."""
+
     def __init__(self, args):
-        self.ipr = IPRoute()
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NL.NETLINK_ROUTE)
+        self.sock.bind((0, 0))
+
+    def _request(self, seq, data, what):
+        self.sock.send(data)
+        pending = {seq: None}
+        while pending[seq] is None:
+            NL.acknowledgements(self.sock.recv(NL.RECV_SIZE), pending)
+        if pending[seq]:
+            raise OSError(pending[seq], "%s: %s" % (what, os.strerror(pending[seq])))
 
     def make(self, name):
         """Create bridge ``name`` and set it up, as XAPI does; returns t0 (monotonic time
-        right before the creating netlink call) and the time both calls returned."""
+        right before the creating request is sent) and the time both were acknowledged."""
+        ifname = NL.attr(NL.IFLA_IFNAME, name.encode() + b"\0")
+        add = NL.message(NL.RTM_NEWLINK, NL.NLM_F_ACK | NL.NLM_F_CREATE | NL.NLM_F_EXCL,
+                         NL.IFINFOMSG.pack(NL.AF_UNSPEC, 0, 0, 0, 0) + ifname +
+                         NL.attr(NL.IFLA_LINKINFO, NL.attr(NL.IFLA_INFO_KIND, b"bridge")))
+        up = NL.message(NL.RTM_NEWLINK, NL.NLM_F_ACK,
+                        NL.IFINFOMSG.pack(NL.AF_UNSPEC, 0, 0, NL.IFF_UP, NL.IFF_UP) + ifname)
         t0 = time.monotonic()
-        self.ipr.link("add", ifname=name, kind="bridge")
-        self.ipr.link("set", ifname=name, state="up")
+        self._request(add[0], add[1], "ip link add %s type bridge" % name)
+        self._request(up[0], up[1], "ip link set %s up" % name)
         return t0, time.monotonic()
 
     def close(self):
-        self.ipr.close()
+        self.sock.close()
 
 
 class OvsBridges(object):

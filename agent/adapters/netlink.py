@@ -58,7 +58,7 @@ BATCH = 64              # requests per send: their acknowledgements (one message
 #                         fit the socket's receive buffer, or the kernel drops them
 REQUEST_TIMEOUT = 5.0   # seconds without an acknowledgement before a request counts as failed
 _NLMSGHDR = struct.Struct("=IHHII")    # len, type, flags, seq, pid
-_IFINFOMSG = struct.Struct("=BxHiII")   # family, type, index, flags, change
+IFINFOMSG = struct.Struct("=BxHiII")   # family, type, index, flags, change
 _IFADDRMSG = struct.Struct("=BBBBi")    # family, prefixlen, flags, scope, index
 _RTMSG = struct.Struct("=BBBBBBBBI")    # family, dst_len, src_len, tos, table, proto,
 #                                         scope, type, flags
@@ -93,10 +93,10 @@ def decode(kind, data, start, end):
       something a gateway competes with).
     """
     if kind in (RTM_NEWLINK, RTM_DELLINK):
-        family, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, start)
+        family, _type, index, flags, _change = IFINFOMSG.unpack_from(data, start)
         if family != AF_UNSPEC:
             return None
-        attrs = _attrs(data, start + _IFINFOMSG.size, end)
+        attrs = _attrs(data, start + IFINFOMSG.size, end)
         name = attrs.get(IFLA_IFNAME)
         if name is None:
             return None
@@ -146,6 +146,14 @@ def _attrs(data, pos, end):
 _sequence = itertools.count(1)
 
 
+def message(kind, flags, body, port=0):
+    """(sequence number, bytes) of one rtnetlink request of type ``kind`` with ``flags``
+    (NLM_F_REQUEST added) and ``body``, numbered from this process's one counter."""
+    seq = next(_sequence) & 0xFFFFFFFF
+    return seq, _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | flags,
+                               seq, port) + body
+
+
 def _dump(request_type, request_body, reply_type, attempts=DUMP_ATTEMPTS,
           timeout=DUMP_TIMEOUT):
     """The decoded items of one rtnetlink dump, taken on a plain netlink socket.
@@ -174,9 +182,9 @@ def _dump_once(request_type, request_body, reply_type, timeout):
     try:
         sock.settimeout(timeout)
         sock.bind((0, 0))
-        seq, port = next(_sequence) & 0xFFFFFFFF, sock.getsockname()[0]
-        sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(request_body), request_type,
-                                 NLM_F_REQUEST | NLM_F_DUMP, seq, port) + request_body)
+        port = sock.getsockname()[0]
+        seq, data = message(request_type, NLM_F_DUMP, request_body, port)
+        sock.send(data)
         return collect(lambda: sock.recv(RECV_SIZE), seq, port, reply_type)
     finally:
         sock.close()
@@ -214,7 +222,7 @@ def collect(recv, seq, port, reply_type):
 
 def dump_links():
     mask = _RTATTR.pack(8, IFLA_EXT_MASK) + struct.pack("=I", RTEXT_FILTER_SKIP_STATS)
-    return _dump(RTM_GETLINK, _IFINFOMSG.pack(AF_UNSPEC, 0, 0, 0, 0) + mask, RTM_NEWLINK)
+    return _dump(RTM_GETLINK, IFINFOMSG.pack(AF_UNSPEC, 0, 0, 0, 0) + mask, RTM_NEWLINK)
 
 
 def dump_addresses():
@@ -226,7 +234,8 @@ def dump_routes():
 
 
 # ---- requests: address and route changes ---------------------------------------------------
-def _attr(kind, value):
+def attr(kind, value):
+    """One rtnetlink attribute (its header, ``value``, the padding to 4 bytes)."""
     return _RTATTR.pack(_RTATTR.size + len(value), kind) + value + b"\0" * (-len(value) % 4)
 
 
@@ -239,19 +248,19 @@ def request(op):
         address = op.address
         ip = address.ip.packed
         body = (_IFADDRMSG.pack(AF_INET, address.network.prefixlen, 0, RT_SCOPE_UNIVERSE,
-                                op.ifindex) + _attr(IFA_LOCAL, ip) + _attr(IFA_ADDRESS, ip))
+                                op.ifindex) + attr(IFA_LOCAL, ip) + attr(IFA_ADDRESS, ip))
         if isinstance(op, P.AddAddress):
-            body += _attr(IFA_BROADCAST, address.network.broadcast_address.packed)
+            body += attr(IFA_BROADCAST, address.network.broadcast_address.packed)
             return RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, errno.EEXIST
         return RTM_DELADDR, 0, body, errno.EADDRNOTAVAIL
     if isinstance(op, P.AddRoute):
         network = op.network
         body = (_RTMSG.pack(AF_INET, network.prefixlen, 0, 0, MAIN_TABLE, RTPROT_STATIC,
                             RT_SCOPE_LINK, RTN_UNICAST, 0)
-                + _attr(RTA_DST, network.network_address.packed)
-                + _attr(RTA_OIF, struct.pack("=i", op.ifindex))
-                + _attr(RTA_PREFSRC, op.source.packed)
-                + _attr(RTA_TABLE, struct.pack("=I", MAIN_TABLE)))
+                + attr(RTA_DST, network.network_address.packed)
+                + attr(RTA_OIF, struct.pack("=i", op.ifindex))
+                + attr(RTA_PREFSRC, op.source.packed)
+                + attr(RTA_TABLE, struct.pack("=I", MAIN_TABLE)))
         return RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body, errno.EEXIST
     raise TypeError("not a netlink operation: %r" % (op,))
 
@@ -527,11 +536,10 @@ class Netlink(object):
         pending, order, parts = {}, [], []
         for _i, op in chunk:
             kind, flags, body, _benign = request(op)
-            seq = next(_sequence) & 0xFFFFFFFF
+            seq, data = message(kind, NLM_F_ACK | flags, body)
             pending[seq] = None
             order.append(seq)
-            parts.append(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind,
-                                        NLM_F_REQUEST | NLM_F_ACK | flags, seq, 0) + body)
+            parts.append(data)
         try:
             sock.send(b"".join(parts))
             waiting = len(order)
