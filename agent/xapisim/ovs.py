@@ -199,9 +199,9 @@ class Ovs(object):
         ``port``'s own MAC, racing the answer through the bridge. When it wins, the
         machine's packets enter the host through ``port``, not the bridge's device, and
         match no rule written for the bridge (measured: the demo's TCP rejected about one
-        run in six). So ``port`` answers no ARP (arp_ignore 8) and has no IPv6. The
-        machine's end sends no TCP checksum offloaded: nobody on the userspace datapath
-        would fill it in (ICMP would still pass, TCP would not)."""
+        run in six). So ``port`` answers no ARP (arp_ignore 8) and has no IPv6 (where the
+        kernel has it). The machine's end sends no TCP checksum offloaded: nobody on the
+        userspace datapath would fill it in (ICMP would still pass, TCP would not)."""
         self._run(self._in_ns(["ip", "link", "add", port, "type", "veth", "peer", "name",
                                dev, "netns", netns]))
         args = ["--may-exist", "add-port", bridge, port]
@@ -214,7 +214,7 @@ class Ovs(object):
             args += ["--", "set", "Interface", port] + external_ids(ids)
         self.vsctl(*args)
         conf = "net/ipv%s/conf/" + port + "/%s"
-        self._run(self._in_ns(["sysctl", "-q", "-w", conf % (4, "arp_ignore=8"),
+        self._run(self._in_ns(["sysctl", "-q", "-e", "-w", conf % (4, "arp_ignore=8"),
                                "-w", conf % (6, "disable_ipv6=1")]))
         self._run(["ip", "netns", "exec", netns, "ethtool", "-K", dev, "tx", "off"])
         for ns_cmd, name in ((self._in_ns, port),
