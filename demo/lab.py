@@ -456,11 +456,7 @@ class Lab(Stage):
         if self.switch is not None:
             self.switch.plug_veth(bridge, port, ns.name, dev, tag=tag)
         else:
-            self.dom0.run(["ip", "link", "add", port, "type", "veth", "peer", "name", dev,
-                           "netns", ns.name])
-            self.dom0.run(["ip", "link", "set", port, "master", bridge])
-            self.dom0.run(["ip", "link", "set", port, "up"])
-            ns.run(["ip", "link", "set", dev, "up"])
+            self.dom0.bridge_veth(bridge, port, ns, dev)
         ns.run(["ip", "addr", "add", address, "dev", dev])
 
     def plug_controller(self):

@@ -78,6 +78,17 @@ class Netns(object):
     def run(self, cmd, **kw):
         return run(["ip", "netns", "exec", self.name] + list(cmd), **kw)
 
+    def bridge_veth(self, bridge, port, other, dev):
+        """A machine's NIC on Linux bridge ``bridge`` here: a veth whose end ``port`` is a
+        port of the bridge and whose other end ``dev`` is in namespace ``other`` (a
+        Netns), both set up; the caller addresses ``dev``. (On Open vSwitch:
+        ``agent.xapisim.ovs.Ovs.plug_veth``.)"""
+        self.run(["ip", "link", "add", port, "type", "veth", "peer", "name", dev,
+                  "netns", other.name])
+        self.run(["ip", "link", "set", port, "master", bridge])
+        self.run(["ip", "link", "set", port, "up"])
+        other.run(["ip", "link", "set", dev, "up"])
+
     def popen(self, cmd, **kw):
         return subprocess.Popen(["ip", "netns", "exec", self.name] + list(cmd), **kw)
 

@@ -143,11 +143,7 @@ class Topology(object):
                 "xs-vif-uuid": VIF_UUID, "xs-vm-uuid": VM_UUID,
                 "xs-network-uuid": NETWORK_UUID})
         else:
-            self.dom0.run(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0",
-                           "netns", self.vm.name])
-            self.dom0.run(["ip", "link", "set", port, "master", self.bridge])
-            self.dom0.run(["ip", "link", "set", port, "up"])
-            self.vm.run(["ip", "link", "set", "eth0", "up"])
+            self.dom0.bridge_veth(self.bridge, port, self.vm, "eth0")
         self.vm.run(["ip", "addr", "add", self.VM_ADDR, "dev", "eth0"])
         self.vm.run(["ip", "route", "add", "default", "via", self.PRIVATE.split("/")[0]])
 

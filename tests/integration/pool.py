@@ -149,11 +149,7 @@ class Lab(object):
         if host.ovs is not None:
             host.ovs.plug_veth(bridge, port, vm.name, "eth0", tag=tag)
         else:
-            host.ns.run(["ip", "link", "add", port, "type", "veth", "peer", "name", "eth0",
-                         "netns", vm.name])
-            host.ns.run(["ip", "link", "set", port, "master", bridge])
-            host.ns.run(["ip", "link", "set", port, "up"])
-            vm.run(["ip", "link", "set", "eth0", "up"])
+            host.ns.bridge_veth(bridge, port, vm, "eth0")
         vm.run(["ip", "addr", "add", address, "dev", "eth0"])
         if gateway:
             vm.run(["ip", "route", "add", "default", "via", gateway])

@@ -175,12 +175,8 @@ def test_dom0_itself_reaches_the_forward_on_its_own_addresses(topo, forwarded):
 def test_a_vm_of_the_subnet_reaches_the_published_address_hairpin(topo, forwarded):
     vm2 = N.Netns("vm2")
     try:
-        topo.dom0.run(["ip", "link", "add", "vif2.0", "type", "veth", "peer", "name", "eth0",
-                       "netns", vm2.name])
-        topo.dom0.run(["ip", "link", "set", "vif2.0", "master", "xapi1"])
-        topo.dom0.run(["ip", "link", "set", "vif2.0", "up"])
+        topo.dom0.bridge_veth("xapi1", "vif2.0", vm2, "eth0")
         vm2.run(["ip", "addr", "add", "172.16.1.20/24", "dev", "eth0"])
-        vm2.run(["ip", "link", "set", "eth0", "up"])
         vm2.run(["ip", "route", "add", "default", "via", GATEWAY])
         with tcp_server(topo.vm, VM, 80):
             # Masqueraded behind the gateway address: had the server seen 172.16.1.20 it

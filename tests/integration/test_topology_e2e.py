@@ -60,12 +60,8 @@ def test_xgw_apply_of_the_blog_lab_gives_working_gateways_and_the_horizon_forwar
         assert [n["device"] for n in compute["nics"] if n["himn"]] == [9]
 
         # the Controller's NIC on 'private', as a namespace in the bridge XAPI made
-        topo.dom0.run(["ip", "link", "add", "vif9.1", "type", "veth", "peer", "name", "eth0",
-                       "netns", topo.vm.name])
-        topo.dom0.run(["ip", "link", "set", "vif9.1", "master", bridge])
-        topo.dom0.run(["ip", "link", "set", "vif9.1", "up"])
+        topo.dom0.bridge_veth(bridge, "vif9.1", topo.vm, "eth0")
         topo.vm.run(["ip", "addr", "add", CONTROLLER + "/24", "dev", "eth0"])
-        topo.vm.run(["ip", "link", "set", "eth0", "up"])
         topo.vm.run(["ip", "route", "add", "default", "via", "172.16.0.1"])
         assert topo.vm.run(["ping", "-c", "1", "-W", "2", topo.OUTSIDE]).returncode == 0
 
