@@ -255,7 +255,7 @@ class Reconciler(object):
         for the kernel's RTNL lock (held by the link's own set-up for up to a few ms),
         and the commits, which do not take it, run in that time instead of after it."""
         errors = {}
-        networks = self._networks(plan) if plan.ops else {}  # log fields; idle rounds: none
+        networks = _Networks(self, plan)  # log fields, made when a line first needs one
         for table in rulesmod.TABLES:
             ops = plan.table_ops(table)
             if not ops:
@@ -572,6 +572,21 @@ def _log_state(name, bridge, state, reason, error, network=None):
     else:
         log.info("gateway %s on %s: %s%s", name, bridge, state,
                  " (%s)" % reason if reason else "", extra=extra)
+
+
+class _Networks(object):
+    """A round's {bridge: network uuid} for its log lines, made on the first ``get``:
+    before the gateways are complete only a failure needs it (~0.1 ms at 50 gateways,
+    on every new bridge's path otherwise)."""
+
+    def __init__(self, reconciler, plan):
+        self._made = None
+        self._make = functools.partial(reconciler._networks, plan)
+
+    def get(self, bridge):
+        if self._made is None:
+            self._made = self._make()
+        return self._made.get(bridge)
 
 
 class Engine(object):
