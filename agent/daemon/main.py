@@ -175,7 +175,7 @@ class DaemonState(object):
 
     def problems(self):
         from agent.service import doctor
-        return doctor.problems(self.daemon.status_data())
+        return doctor.problems(self.daemon.check_data())
 
     def metrics(self):
         xapi = self.xapi()
@@ -204,7 +204,7 @@ class DaemonState(object):
         settings = self.daemon.config.agent
         checks += doctor.network_checks(*ovsdb.network_backend(settings.network_conf),
                                         remote=settings.ovsdb, list_dbs=ovsdb.list_dbs)
-        return checks + doctor.daemon_checks(self.daemon.status_data())
+        return checks + doctor.daemon_checks(self.daemon.check_data())
 
 
 def _link_view(status):
@@ -571,24 +571,33 @@ class Daemon(object):
     def status_data(self):
         """status.json's content, from the reconciler's last snapshot."""
         snapshot = self.reconciler.published
-        return {
+        data = self.check_data(snapshot)
+        data.update({
             "pid": os.getpid(), "version": agent.__version__, "started": self.started,
             "config": self.config.path, "summary": snapshot.summary,
-            "rounds": snapshot.rounds, "writes": snapshot.writes,
+            "writes": snapshot.writes,
             "iptables_commits": snapshot.commits, "last_round": snapshot.round_dict(),
-            "round_failure": snapshot.failure, "round_failures": snapshot.failures,
+            "round_failures": snapshot.failures,
             "xapi": None if self.xapi is None else {"url": self.config.xapi.url,
                                                     "connected": self.xapi.connected,
                                                     "reason": self.xapi.reason},
-            "api": dict(self.api),
-            "ovsdb": self.ovsdb.state() if self.ovsdb is not None else None,
             "gateways": list(snapshot.gateways),
-            "links": [_link_view(st) for st in snapshot.links],
             "tunnels": self.placed.tunnel_status(dict(snapshot.tunnels))
             if getattr(self, "placed", None) else [],
             "restart_needed": self.restart_needed,
             "pool": None if self.pool is None else self.pool.status(),
-        }
+        })
+        return data
+
+    def check_data(self, snapshot=None):
+        """The part of status.json the daemon's checks read (agent.service.doctor's
+        ``daemon_checks``): /v1/health asks for it on every request, without the
+        gateways' list and the pool's tunnels that the rest of status.json copies."""
+        snapshot = snapshot or self.reconciler.published
+        return {"rounds": snapshot.rounds, "round_failure": snapshot.failure,
+                "api": dict(self.api),
+                "ovsdb": self.ovsdb.state() if self.ovsdb is not None else None,
+                "links": [_link_view(st) for st in snapshot.links]}
 
     def _publish_status(self, min_interval=1.0):
         """Write status.json when a gateway's state, a failure or the pool (tunnels)

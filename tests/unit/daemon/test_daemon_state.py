@@ -40,7 +40,7 @@ class Daemon(object):
         self.config = defaults._replace(agent=defaults.agent._replace(
             network_conf="/nonexistent/network.conf", ovsdb="unix:/nonexistent/db.sock"))
 
-    def status_data(self):
+    def check_data(self):
         return {"rounds": 3, "round_failure": None, "api": {"listen": None}}
 
 
