@@ -76,3 +76,40 @@ def test_running_out_of_descriptors_in_accept_is_said_once_and_survived(tmp_path
     assert err.count("cannot accept API connections on unix") == 1, err
     assert "out of system resource" not in err and "Traceback" not in err, err
     assert "accepting API connections again" in err, err
+
+
+def _accepted(guard, family, address):
+    """(the listener, the connection the guard's listener accepted) for one client."""
+    listener = guard.listener(family, "unix" if family == socket.AF_UNIX else "tcp")
+    listener.bind(address)
+    listener.listen(1)
+    client = socket.socket(family, socket.SOCK_STREAM)
+    client.connect(listener.getsockname())
+    conn, _address = listener.accept()
+    client.close()
+    return listener, conn
+
+
+def test_a_unix_connection_takes_a_large_answer_in_one_send_and_tcp_keeps_autotuning(tmp_path):
+    import asyncio
+    from agent.api import server
+    loop = asyncio.new_event_loop()
+    guard = server.Guard()
+    guard.install(loop)
+    made = []
+    try:
+        made += _accepted(guard, socket.AF_UNIX, str(tmp_path / "api.sock"))
+        with open("/proc/sys/net/core/wmem_max") as f:
+            cap = int(f.read())
+        # the kernel doubles what is set, within net.core.wmem_max
+        expected = 2 * min(server.UNIX_SEND_BUFFER, cap)
+        assert made[1].getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == expected
+        assert expected >= 2 * 300 * 1024 or cap < server.UNIX_SEND_BUFFER
+        made += _accepted(guard, socket.AF_INET, ("127.0.0.1", 0))
+        # TCP: untouched (a size set by hand would turn the kernel's autotuning off;
+        # autotuned on loopback it is some other size)
+        assert made[3].getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) != expected
+    finally:
+        for sock in made:
+            sock.close()
+        loop.close()
