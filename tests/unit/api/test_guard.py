@@ -113,3 +113,64 @@ def test_a_unix_connection_takes_a_large_answer_in_one_send_and_tcp_keeps_autotu
         for sock in made:
             sock.close()
         loop.close()
+
+
+def test_deadlines_end_silent_connections_and_spare_those_being_served():
+    """A connection must send a request head within header_timeout, and the next one
+    within idle_timeout of an answer; never cut while a request is served, however
+    long. Deadlines are moved, not timers made per request."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from agent.api import server
+    loop = asyncio.new_event_loop()
+    guard = server.Guard(SimpleNamespace(header_timeout=0.3, idle_timeout=0.5,
+                                         max_connections=8, max_connections_per_peer=8))
+    guard.install(loop)
+    listener = guard.listener(socket.AF_UNIX, "unix")
+    peers = []
+
+    def admitted():
+        mine, peer = socket.socketpair()
+        conn = server._Conn(mine.family, mine.type, mine.proto, fileno=mine.detach())
+        assert guard.admit(listener, conn, "") is None
+        peers.append(peer)
+        return conn, peer
+
+    def ended(peer):   # the daemon shut the connection down: its peer reads EOF
+        try:
+            return peer.recv(1, socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+
+    def wait(seconds):
+        loop.run_until_complete(asyncio.sleep(seconds))
+
+    try:
+        _silent, silent_peer = admitted()
+        busy, busy_peer = admitted()
+        quick, quick_peer = admitted()
+        guard._disarm(busy)            # a request head at once, served for 0.45 s
+        guard._disarm(quick)
+        guard._arm(quick, 0.1)         # a shorter wait than the timer made at admission
+        wait(0.2)
+        assert ended(quick_peer) and not ended(silent_peer) and guard.timeouts == 1
+        wait(0.25)
+        assert ended(silent_peer) and guard.timeouts == 2
+        assert not ended(busy_peer)    # past header_timeout, but being served
+        guard._arm(busy, guard.idle_timeout)   # answered: idle_timeout for the next head
+        wait(0.3)
+        assert not ended(busy_peer)
+        guard._disarm(busy)            # the next request, answered at once
+        guard._arm(busy, guard.idle_timeout)
+        wait(0.3)                      # 0.6 s after the first answer, 0.3 after this one
+        assert not ended(busy_peer)
+        wait(0.35)
+        assert ended(busy_peer) and guard.timeouts == 3
+    finally:
+        for conn in list(guard.open.values()):
+            conn.close()
+        for peer in peers:
+            peer.close()
+        loop.close()
+    assert not guard.open and guard.counts["unix"] == 0
