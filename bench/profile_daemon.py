@@ -49,6 +49,7 @@ def main(argv=None):
     if not os.path.isdir(args.outdir):
         os.makedirs(args.outdir)
     n = args.gateways
+    B.compile_agent()
     res = B.Resources()
     launcher = [sys.executable, PROFILED]
     try:

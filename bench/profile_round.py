@@ -134,6 +134,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("profile_round.py: needs root")
+    B.compile_agent()
     res = B.Resources()
     try:
         ns = res.netns("round")
