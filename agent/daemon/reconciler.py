@@ -148,10 +148,10 @@ class Reconciler(object):
                     if attempt == MAX_ATTEMPTS:
                         raise
                     log.info("retrying the round (%s), attempt %d", exc, attempt + 1)
-            if self.fold_events is not None:
-                self.fold_events()
             link_results, link_writes = self._apply_links(plan)
             tunnel_writes = self._apply_tunnels()
+            if self.fold_events is not None:   # last, after the OVSDB writers' waits too
+                self.fold_events()
             problem = self._record(plan, errors, link_results)
         except AgentError as exc:
             problem = exc
