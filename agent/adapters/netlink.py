@@ -412,6 +412,7 @@ class NetlinkMonitor(object):
         self._reading.set()
         self._ready = threading.Event()
         self._error = None
+        self._sock = None
         self._thread = threading.Thread(target=self._run, name="netlink-monitor")
         self._thread.daemon = True
 
@@ -445,6 +446,32 @@ class NetlinkMonitor(object):
         finally:
             self._reading.set()
 
+    def fold_pending(self):
+        """Fold the events queued in the socket now, without waiting for more, and call
+        ``on_change`` for them: for a round the monitor's own thread runs (it reads
+        nothing meanwhile). From any other thread, nothing: the monitor folds them."""
+        if threading.current_thread() is not self._thread or self._sock is None:
+            return
+        while True:
+            try:
+                data = self._read(self._sock, socket.MSG_DONTWAIT)
+            except OSError:   # nothing queued (EAGAIN); else the monitor's read meets it
+                return
+            if data is not None:
+                self._fold(data)
+
+    def _read(self, sock, flags=0):
+        """One read of events; None when the kernel had dropped some (ENOBUFS: said, and
+        the view re-read through ``on_overflow``)."""
+        try:
+            return sock.recv(RECV_SIZE, flags)
+        except OSError as exc:
+            if exc.errno != errno.ENOBUFS:
+                raise
+        log.warning("netlink events were dropped (ENOBUFS); re-reading the kernel")
+        self.on_overflow()
+        return None
+
     def _run(self):
         try:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
@@ -459,29 +486,30 @@ class NetlinkMonitor(object):
             self._error = exc
             self._ready.set()
             return
+        self._sock = sock
         self._ready.set()
         while True:
-            try:
-                data = sock.recv(RECV_SIZE)
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    log.warning("netlink events were dropped (ENOBUFS); re-reading the kernel")
-                    self.on_overflow()
-                    continue
-                raise
+            data = self._read(sock)
+            if data is None:
+                continue
             self._reading.wait()   # held meanwhile: this one too is folded in afterwards
-            names = set()
-            try:
-                for header, start, end in messages(data):
-                    item = decode(header.type, data, start, end)
-                    if item is not None:
-                        name = self.view.apply(header.type, item)
-                        if name:
-                            names.add(name)
-            except (KernelError, struct.error, ValueError):
-                log.warning("ignoring a malformed netlink event", exc_info=True)
-            if names:
-                self.on_change(names)
+            self._fold(data)
+
+    def _fold(self, data):
+        """Fold one read's events into the view; ``on_change`` with the names they
+        touched (which may run a round in this thread: Engine.request_here)."""
+        names = set()
+        try:
+            for header, start, end in messages(data):
+                item = decode(header.type, data, start, end)
+                if item is not None:
+                    name = self.view.apply(header.type, item)
+                    if name:
+                        names.add(name)
+        except (KernelError, struct.error, ValueError):
+            log.warning("ignoring a malformed netlink event", exc_info=True)
+        if names:
+            self.on_change(names)
 
 
 class Netlink(object):

@@ -1,6 +1,8 @@
 """The reconciler: the only writer of addresses, routes, iptables and ip_forward.
 
-``Reconciler.run_round`` runs in the single kernel thread: under the xtables lock it
+``Reconciler.run_round`` runs in one thread at a time, the kernel's owner (``KernelThread``:
+its worker, or the netlink monitor's thread for a round an event starts while the kernel
+is idle, see ``Engine.request_here``): under the xtables lock it
 observes (netlink mirror, our chains, ip_forward), plans (core.planner, pure), applies
 (netlink verbs, one iptables commit per changed table, sysctl), and records the outcome.
 A round that finds nothing to change writes nothing. ``Engine`` is its asyncio side:
@@ -20,6 +22,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
 from agent.core import links as linksmod
 from agent.core import model
@@ -74,12 +77,18 @@ def fields(**kw):
 class Reconciler(object):
     def __init__(self, source, view, netlink, iptables, sysctl, lock, statefile,
                  clock=time.monotonic, wallclock=time.time, announce=None, ovs=None,
-                 hold_events=None):
+                 hold_events=None, fold_events=None):
         self.source = source
         # hold_events(): a context manager in which the netlink events stay unread
         # (NetlinkMonitor.held): the round's writes do not share the interpreter with
         # decoding their own echoes
         self.hold_events = hold_events
+        # fold_events(): once the writes are done, the events queued meanwhile folded into
+        # the view before the outcome is recorded (NetlinkMonitor.fold_pending: in the
+        # monitor's own thread, which reads none while it runs a round; elsewhere the
+        # monitor folds them itself). A bridge set up while its round planned is then
+        # recorded up, applied, by this round rather than the next.
+        self.fold_events = fold_events
         # announce(ifindex, address): a gratuitous ARP once a gateway address is added,
         # so that neighbours drop the MAC of a host that served it before (a takeover)
         self.announce = announce
@@ -141,6 +150,8 @@ class Reconciler(object):
                     log.info("retrying the round (%s), attempt %d", exc, attempt + 1)
             link_results, link_writes = self._apply_links(plan)
             tunnel_writes = self._apply_tunnels()
+            if self.fold_events is not None:   # last, after the OVSDB writers' waits too
+                self.fold_events()
             problem = self._record(plan, errors, link_results)
         except AgentError as exc:
             problem = exc
@@ -589,20 +600,52 @@ class _Networks(object):
         return self._made.get(bridge)
 
 
+_STARTED, _ASKED = "started", "asked"   # Engine._direct_start's answers
+
+
+class KernelThread(ThreadPoolExecutor):
+    """The kernel thread: one worker for rounds and questions about the kernel, each task
+    run holding ``owner``, the lock of the kernel's one owner at a time. The netlink
+    monitor's thread takes ``owner`` too, to run at once the round an event starts
+    (``Engine.request_here``); a task submitted meanwhile waits for it. ``shutdown(True)``
+    returns once no thread owns the kernel (a round in flight finishes its commits)."""
+
+    def __init__(self):
+        super(KernelThread, self).__init__(max_workers=1, thread_name_prefix="kernel")
+        self.owner = threading.Lock()
+
+    def submit(self, fn, *args, **kwargs):
+        return super(KernelThread, self).submit(self._owned, fn, args, kwargs)
+
+    def _owned(self, fn, args, kwargs):
+        with self.owner:
+            return fn(*args, **kwargs)
+
+    def shutdown(self, wait=True, **kwargs):
+        super(KernelThread, self).shutdown(wait, **kwargs)
+        if wait:
+            with self.owner:
+                pass
+
+
 class Engine(object):
     """Asyncio side of the reconciler: coalesced requests, one round at a time, failed
     rounds retried after 1, 2, 4 ... MAX_BACKOFF seconds (events still start rounds at
     once in between).
 
-    An event from another thread (``request_threadsafe``: the netlink monitor) that finds
-    the kernel thread idle starts its round there at once, without a detour through the
-    event loop (two thread hops: monitor -> loop -> kernel thread, ~0.3-0.5 ms of a new
-    bridge's latency); the loop hears of the round when it is over, as of any other.
-    Events during such a round make the kernel thread run one more round after it (the
-    bridge's own events: set up, the address and route the round added), without waking
-    the loop meanwhile; during a round the loop started, requests pile up and the loop
-    runs the next round once that one ends, as before. Re-reads of the kernel's links
-    (``resync``) always go through the loop."""
+    An event from another thread that finds the kernel idle starts its round at once,
+    without a detour through the event loop (two thread hops: monitor -> loop -> kernel
+    thread, ~0.3-0.5 ms of a new bridge's latency); the loop hears of the round when it
+    is over, as of any other. ``request_here`` (the netlink monitor's) runs that round in
+    the calling thread itself, holding the KernelThread's ``owner``: waking the kernel
+    thread on the other CPU was ~0.2-0.3 ms more of the same latency, and it competed
+    for a CPU with whoever was still setting the new bridge up. ``request_threadsafe``
+    (the OVSDB connection's) hands it to the kernel thread. Events during such a round
+    make the kernel thread run one more round after it (the bridge's own events: set up,
+    the address and route the round added), without waking the loop meanwhile; during a
+    round the loop started, requests pile up and the loop runs the next round once that
+    one ends, as before. Re-reads of the kernel's links (``resync``) always go through
+    the loop."""
 
     def __init__(self, reconciler, executor, loop, resync, on_round=None,
                  idle_release=IDLE_RELEASE):
@@ -635,29 +678,70 @@ class Engine(object):
         self._wake.set()
 
     def request_threadsafe(self, names=(), resync=False):
-        if not resync:
+        """A round for ``names`` from another thread: at once in the kernel thread when
+        it is idle, else through the loop (``resync``: always through the loop)."""
+        how = None if resync else self._direct_start()
+        if how == _STARTED:
+            self._direct_submit()
+        elif how is None:
+            self.loop.call_soon_threadsafe(self.request, names, resync)
+
+    def _direct_submit(self):
+        """Direct rounds in the kernel thread (a direct round counted in flight)."""
+        try:
+            future = self.executor.submit(self._direct_rounds)
+        except RuntimeError:   # shutting down: no new rounds
             with self._lock:
-                direct = self._direct and self._in_flight == 0
-                if direct:
-                    self._in_flight += 1
-                    self._direct_running = True
-                elif self._direct_running:
-                    # during a direct round: the kernel thread runs another one after it,
-                    # without waking the loop (which would compete for the interpreter
-                    # with the round in flight)
-                    self._again = True
-                    return
-            if direct:
-                try:
-                    future = self.executor.submit(self._direct_rounds)
-                except RuntimeError:   # shutting down: no new rounds
-                    with self._lock:
-                        self._in_flight -= 1
-                        self._direct_running = False
-                    return
-                future.add_done_callback(self._direct_done)
+                self._in_flight -= 1
+                self._direct_running = False
+            return
+        future.add_done_callback(self._direct_done)
+
+    def request_here(self, names=()):
+        """``request_threadsafe`` for the netlink monitor: when the kernel is idle the
+        event's round runs in the calling thread, which owns the kernel meanwhile; the
+        rounds asked for during it (``_again``) go to the kernel thread, so that the
+        monitor reads on (a burst's events are folded alongside those rounds, not in one
+        serial backlog). An executor without an ``owner`` (a plain one, in tests) gets
+        the kernel thread's round."""
+        owner = getattr(self.executor, "owner", None)
+        if owner is None:
+            return self.request_threadsafe(names)
+        how = self._direct_start()
+        if how is None:
+            self.loop.call_soon_threadsafe(self.request, names, False)
+        elif how == _STARTED:
+            try:
+                with owner:
+                    more = self._direct_rounds(limit=1)
+            except BaseException as exc:  # noqa: B902 - run() raises it in the loop
+                with self._lock:
+                    self._in_flight, self._direct_running = 0, False
+                self._report(self._crashed, exc)
                 return
-        self.loop.call_soon_threadsafe(self.request, names, resync)
+            if more:
+                self._direct_submit()
+
+    def _direct_start(self):
+        """_STARTED: a direct round may start now (the kernel idle, the first round done)
+        and is counted in flight; _ASKED: a direct round is running, and its thread will
+        run one more after it, without waking the loop (which would compete for the
+        interpreter with it); None: the loop's business."""
+        with self._lock:
+            if self._direct and self._in_flight == 0:
+                self._in_flight += 1
+                self._direct_running = True
+                return _STARTED
+            if self._direct_running:
+                self._again = True
+                return _ASKED
+            return None
+
+    def stop_direct(self):
+        """No more direct rounds (the daemon is stopping): events go to the loop, which
+        has stopped running rounds; a direct round in flight ends with its own."""
+        with self._lock:
+            self._direct = False
 
     def call(self, func, *args):
         """Run ``func`` in the kernel thread, between rounds (a future): the one owner of
@@ -681,20 +765,26 @@ class Engine(object):
             with self._lock:
                 self._in_flight -= 1
 
-    def _direct_rounds(self):
-        """Direct rounds (kernel thread): one, and another while events came during it;
-        each reported to the loop."""
+    def _direct_rounds(self, limit=None):
+        """Direct rounds (in the kernel's owner: the kernel thread, or the monitor's
+        thread for ``request_here``): one, and another while events came during it, up
+        to ``limit``; each reported to the loop. True when ``limit`` stopped them with
+        another round asked for: the caller hands that on, still counted in flight."""
+        done = 0
         while True:
             with self._lock:
                 self._again = False
                 self._in_flight += 1   # _round's own, given back when it ends
             result = self._round(False)
             self._report(functools.partial(self._finished, names=()), result)
+            done += 1
             with self._lock:
                 if not (self._again and self._direct):
                     self._in_flight -= 1
                     self._direct_running = False
-                    return
+                    return False
+                if limit is not None and done >= limit:
+                    return True
 
     def _direct_done(self, future):
         """Direct rounds crashed (a bug): run() raises it in the loop."""
@@ -732,8 +822,7 @@ class Engine(object):
         finally:
             if self._release is not None:
                 self._release.cancel()
-            with self._lock:
-                self._direct = False   # stopped (or dead): no more rounds from events
+            self.stop_direct()   # stopped (or dead): no more rounds from events
 
     def _finished(self, result, names=()):
         """After each round (in the loop): retries, the first round's future, on_round."""

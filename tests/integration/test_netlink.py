@@ -38,6 +38,23 @@ def test_events_held_during_writes_are_folded_in_afterwards():
     assert ["br7"] in result["after"]["on_change"]
 
 
+def test_a_round_in_the_monitors_thread_folds_the_events_queued_meanwhile():
+    """A round the monitor's own thread runs (Engine.request_here) reads no events while
+    it works; fold_pending folds those queued (the bridge set up during the round is seen
+    up before the round records it) and reports them, from that thread only."""
+    ns = N.Netns("fold")
+    try:
+        out = ns.run([sys.executable, os.path.join(N.HELPERS, "monitor_fold.py")],
+                     env=dict(os.environ, PYTHONPATH=N.REPO)).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+    finally:
+        ns.delete()
+    assert result["thread"] == "netlink-monitor"
+    assert result["before"] is False and result["other_thread"] is False
+    assert result["after"] is True
+    assert result["calls"][-1] == ["br8"] and len(result["calls"]) >= 2
+
+
 def test_bridge_created_during_a_resync_becomes_a_gateway_at_once(topo, workdir, daemons):
     """xapi1 appears after the periodic resync's dump was read and before it replaced the
     mirror (resync_race.py holds the daemon exactly there). Its event must not be lost

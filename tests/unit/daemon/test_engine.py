@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agent.daemon.reconciler import Engine, RoundResult
+from agent.daemon.reconciler import Engine, KernelThread, RoundResult
 
 WAIT = 10.0   # seconds: a ceiling, never expected
 
@@ -36,11 +36,11 @@ class Rounds(object):
 
 
 @contextlib.contextmanager
-def running_engine(rounds, **options):
+def running_engine(rounds, executor=None, **options):
     """An Engine over ``rounds`` with its event loop in a thread of its own, after its
     first round (through the loop); stopped and closed on the way out."""
     loop = asyncio.new_event_loop()
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
+    executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
     reported = []
     thread = threading.Thread(target=loop.run_forever, name="loop")
     thread.start()
@@ -140,3 +140,99 @@ def test_the_iptables_copies_are_freed_once_rounds_stop_coming():
         assert released == ["kernel_0"]   # once, in the kernel thread
         pause.wait(1.2)
         assert released == ["kernel_0"]   # and not again without a round
+
+
+def in_thread(name, func):
+    """Run ``func`` in a thread called ``name`` (as the netlink monitor's); joined."""
+    thread = threading.Thread(target=func, name=name)
+    thread.start()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+
+
+def test_the_monitors_event_runs_its_round_in_the_monitors_thread_owning_the_kernel():
+    """request_here: the kernel idle, the round runs at once in the calling thread, which
+    owns the kernel meanwhile: a task for the kernel thread waits for the round's end."""
+    kernel = KernelThread()
+    rounds = Rounds()
+    order = []
+    plain = rounds.run_round
+
+    def round_with_a_question():
+        assert kernel.owner.locked()
+        order.append(("round", kernel.submit(lambda: order.append(("question", None)))))
+        threading.Event().wait(0.2)    # the question must not run meanwhile
+        order.append(("round done", None))
+        return plain()
+    with running_engine(rounds, executor=kernel) as engine:
+        assert reported(engine, 1)
+        rounds.run_round = round_with_a_question
+        in_thread("netlink-monitor", lambda: engine.request_here({"xapi1"}))
+        assert rounds.threads[-1] == "netlink-monitor"
+        order[0][1].result(WAIT)
+        assert [what for what, _ in order] == ["round", "round done", "question"]
+        assert reported(engine, 2)   # the loop hears of it
+        assert not kernel.owner.locked()
+
+
+def test_events_during_the_monitors_round_get_one_more_round_in_the_kernel_thread():
+    """An event folded while the monitor's thread runs a round (fold_pending calls
+    on_change) gets one more round, not through the loop: the kernel thread runs it, so
+    that the monitor reads on (a burst's events folded alongside the rounds)."""
+    kernel = KernelThread()
+    rounds = Rounds()
+    plain = rounds.run_round
+    with running_engine(rounds, executor=kernel) as engine:
+        assert reported(engine, 1)
+
+        def round_seeing_an_event():
+            rounds.run_round = plain
+            engine.request_here({"xapi2"})   # as fold_pending's on_change does
+            return plain()
+        rounds.run_round = round_seeing_an_event
+        in_thread("netlink-monitor", lambda: engine.request_here({"xapi1"}))
+        assert reported(engine, 3)
+        assert rounds.threads[1:] == ["netlink-monitor", "kernel_0"]
+
+
+def test_the_monitors_event_during_a_kernel_thread_round_goes_through_the_loop():
+    """While the kernel thread runs a round (the loop's), request_here does not wait for
+    the kernel: the loop runs a round for it after that one."""
+    kernel = KernelThread()
+    rounds = Rounds()
+    release, started = threading.Event(), threading.Event()
+    plain = rounds.run_round
+
+    def slow_round():
+        started.set()
+        release.wait(WAIT)
+        return plain()
+    with running_engine(rounds, executor=kernel) as engine:
+        assert reported(engine, 1)
+        rounds.run_round = slow_round
+        engine.loop.call_soon_threadsafe(engine.request, {"xapi1"})   # a round of the loop's
+        assert started.wait(WAIT)
+        rounds.run_round = plain
+        in_thread("netlink-monitor", lambda: engine.request_here({"xapi2"}))  # returns at once
+        release.set()
+        assert rounds.wait(3)
+        assert rounds.threads[1:3] == ["kernel_0", "kernel_0"]
+
+
+def test_shutdown_waits_for_a_round_the_monitors_thread_runs():
+    """KernelThread.shutdown(True) returns once no thread owns the kernel: a round in the
+    monitor's thread finishes its commits before the daemon exits."""
+    kernel = KernelThread()
+    entered, done = threading.Event(), []
+
+    def monitor_round():
+        with kernel.owner:
+            entered.set()
+            threading.Event().wait(0.3)
+            done.append(True)
+    thread = threading.Thread(target=monitor_round, name="netlink-monitor")
+    thread.start()
+    assert entered.wait(WAIT)
+    kernel.shutdown(wait=True)
+    assert done == [True]
+    thread.join(WAIT)
