@@ -10,29 +10,29 @@ from tests.integration import netns as N
 GW = {"private": {"bridge": "xapi1", "address": N.Topology.PRIVATE, "nat": "yes"}}
 
 
+def helper_result(role, script):
+    """Run tests/integration/helpers/``script`` in a namespace of its own: the JSON of its
+    last line."""
+    ns = N.Netns(role)
+    try:
+        out = ns.run([sys.executable, os.path.join(N.HELPERS, script)],
+                     env=dict(os.environ, PYTHONPATH=N.REPO)).stdout
+        return json.loads(out.strip().splitlines()[-1])
+    finally:
+        ns.delete()
+
+
 def test_events_keep_the_mirror_equal_to_a_dump():
     """Links, addresses (one labelled), routes in the main table and another, a port
     leaving its bridge, a rename, deletions: after each, the mirror equals a dump."""
-    ns = N.Netns("mirror")
-    try:
-        out = ns.run([sys.executable, os.path.join(N.HELPERS, "mirror_steps.py")],
-                     env=dict(os.environ, PYTHONPATH=N.REPO)).stdout
-        assert json.loads(out.strip().splitlines()[-1]) == {}
-    finally:
-        ns.delete()
+    assert helper_result("mirror", "mirror_steps.py") == {}
 
 
 def test_events_held_during_writes_are_folded_in_afterwards():
     """A round holds the monitor while it writes (NetlinkMonitor.held): its own writes'
     events wait in the socket and none is lost: once the hold is left the mirror has the
     address and on_change names the bridge."""
-    ns = N.Netns("held")
-    try:
-        out = ns.run([sys.executable, os.path.join(N.HELPERS, "monitor_held.py")],
-                     env=dict(os.environ, PYTHONPATH=N.REPO)).stdout
-        result = json.loads(out.strip().splitlines()[-1])
-    finally:
-        ns.delete()
+    result = helper_result("held", "monitor_held.py")
     assert result["held"] == {"mirror": False, "on_change": []}
     assert result["after"]["mirror"] is True
     assert ["br7"] in result["after"]["on_change"]
@@ -42,13 +42,7 @@ def test_a_round_in_the_monitors_thread_folds_the_events_queued_meanwhile():
     """A round the monitor's own thread runs (Engine.request_here) reads no events while
     it works; fold_pending folds those queued (the bridge set up during the round is seen
     up before the round records it) and reports them, from that thread only."""
-    ns = N.Netns("fold")
-    try:
-        out = ns.run([sys.executable, os.path.join(N.HELPERS, "monitor_fold.py")],
-                     env=dict(os.environ, PYTHONPATH=N.REPO)).stdout
-        result = json.loads(out.strip().splitlines()[-1])
-    finally:
-        ns.delete()
+    result = helper_result("fold", "monitor_fold.py")
     assert result["thread"] == "netlink-monitor"
     assert result["before"] is False and result["other_thread"] is False
     assert result["after"] is True
