@@ -278,11 +278,15 @@ class Guard(object):
         loop = self._loop or asyncio.get_event_loop()
         deadline = conn.guard_deadline = loop.time() + seconds
         timer = conn.guard_timer
-        if timer is not None and timer.when() > deadline:   # a shorter wait than before
+        if timer is not None and conn.guard_timer_at > deadline:   # a shorter wait now
             timer.cancel()
             timer = None
         if timer is None:
-            conn.guard_timer = loop.call_at(deadline, self._expire, conn)
+            self._schedule(loop, conn, deadline)
+
+    def _schedule(self, loop, conn, when):
+        # the time kept beside the timer: TimerHandle.when() is Python 3.7+
+        conn.guard_timer, conn.guard_timer_at = loop.call_at(when, self._expire, conn), when
 
     def _disarm(self, conn):
         """No deadline while a request is served (its timer stays, and finds none)."""
@@ -304,7 +308,7 @@ class Guard(object):
             return
         loop = self._loop or asyncio.get_event_loop()
         if loop.time() < deadline:
-            conn.guard_timer = loop.call_at(deadline, self._expire, conn)
+            self._schedule(loop, conn, deadline)
             return
         conn.guard_deadline = None
         self.timeouts += 1
