@@ -25,6 +25,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         http.server.BaseHTTPRequestHandler.setup(self)
 
+    def handle(self):
+        try:
+            http.server.BaseHTTPRequestHandler.handle(self)
+        except (BrokenPipeError, ConnectionResetError):
+            # the client went away, mid-call or between two calls on its connection (a
+            # daemon stopped or killed): nobody to answer, and, as for xapi, no error
+            pass
+
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
@@ -86,14 +94,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(json.dumps(out).encode("utf-8"), "application/json")
 
     def _send(self, data, content_type):
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client went away (a daemon killed mid-call): nobody to answer
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def address_string(self):
         return str(self.client_address or "unix")
