@@ -68,6 +68,9 @@ Header = namedtuple("Header", "length type flags seq pid")
 
 
 # ---- the decoder: one for dumps and events ---------------------------------------------
+_LINK_ATTRS = frozenset((IFLA_IFNAME, IFLA_LINKINFO))   # what decode keeps of a link
+
+
 def messages(data):
     """(Header, body start, body end) of each netlink message in one datagram."""
     offset = 0
@@ -96,7 +99,7 @@ def decode(kind, data, start, end):
         family, _type, index, flags, _change = IFINFOMSG.unpack_from(data, start)
         if family != AF_UNSPEC:
             return None
-        attrs = _attrs(data, start + IFINFOMSG.size, end)
+        attrs = _attrs(data, start + IFINFOMSG.size, end, _LINK_ATTRS)
         name = attrs.get(IFLA_IFNAME)
         if name is None:
             return None
@@ -130,14 +133,18 @@ def decode(kind, data, start, end):
     return None
 
 
-def _attrs(data, pos, end):
-    """{type: raw value} of the rtattrs between pos and end."""
+def _attrs(data, pos, end, wanted=None):
+    """{type: raw value} of the rtattrs between pos and end (of the types in ``wanted``
+    alone, when given: a link's message carries ~40, statistics among them, of which a
+    Link needs two; copying them all was most of decoding a new bridge's event)."""
     attrs = {}
-    while pos + _RTATTR.size <= end:
-        rta_len, rta_type = _RTATTR.unpack_from(data, pos)
-        if rta_len < _RTATTR.size:
+    unpack, head = _RTATTR.unpack_from, _RTATTR.size
+    while pos + head <= end:
+        rta_len, rta_type = unpack(data, pos)
+        if rta_len < head:
             break
-        attrs[rta_type] = data[pos + _RTATTR.size:pos + rta_len]
+        if wanted is None or rta_type in wanted:
+            attrs[rta_type] = data[pos + head:pos + rta_len]
         pos += (rta_len + 3) & ~3
     return attrs
 

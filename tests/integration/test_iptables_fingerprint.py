@@ -3,6 +3,9 @@ kernel's table holds exactly the entries of the last walk (counters aside)."""
 import json
 import sys
 
+import pytest
+
+from agent.adapters.iptables import TableReader
 from tests.integration import netns as N
 
 # Run inside the namespace: the adapter's fingerprint and walk count around changes made
@@ -12,6 +15,9 @@ import json, subprocess, sys
 from agent.adapters.iptables import Iptables, TableReader
 
 steps = json.loads(sys.argv[1])
+# argv[2]: the largest table kept and compared byte for byte; above it, its own mapping
+# and SHA-1 (0: this small table takes the large tables' way)
+TableReader.KEPT = int(sys.argv[2])
 ipt, reader = Iptables(), TableReader()
 out = []
 observed = ipt.observe("filter")
@@ -42,14 +48,16 @@ OTHER = ["-d", "172.16.1.0/24", "-o", "xapi1", "-m", "conntrack", "--ctstate",
          "xgw:xapi1:forward-back:172.16.1.0/24", "-j", "ACCEPT"]
 
 
-def run_steps(ns, steps):
-    proc = ns.run([sys.executable, "-c", SCRIPT, json.dumps(steps)], check=False,
+def run_steps(ns, steps, kept):
+    proc = ns.run([sys.executable, "-c", SCRIPT, json.dumps(steps), str(kept)], check=False,
                   env=dict(N.os.environ, PYTHONPATH=N.REPO))
     assert proc.returncode == 0, proc.stderr
     return dict((s["label"], s) for s in json.loads(proc.stdout))
 
 
-def test_counters_alone_keep_the_fingerprint_and_every_edit_changes_it():
+# a small table's entries are compared themselves; a large one's by SHA-1 (TableReader)
+@pytest.mark.parametrize("kept", [TableReader.KEPT, 0], ids=["entries", "sha1"])
+def test_counters_alone_keep_the_fingerprint_and_every_edit_changes_it(kept):
     ns = N.Netns("fp")
     try:
         ns.dom0_firewall(forward_chain=True)
@@ -74,7 +82,7 @@ def test_counters_alone_keep_the_fingerprint_and_every_edit_changes_it():
                          "[5:500] -A XGW-FORWARD %s\nCOMMIT\n" % (" ".join(OTHER),
                                                                    " ".join(RULE))]],
             ["swapped counters", ["-Z", "XGW-FORWARD"]],
-        ])
+        ], kept)
         assert all(step["fresh"] for step in steps.values()), steps
         assert steps["swapped"]["size"] == steps["two rules"]["size"]
         for label in ("nothing", "counters", "counters zeroed", "swapped counters"):
