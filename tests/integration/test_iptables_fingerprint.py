@@ -16,7 +16,7 @@ from agent.adapters.iptables import Iptables, TableReader
 
 steps = json.loads(sys.argv[1])
 # argv[2]: the largest table kept and compared byte for byte; above it, its own mapping
-# and SHA-1 (0: this small table takes the large tables' way)
+# and a hash (0: this small table takes the large tables' way)
 TableReader.KEPT = int(sys.argv[2])
 ipt, reader = Iptables(), TableReader()
 out = []
@@ -55,8 +55,8 @@ def run_steps(ns, steps, kept):
     return dict((s["label"], s) for s in json.loads(proc.stdout))
 
 
-# a small table's entries are compared themselves; a large one's by SHA-1 (TableReader)
-@pytest.mark.parametrize("kept", [TableReader.KEPT, 0], ids=["entries", "sha1"])
+# a small table's entries are compared themselves; a large one's by a hash (TableReader)
+@pytest.mark.parametrize("kept", [TableReader.KEPT, 0], ids=["entries", "hashed"])
 def test_counters_alone_keep_the_fingerprint_and_every_edit_changes_it(kept):
     ns = N.Netns("fp")
     try:
