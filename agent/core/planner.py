@@ -133,9 +133,14 @@ NetworkPlan.__new__.__defaults__ = (None, None)
 # What plan_network keeps for an incremental re-plan: its inputs (desired, observed,
 # owned, frozenset(previous)), the accepted gateways in order, the host's addresses and
 # routes that count for conflicts (NetworkIndex), each accepted gateway's operations by
-# name, the bridges of the refused gateways, and {ifindex: bridge} of the live ones.
+# name, the bridges of the refused gateways, {ifindex: bridge} of the live ones, and
+# what lets a re-plan look at the changed links and their gateways alone, not at every
+# gateway: {bridge: position in ``accepted``}, the positions of the gateways with
+# operations, and three indexes by ifindex carried forward by what changed: ``owned``'s
+# records (_records_at), ``observed``'s links ({ifindex: Link}) and routes (_routes_at).
 _Memo = namedtuple("_Memo", "desired observed owned previous accepted host gw_ops "
-                            "refused_bridges live_index")
+                            "refused_bridges live_index positions busy records_at "
+                            "links_at routes_at")
 
 # More changes than this since the last plan: planning everything is as quick.
 REPLAN_LIMIT = 64
@@ -307,7 +312,11 @@ def plan_network(desired, observed, owned=None, previous=(), last=None):
                  previous=frozenset(previous), accepted=accepted, host=host, gw_ops=gw_ops,
                  refused_bridges=frozenset(st.bridge for st in status.values()
                                            if st.state == REFUSED),
-                 live_index={rec.ifindex: b for b, rec in new_owned.items()}) \
+                 live_index={rec.ifindex: b for b, rec in new_owned.items()},
+                 positions={gw.bridge: i for i, gw in enumerate(accepted)},
+                 busy=tuple(i for i, gw in enumerate(accepted) if gw_ops[gw.name]),
+                 records_at=_records_at(owned), links_at=by_index,
+                 routes_at=_routes_at(observed.routes)) \
         if not removals else None
     return NetworkPlan(ops=removals + ops, status=status, owned=new_owned, live=live,
                        memo=memo)
@@ -382,7 +391,8 @@ def _replan(desired, observed, owned, previous, last):
     m = last.memo
     if desired is not m.desired or previous != m.previous:
         return None
-    if owned != m.owned and owned != last.owned:
+    same_owned = owned is m.owned or owned == m.owned
+    if not same_owned and owned != last.owned:
         return None
     old = m.observed
     changed_links = () if old.links is observed.links else \
@@ -390,7 +400,7 @@ def _replan(desired, observed, owned, previous, last):
     changed_addresses = () if old.addresses is observed.addresses else \
         set(index for index, _a in old.addresses.items() ^ observed.addresses.items())
     changed_routes = () if old.routes is observed.routes else old.routes ^ observed.routes
-    changed_owned = () if owned is m.owned else \
+    changed_owned = () if same_owned else \
         [b for b in set(owned) | set(m.owned) if owned.get(b) != m.owned.get(b)]
     if len(changed_links) + len(changed_addresses) + len(changed_routes) + \
             len(changed_owned) > REPLAN_LIMIT:
@@ -416,19 +426,27 @@ def _replan(desired, observed, owned, previous, last):
             indexes.update([index] + ([link.index] if link is not None else []))
         elif index not in indexes:
             return None   # not a gateway's bridge
-    gateways = {gw.bridge: gw for gw in m.accepted if gw.bridge in affected}
+    positions = m.positions
+    gateways = OrderedDict((m.accepted[i].bridge, m.accepted[i]) for i in
+                           sorted(positions[b] for b in affected if b in positions))
     if len(gateways) != len(affected):
         return None   # a link that is no accepted gateway's bridge changed
     # The daemon's records on those links must be the gateways' own, before and after
     # (no other record of ours points there: a removal or a moved address is for a full
     # plan), and no address or route there may count as the host's.
-    for records in (owned, m.owned) + ((last.owned,) if owned is not last.owned and
-                                        owned != last.owned else ()):
-        for bridge, record in records.items():
-            if record.ifindex is None or (record.ifindex in indexes
-                                          and bridge not in gateways):
-                return None
-    if _host_entries(indexes, old, m.owned) or _host_entries(indexes, observed, owned):
+    records_at = m.records_at if same_owned else _records_at(owned)
+    checked = [records_at] + ([] if same_owned else [m.records_at])
+    if owned is last.owned or owned == last.owned:
+        last_at = records_at
+    else:   # then owned is m.owned's equal
+        last_at = _records_at(last.owned)
+        checked.append(last_at)
+    if any(_foreign_record(at, indexes, gateways) for at in checked):
+        return None
+    links_at = _carry_links(m.links_at, changed_links, observed.links)
+    routes_at = _carry_routes(m.routes_at, changed_routes, observed.routes)
+    if _host_entries(indexes, old, m.owned, m.records_at, m.links_at, m.routes_at) or \
+            _host_entries(indexes, observed, owned, records_at, links_at, routes_at):
         return None
     status = OrderedDict(last.status)
     gw_ops = dict(m.gw_ops)
@@ -451,39 +469,147 @@ def _replan(desired, observed, owned, previous, last):
     # on those links are the gateways' own, so only theirs can want the same place
     wanted = set((new_owned[b].ifindex, new_owned[b].address) for b in gateways
                  if b in new_owned)
-    by_index = _links_at(indexes, observed)
+    by_index = _links_at(indexes, links_at)
     for bridge in gateways:
         record = owned.get(bridge)
         if record is not None and _removal(bridge, record, observed, by_index, wanted):
             return None
-    ops = [op for gw in m.accepted for op in gw_ops[gw.name]]
-    live = [gw for gw in m.accepted if gw.bridge in new_owned]
-    memo = m._replace(observed=observed, owned=owned, gw_ops=gw_ops,
-                      live_index={rec.ifindex: b for b, rec in new_owned.items()})
+    # the accepted gateways' operations and the live ones, in the accepted order, from
+    # the last plan's and what changed for ``gateways``
+    busy = set(m.busy)
+    for bridge, gw in gateways.items():
+        (busy.add if gw_ops[gw.name] else busy.discard)(positions[bridge])
+    busy = tuple(sorted(busy))
+    ops = [op for i in busy for op in gw_ops[m.accepted[i].name]]
     # what changed in the wanted rules: the gateways that became live (None when one
     # stopped being live: its rules go, for a full rules plan)
     added = [gw for b, gw in gateways.items() if b in new_owned and b not in last.owned]
     gone = any(b in last.owned and b not in new_owned for b in gateways)
+    live = list(last.live)
+    if gone:
+        live = [gw for gw in live if gw.bridge in new_owned]
+    for gw in added:
+        live.insert(_position_in(live, positions, positions[gw.bridge]), gw)
+    memo = m._replace(observed=observed, owned=owned, gw_ops=gw_ops,
+                      live_index=_carry_live(m.live_index, gateways, last.owned, new_owned,
+                                             last_at),
+                      busy=busy, records_at=records_at, links_at=links_at,
+                      routes_at=routes_at)
     return NetworkPlan(ops=ops, status=status, owned=new_owned, live=live, memo=memo,
                        since=(last.live, None if gone else tuple(added)))
 
 
-def _links_at(indexes, observed):
-    """{index: Link} of the links at ``indexes`` (those that exist)."""
-    return {link.index: link for link in observed.links.values() if link.index in indexes}
+def _links_at(indexes, links_at):
+    """{index: Link} of the links at ``indexes`` (those that exist), from ``links_at``
+    ({ifindex: Link} of all of them)."""
+    return {i: links_at[i] for i in indexes if i in links_at}
 
 
-def _host_entries(indexes, observed, owned):
+def _records_at(owned):
+    """(whether a record of ``owned`` has no ifindex, {ifindex: frozenset(bridge)} of the
+    others): where the daemon's records are, for a re-plan's look at a few links."""
+    unplaced, at = False, {}
+    for bridge, record in owned.items():
+        if record.ifindex is None:
+            unplaced = True
+        else:
+            at.setdefault(record.ifindex, set()).add(bridge)
+    return unplaced, {i: frozenset(b) for i, b in at.items()}
+
+
+def _routes_at(routes):
+    """{ifindex: frozenset(Route)} of ``routes``."""
+    at = {}
+    for route in routes:
+        at.setdefault(route.ifindex, set()).add(route)
+    return {i: frozenset(r) for i, r in at.items()}
+
+
+def _carry_links(links_at, changed, links):
+    """``links_at`` ({ifindex: Link} of the links before) made that of ``links`` (after),
+    ``changed`` being the (name, Link) items in one of them alone: the old ones out
+    first, then the new ones in (a rename or a change of state is both)."""
+    if not changed:
+        return links_at
+    links_at = dict(links_at)
+    for name, link in changed:
+        if links.get(name) != link and links_at.get(link.index) == link:
+            del links_at[link.index]
+    for name, link in changed:
+        if links.get(name) == link:
+            links_at[link.index] = link
+    return links_at
+
+
+def _carry_routes(routes_at, changed, routes):
+    """``routes_at`` (_routes_at of the routes before) made that of ``routes`` (after),
+    ``changed`` being the routes in one of them alone."""
+    if not changed:
+        return routes_at
+    routes_at = dict(routes_at)
+    for route in changed:
+        now = routes_at.get(route.ifindex, frozenset())
+        now = now | {route} if route in routes else now - {route}
+        if now:
+            routes_at[route.ifindex] = now
+        else:
+            routes_at.pop(route.ifindex, None)
+    return routes_at
+
+
+def _position_in(live, positions, position):
+    """Where in ``live`` (gateways in the accepted order) the gateway at ``position`` of
+    the accepted ones goes."""
+    lo, hi = 0, len(live)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if positions[live[mid].bridge] < position:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _carry_live(live_index, bridges, before, after, before_at):
+    """``live_index`` ({ifindex: bridge} of the records ``before``) made that of the
+    records ``after``, which differ from ``before`` at ``bridges`` alone, whose records
+    after are on their own links (no other record there: the re-plan made sure).
+    Records that shared a link before: made anew, as planning everything does."""
+    live_index = dict(live_index)
+    for bridge in bridges:
+        record = before.get(bridge)
+        if record is not None and live_index.get(record.ifindex) == bridge:
+            if len(before_at[1].get(record.ifindex, ())) > 1:
+                return {r.ifindex: b for b, r in after.items()}
+            del live_index[record.ifindex]
+    for bridge in bridges:
+        record = after.get(bridge)
+        if record is not None:
+            live_index[record.ifindex] = bridge
+    return live_index
+
+
+def _foreign_record(records_at, indexes, gateways):
+    """Whether a record (``records_at``: _records_at of some owned) has no ifindex, or
+    sits on one of the links ``indexes`` without being one of ``gateways``' own."""
+    unplaced, at = records_at
+    return unplaced or any(bridge not in gateways
+                           for index in indexes for bridge in at.get(index, ()))
+
+
+def _host_entries(indexes, observed, owned, records_at, links_at, routes_at):
     """Whether any address or route on the links ``indexes`` counts as the host's for
     conflicts (``resolve``): an address no record of ``owned`` put there, or a route
-    (not the default one) to none of the daemon's own subnets there."""
+    (not the default one) to none of the daemon's own subnets there. ``records_at``,
+    ``links_at`` and ``routes_at`` index ``owned`` and ``observed`` by ifindex."""
     if not indexes:
         return False
-    by_index = _links_at(indexes, observed)
+    by_index = _links_at(indexes, links_at)
+    at = records_at[1]
     ours = {}
-    for bridge, record in owned.items():
-        if record.ifindex in by_index:
-            ours.setdefault(record.ifindex, set()).add(record.address)
+    for index in by_index:
+        for bridge in at.get(index, ()):
+            ours.setdefault(index, set()).add(owned[bridge].address)
     nets = {}
     for index in indexes:
         addrs = observed.addresses.get(index, frozenset())
@@ -491,8 +617,8 @@ def _host_entries(indexes, observed, owned):
         if any(a not in mine for a in addrs):
             return True
         nets[index] = set(a.network for a in addrs)
-    return any(r.network.prefixlen and r.network not in nets[r.ifindex]
-               for r in observed.routes if r.ifindex in indexes)
+    return any(r.network.prefixlen and r.network not in nets[index]
+               for index in indexes for r in routes_at.get(index, ()))
 
 
 def not_a_bridge(link):

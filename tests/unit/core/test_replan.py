@@ -133,6 +133,14 @@ def walk(seed, steps=150):
         full = P.plan_network(GATEWAYS, observed, owned, previous)
         incremental = P.plan_network(GATEWAYS, observed, owned, previous, last=last)
         assert fields(incremental) == fields(full), (seed, observed)
+        memo = incremental.memo
+        if memo is not None:   # the indexes a re-plan carries forward are the state's own
+            assert memo.links_at == {l.index: l for l in observed.links.values()}
+            assert memo.routes_at == P._routes_at(observed.routes)
+            assert memo.records_at == P._records_at(memo.owned)
+            assert memo.live_index == {r.ifindex: b for b, r in incremental.owned.items()}
+            assert memo.busy == tuple(i for i, gw in enumerate(memo.accepted)
+                                      if memo.gw_ops[gw.name])
         if last is not None and last.memo is not None and incremental.memo is not None \
                 and incremental.memo.host is last.memo.host:
             fast += 1
@@ -185,3 +193,17 @@ def test_a_foreign_address_on_the_host_plans_everything():
     again = P.plan_network(GATEWAYS, host.observed(), {}, set(), last=net)
     assert again.memo.host is not net.memo.host
     assert again.status["g2"].state == P.REFUSED
+
+
+def test_a_record_without_its_links_index_plans_everything():
+    """A record of the daemon's with no ifindex (an older daemon's state file) may be on
+    any link: no re-plan of a few links can tell, so everything is planned."""
+    host = Host()
+    host.create("xapi0", up=True)
+    owned = {"xapi9": P.Owned(ipaddress.IPv4Interface("10.9.0.1/24"), None)}
+    net = P.plan_network(GATEWAYS, host.observed(), owned, set())
+    assert net.memo is not None
+    host.create("xapi1")
+    again = P.plan_network(GATEWAYS, host.observed(), owned, set(), last=net)
+    assert again.memo.host is not net.memo.host   # the host's index made anew: in full
+    assert fields(again) == fields(P.plan_network(GATEWAYS, host.observed(), owned, set()))
