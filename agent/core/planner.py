@@ -506,23 +506,24 @@ def _links_at(indexes, links_at):
 
 
 def _records_at(owned):
-    """(whether a record of ``owned`` has no ifindex, {ifindex: frozenset(bridge)} of the
-    others): where the daemon's records are, for a re-plan's look at a few links."""
+    """(whether a record of ``owned`` has no ifindex, {ifindex: (bridge, ...)} of the
+    others): where the daemon's records are, for a re-plan's look at a few links.
+    Tuples, not sets: one bridge a link, 1,000 of them kept (~170 KB less)."""
     unplaced, at = False, {}
     for bridge, record in owned.items():
         if record.ifindex is None:
             unplaced = True
         else:
-            at.setdefault(record.ifindex, set()).add(bridge)
-    return unplaced, {i: frozenset(b) for i, b in at.items()}
+            at[record.ifindex] = at.get(record.ifindex, ()) + (bridge,)
+    return unplaced, at
 
 
 def _routes_at(routes):
-    """{ifindex: frozenset(Route)} of ``routes``."""
+    """{ifindex: (Route, ...)} of ``routes`` (tuples, as _records_at's)."""
     at = {}
     for route in routes:
-        at.setdefault(route.ifindex, set()).add(route)
-    return {i: frozenset(r) for i, r in at.items()}
+        at[route.ifindex] = at.get(route.ifindex, ()) + (route,)
+    return at
 
 
 def _carry_links(links_at, changed, links):
@@ -548,8 +549,9 @@ def _carry_routes(routes_at, changed, routes):
         return routes_at
     routes_at = dict(routes_at)
     for route in changed:
-        now = routes_at.get(route.ifindex, frozenset())
-        now = now | {route} if route in routes else now - {route}
+        now = tuple(r for r in routes_at.get(route.ifindex, ()) if r != route)
+        if route in routes:
+            now += (route,)
         if now:
             routes_at[route.ifindex] = now
         else:
