@@ -312,16 +312,17 @@ class TableReader(object):
             del view   # the mapping can be closed once nothing exports it
         return buf
 
-    def fingerprint(self, table_name):
+    def fingerprint(self, table_name, changed=False):
         """(size, entry count, digest of the entries without their counters: ``_digest``)
         of ``table_name`` as the kernel holds it now.
 
         When the table was read before, its entries are asked for at the size they had
         then, in one request: the kernel answers EAGAIN when the size is another, and an
         unchanged digest means the same entries (so the same count). Otherwise (and the
-        first time) the size and count are asked for first, and the layout worked out."""
+        first time) the size and count are asked for first, and the layout worked out;
+        ``changed`` says the caller knows the table changed (it just committed it)."""
         name = table_name.encode("ascii")
-        last = self._layouts.get(table_name)
+        last = None if changed else self._layouts.get(table_name)
         if last is not None:
             size, num_entries = last[0]
             buf = self._entries(name, size)
@@ -475,6 +476,12 @@ class Iptables(object):
         self.walks = 0    # how many observations walked a table (for benchmarks)
         self._reader = TableReader()
         self._seen = {}   # table -> (fingerprint, observation) of the last walk
+        # table -> the observation once this round's commit is in, when the commit only
+        # appended rules to chains the observation has (``settle``), else None
+        self._after = {}
+        # table -> monotonic time until which a settled observation stands in for a walk
+        self._settled = {}
+        self.clock = time.monotonic
         # tables whose libiptc copy is used up (committed) or was never loaded: loaded
         # again before the next apply. A copy loaded by the walk behind the last
         # observation and not committed since is the table the fingerprint describes.
@@ -492,10 +499,15 @@ class Iptables(object):
         is the one of the last walk, that walk's observation is returned (the caller
         must not change it).
         """
+        self._after.pop(table_name, None)
         fingerprint = self._reader.fingerprint(table_name)
         last = self._seen.get(table_name)
         if last is not None and last[0] == fingerprint:
-            return last[1]
+            until = self._settled.get(table_name)
+            if until is None or self.clock() < until:
+                return last[1]
+            # a settled observation has stood in long enough: walk once to confirm it
+        self._settled.pop(table_name, None)
         table = self._table(table_name)
         table.refresh()
         self._stale.discard(table_name)
@@ -561,8 +573,10 @@ class Iptables(object):
 
         Must follow ``observe(table_name)`` in the same locked section: positions in the
         operations refer to that observation. Raises TransientKernelError when another
-        writer changed the table since (EAGAIN), KernelError otherwise.
+        writer changed the table since (EAGAIN), KernelError otherwise. ``settle``, in
+        the same locked section, spares the next observe the walk of what it committed.
         """
+        self._after.pop(table_name, None)
         if not ops:
             return
         table = self._table(table_name)
@@ -579,8 +593,16 @@ class Iptables(object):
             if seen is None or self._reader.fingerprint(table_name) != seen[0]:
                 raise TransientKernelError("iptables %s changed under us" % table_name,
                                            table=table_name)
+        appended = []   # (chain, target, raw entry) while the ops are appends alone
         try:
             for op in ops:
+                if isinstance(op, P.AddRule):
+                    raw = encode_rule(op.spec)
+                    table.append_entry(op.chain, raw)
+                    if appended is not None:
+                        appended.append((op.chain, op.spec.target, raw))
+                    continue
+                appended = None
                 if isinstance(op, P.EnsureChain):
                     if not table.is_chain(op.chain):
                         table.create_chain(op.chain)
@@ -590,8 +612,6 @@ class Iptables(object):
                     table.insert_entry(op.builtin, jump_entry(op.chain), 0)
                 elif isinstance(op, P.DeleteRule):
                     table.delete_num_entry(op.chain, op.position)
-                elif isinstance(op, P.AddRule):
-                    table.append_entry(op.chain, encode_rule(op.spec))
                 elif isinstance(op, P.RemoveChain):
                     for position in op.delete:
                         table.delete_num_entry(op.builtin, position)
@@ -604,13 +624,75 @@ class Iptables(object):
             self._stale.add(table_name)
             raise KernelError("iptables %s: %s" % (table_name, exc), table=table_name)
         self._commit(table, table_name)
+        self._after[table_name] = self._appended(table_name, appended)
+
+    def _appended(self, table_name, appended):
+        """The observation a walk of ``table_name`` would give now that ``appended``
+        ((chain, target, raw entry), in order) were appended to the observation the
+        commit was planned on, or None (other operations, or a chain it does not have)."""
+        last = self._seen.get(table_name)
+        if not appended or last is None:
+            return None
+        chains = dict(last[1])
+        for chain, target, raw in appended:
+            views = chains.get(chain)
+            if views is None:
+                return None
+            if views is last[1][chain]:
+                views = chains[chain] = list(views)
+            comment, match = decode_entry(raw, _OFFSETS.unpack_from(raw, _TARGET_OFFSET_AT)[0])
+            views.append(P.RuleView(len(views), comment, target, match))
+        return chains
+
+    # A settled observation stands in for a walk this long at the most; the first
+    # observe after it walks once to confirm it (``confirm`` does sooner, when idle).
+    SETTLED = 1.0
+
+    def settle(self):
+        """Right after this round's commits, under the same xtables lock: a table whose
+        commit only appended rules gets its fingerprint read now and the observation a
+        walk would give (the one the commit was planned on, with those rules), so that
+        the next observe (the round the daemon's own events bring, the next bridge of a
+        burst) finds it unchanged and walks nothing: ~0.7 ms a table at 50 gateways,
+        ~8 ms at 1,000. Any other commit leaves the next observe to walk, as before.
+
+        The fingerprint is read after the state it stands for: a writer that ignores the
+        xtables lock (python-iptables does) and changes the table in that instant would
+        go unseen, where a walk (fingerprint first) can only walk once too often. So the
+        observation stands in until ``confirm`` walks the table once the rounds have
+        stopped (the Engine's idle release, off any bridge's latency), and for SETTLED
+        seconds at the most while they keep coming."""
+        after, self._after = self._after, {}
+        for table_name, chains in after.items():
+            if chains is None:
+                continue
+            self._seen[table_name] = (self._reader.fingerprint(table_name, changed=True),
+                                      chains)
+            self._settled[table_name] = self.clock() + self.SETTLED
+            # and libiptc's copy loaded again, as a walk leaves it (fingerprint first):
+            # the next commit, a new bridge's, then needs no load nor a second
+            # fingerprint on its latency (~0.3 ms at 50 gateways)
+            self._table(table_name).refresh()
+            self._stale.discard(table_name)
+
+    def confirm(self):
+        """Walk each table whose observation was settled rather than walked; True when a
+        walk found another one (someone changed the table around our commit: the caller
+        runs a round). Between rounds; no lock needed, nothing is written."""
+        changed = False
+        for table_name in list(self._settled):
+            settled = self._seen.get(table_name)
+            self._settled[table_name] = 0.0   # expired: observe walks
+            if settled is None or self.observe(table_name) != settled[1]:
+                changed = True
+        return changed
 
     def _commit(self, table, table_name):
         err = table.commit()
         self.commits += 1
         self._stale.add(table_name)   # libiptc's copy is used up, committed or not
         if not err:
-            table.free()   # used up by the commit; the next observe walks (and loads) anew
+            table.free()   # used up by the commit; the next walk (or apply) loads anew
             return
         message = libiptc.strerror(err)
         table.refresh()

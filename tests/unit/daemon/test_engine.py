@@ -142,6 +142,19 @@ def test_the_iptables_copies_are_freed_once_rounds_stop_coming():
         assert released == ["kernel_0"]   # and not again without a round
 
 
+def test_a_release_that_found_the_tables_changed_brings_a_round():
+    """The release walks the tables settled after a commit (Iptables.confirm); when it
+    found one changed, a round follows, and its own release then finds nothing."""
+    rounds = Rounds()
+    answers = [True, False]
+    rounds.release = lambda: answers.pop(0) if answers else False
+    with running_engine(rounds, idle_release=0.05):
+        assert rounds.wait(2)      # the first round, then the one the release asked for
+        pause = threading.Event()
+        pause.wait(0.3)
+        assert len(rounds.threads) == 2 and answers == []
+
+
 def in_thread(name, func):
     """Run ``func`` in a thread called ``name`` (as the netlink monitor's); joined."""
     thread = threading.Thread(target=func, name=name)
