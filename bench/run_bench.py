@@ -154,10 +154,11 @@ class Resources(object):
         self.workdirs.append(path)
         return path
 
-    def daemon(self, ns, workdir, gateways, check_interval, backend=LINUX):
+    def daemon(self, ns, workdir, gateways, check_interval, backend=LINUX, launcher=None):
         """A daemon as on a Dom0 of ``backend``: network.conf says it, and on Open vSwitch
         it keeps its OVSDB connection to the phase's switch (started first, by
-        ``bridges``), as on a real host."""
+        ``bridges``), as on a real host. ``launcher``: argv that runs it, before
+        ``-c CONFIG`` (bench/traced_daemon.py's), else the daemon's own module."""
         conf = os.path.join(workdir, "network.conf")
         with open(conf, "w") as f:
             f.write("bridge\n" if backend == LINUX else "openvswitch\n")
@@ -165,7 +166,7 @@ class Resources(object):
                 "network_conf": conf}
         if backend == OVS:
             opts["ovsdb"] = self.switches[ns.name].remote
-        d = BenchDaemon(ns, workdir, gateways, agent_opts=opts)
+        d = BenchDaemon(ns, workdir, gateways, agent_opts=opts, launcher=launcher)
         self.daemons.append(d)
         return d
 
@@ -234,6 +235,15 @@ def run_driver(ns, args, timeout):
         raise RuntimeError("driver %s failed (%d): %s" % (args[0], proc.returncode,
                                                            proc.stderr[-2000:]))
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def delete_bridges(ns, indices):
+    """Delete bridges one by one with one ``ip -batch``, before their namespace goes: the
+    kernel then takes the rtnl lock per bridge, and the namespaces others create meanwhile
+    do not wait for thousands at once (deleting a namespace with 4,000 bridges kept new
+    ones waiting over a minute)."""
+    ns.run(["ip", "-force", "-batch", "-"], check=False, timeout=600,
+           input="".join("link del %s\n" % bridge_name(i) for i in indices))
 
 
 def create_bridges_batch(ns, indices):
@@ -356,14 +366,15 @@ def verify(ns, indices, daemon_rules=True):
 
 
 # ---- phases ------------------------------------------------------------------------------------
-def phase_latency(res, count, backend=LINUX):
+def phase_latency(res, count, backend=LINUX, launcher=None):
     ns = res.netns("lat" if backend == LINUX else "latovs")
     wd = res.workdir()
     indices = list(range(count))
     daemons = []
     try:
         bridges = res.bridges(ns, backend)
-        d = res.daemon(ns, wd, gateways_config(indices), check_interval=10, backend=backend)
+        d = res.daemon(ns, wd, gateways_config(indices), check_interval=10, backend=backend,
+                       launcher=launcher)
         daemons.append(d)
         d.start(timeout=30)
         out = run_driver(ns, ["latency", "--status", os.path.join(d.runtime_dir, "status.json"),
@@ -389,6 +400,7 @@ def phase_latency(res, count, backend=LINUX):
             "iptables_commits": after["iptables_commits"] - before["iptables_commits"],
             "writes": after["writes"] - before["writes"],
             "samples_ms": [round(x * 1000.0, 3) for x in lat],
+            "create_samples_ms": [round(x * 1000.0, 3) for x in create],
             "verify": check,
         }
     finally:
@@ -761,10 +773,7 @@ def phase_curve(res, counts, idle_rounds, idle_budget):
             points.append(point)
     finally:
         os.environ.pop("XTABLES_LOCKFILE", None)
-        # Bridges one by one first: the kernel then takes the rtnl lock per bridge, and
-        # the namespaces others create meanwhile do not wait for all of them at once.
-        ns.run(["ip", "-force", "-batch", "-"], check=False, timeout=600,
-               input="".join("link del %s\n" % bridge_name(i) for i in range(made)))
+        delete_bridges(ns, range(made))
         res.close_phase(ns, [])
     return points
 

@@ -1,48 +1,52 @@
-"""Run xapi-gateway-agent marking when each start-up step ends, for bench/trace_startup.py.
+"""Run xapi-gateway-agent marking when its steps end, for bench/trace_startup.py and
+bench/trace_latency.py.
 
     python bench/traced_daemon.py OUT.json -c CONFIG
 
-Each mark is (step, CLOCK_MONOTONIC seconds), rewritten to OUT.json as it is made: the
-interpreter up (this file's first line), the daemon's modules imported, the configuration
-parsed, the kernel state dumped, the first round's steps (tables observed, networks and
-rules planned, iptables committed, addresses added: the gateways applied), and after
-them what the first round still does before READY=1. CLOCK_MONOTONIC is system-wide: the
-caller compares the marks with its own time before the spawn. A mark costs ~5 us, and the
-wrappers change nothing else but one order: the kernel adapters (which the daemon imports
-once its configuration is parsed) are imported here before it, to be wrapped. Bench-only.
+Each mark is [step, CLOCK_MONOTONIC seconds, thread], kept in memory (~1 us a mark) and
+written to OUT.json when the daemon exits (SIGTERM: it exits 0). The start-up's steps:
+the interpreter up (this file's first line), the daemon's modules imported, the
+configuration parsed, the kernel state dumped; each round's: an event read by the netlink
+monitor, the round's start, the xtables lock taken, each table observed, the networks and
+the rules planned, each table committed, the addresses added (the gateways' stamp, their
+since_monotonic), the round's end. CLOCK_MONOTONIC is system-wide: the caller compares
+the marks with its own clock. The wrappers change nothing else but one order: the
+kernel adapters (which the daemon imports once its configuration is parsed) are imported
+here before it, to be wrapped. Bench-only.
 """
 import time
 
-_MARKS = [("interpreter up", time.monotonic())]
+_MARKS = [["interpreter up", time.monotonic(), 0]]
 
-import functools  # noqa: E402 - after the first mark on purpose
+import atexit  # noqa: E402 - after the first mark on purpose
+import functools  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 
 _OUT = sys.argv[1]
 
 
 def mark(step):
-    _MARKS.append((step, time.monotonic()))
+    _MARKS.append([step, time.monotonic(), threading.current_thread().ident])
+
+
+@atexit.register
+def _write():
     with open(_OUT, "w") as f:
         json.dump(_MARKS, f)
 
 
-def wrap(owner, name, step, first_only=True, start=None):
-    """Mark ``step`` when owner.name returns (and ``start`` when it is called), the first
-    call only unless ``first_only`` is False."""
+def wrap(owner, name, step, start=None):
+    """Mark ``step`` when owner.name returns (and ``start`` when it is called)."""
     original = getattr(owner, name)
-    calls = [0]
 
     @functools.wraps(original)
     def marked(*args, **kwargs):
-        calls[0] += 1
-        counted = not first_only or calls[0] == 1
-        if counted and start:
+        if start:
             mark(start)
         result = original(*args, **kwargs)
-        if counted:
-            mark(step)
+        mark(step)
         return result
 
     setattr(owner, name, marked)
@@ -59,12 +63,23 @@ def main():
     wrap(config, "load", "configuration parsed")
     wrap(netlink.NetlinkView, "resync", "kernel state dumped (links, addresses, routes)",
          start="event monitor up")
-    wrap(reconciler.Reconciler, "run_round", "first round over (status recorded)",
-         start="first round begins")
-    wrap(iptables.Iptables, "observe", "a table observed", first_only=False)
+    read = netlink.NetlinkMonitor._read
+
+    @functools.wraps(read)
+    def event_read(self, sock, flags=0):
+        data = read(self, sock, flags)
+        if data is not None:
+            mark("event read")
+        return data
+
+    netlink.NetlinkMonitor._read = event_read
+    wrap(reconciler.Reconciler, "run_round", "round over (status recorded)",
+         start="round begins")
+    wrap(iptables.XtablesLock, "__enter__", "xtables lock taken")
+    wrap(iptables.Iptables, "observe", "a table observed")
     wrap(planner, "plan_network", "networks planned")
     wrap(planner, "plan", "rules planned")
-    wrap(iptables.Iptables, "apply", "a table committed", first_only=False)
+    wrap(iptables.Iptables, "apply", "a table committed")
     wrap(netlink.Netlink, "apply", "addresses added (gateways applied)")
     sys.argv = ["xapi-gateway-agent"] + out_args
     return daemon_main.main()
