@@ -109,12 +109,8 @@ def main(argv=None):
         out = os.path.join(wd, "dump.json")
         launcher = [sys.executable, PROBE, out] + (["--trace", str(args.trace)]
                                                    if args.trace else [])
-        conf = os.path.join(wd, "network.conf")   # Linux bridges, as run_bench's phases
-        with open(conf, "w") as f:
-            f.write("bridge\n")
-        d = B.BenchDaemon(ns, wd, B.gateways_config(indices),
-                          agent_opts={"check_interval": args.interval, "log_level": "info",
-                                      "network_conf": conf},
+        d = B.BenchDaemon(ns, wd, B.gateways_config(indices),   # Linux bridges (network.conf)
+                          agent_opts={"check_interval": args.interval, "log_level": "info"},
                           launcher=launcher)
         res.daemons.append(d)
         if args.restart:

@@ -117,7 +117,23 @@ class BenchNetns(N.Netns):
 
 class BenchDaemon(N.Daemon):
     """The integration tests' Daemon (whose reader drains the sd_notify socket all the
-    time, as systemd does), answering ``wait_notify`` with the arrival time too."""
+    time, as systemd does), answering ``wait_notify`` with the arrival time too.
+
+    ``backend``: the Dom0 it stands for, said in a network.conf of its own (Linux bridges
+    unless told: without one the daemon takes the host for an Open vSwitch one,
+    XenServer's default, and keeps trying to reach an OVSDB that is not there);
+    ``ovsdb``: that switch's remote, on Open vSwitch."""
+
+    def __init__(self, ns, workdir, gateways=None, agent_opts=None, backend=LINUX, ovsdb=None,
+                 **kwargs):
+        conf = os.path.join(workdir, "network.conf")
+        with open(conf, "w") as f:
+            f.write("bridge\n" if backend == LINUX else "openvswitch\n")
+        opts = {"network_conf": conf}
+        if ovsdb is not None:
+            opts["ovsdb"] = ovsdb
+        opts.update(agent_opts or {})
+        super(BenchDaemon, self).__init__(ns, workdir, gateways, agent_opts=opts, **kwargs)
 
     def wait_notify(self, what, timeout=20):
         """(arrival time, lines) of the first message carrying ``what``."""
@@ -159,14 +175,11 @@ class Resources(object):
         it keeps its OVSDB connection to the phase's switch (started first, by
         ``bridges``), as on a real host. ``launcher``: argv that runs it, before
         ``-c CONFIG`` (bench/traced_daemon.py's), else the daemon's own module."""
-        conf = os.path.join(workdir, "network.conf")
-        with open(conf, "w") as f:
-            f.write("bridge\n" if backend == LINUX else "openvswitch\n")
-        opts = {"check_interval": str(check_interval), "log_level": "info",
-                "network_conf": conf}
-        if backend == OVS:
-            opts["ovsdb"] = self.switches[ns.name].remote
-        d = BenchDaemon(ns, workdir, gateways, agent_opts=opts, launcher=launcher)
+        d = BenchDaemon(ns, workdir, gateways, backend=backend,
+                        ovsdb=self.switches[ns.name].remote if backend == OVS else None,
+                        agent_opts={"check_interval": str(check_interval),
+                                    "log_level": "info"},
+                        launcher=launcher)
         self.daemons.append(d)
         return d
 

@@ -48,7 +48,6 @@ def traced_start(res, ns, n, gateways):
     end, the daemon stopped (its marks are written then) and its work undone."""
     wd = res.workdir()
     out = os.path.join(wd, "marks.json")
-    # as the benchmark's start-up phase runs it (network.conf: Linux bridges)
     d = res.daemon(ns, wd, gateways, check_interval=10, launcher=[sys.executable, TRACED, out])
     try:
         t0 = time.monotonic()
