@@ -520,11 +520,17 @@ def phase_startup(res, ns, count, idle_rounds, idle_budget):
         for x in (d, d2):
             if x is not None:
                 x.stop()
-        undo = ns.run([sys.executable, "-m", "agent.daemon.main", "--cleanup", "-c",
-                       d.config_path], env=dict(os.environ, PYTHONPATH=REPO), check=False)
-        if undo.returncode != 0:
-            raise RuntimeError("xapi-gateway-agent --cleanup failed: %s" % undo.stderr[-2000:])
-        ns.set_ip_forward(0)
+        undo_daemon(ns, d)
+
+
+def undo_daemon(ns, daemon):
+    """The daemon's own ``--cleanup`` with its configuration (after it stopped), and
+    ip_forward off: ``ns`` back to bridges only."""
+    undo = ns.run([sys.executable, "-m", "agent.daemon.main", "--cleanup", "-c",
+                   daemon.config_path], env=dict(os.environ, PYTHONPATH=REPO), check=False)
+    if undo.returncode != 0:
+        raise RuntimeError("xapi-gateway-agent --cleanup failed: %s" % undo.stderr[-2000:])
+    ns.set_ip_forward(0)
 
 
 def phase_script(res, count):

@@ -22,6 +22,7 @@ import statistics
 import sys
 
 import run_bench as B  # re-executes under the venv if needed; sets up sys.path
+from trace_startup import numbered
 
 TRACED = os.path.join(B.BENCH, "traced_daemon.py")
 STAMP = "addresses added (gateways applied)"
@@ -43,12 +44,11 @@ def rounds_of(marks):
             current[thread] = (last_read.pop(thread, None), [(step, at)])
         elif thread in current:
             read, steps = current[thread]
-            seen = sum(1 for s, _t in steps if s == step)
-            steps.append(("%s (%d)" % (step, seen + 1) if seen else step, at))
+            steps.append((step, at))
             if step == "round over (status recorded)":
                 del current[thread]
                 if any(s == STAMP for s, _t in steps):
-                    out.append((read, steps))
+                    out.append((read, numbered(steps)))
     return out
 
 

@@ -13,7 +13,7 @@ Python that does nothing, one that imports only the modules a round needs (no ev
 one that imports asyncio, one that imports the daemon's module, each spawned as the
 daemon is (``ip netns exec``). Medians over RUNS, printed as a table:
 when each step ends after the spawn and what it took. run_bench.py's "all applied" is the
-step "addresses added". Unlike a profile, nothing is slowed but by the marks (~5 us each).
+step "addresses added". Unlike a profile, nothing is slowed but by the marks (~1 us each).
 """
 from __future__ import print_function
 
@@ -58,11 +58,7 @@ def traced_start(res, ns, n, gateways):
         d.wait_notify("READY=1", timeout=60)
     finally:
         d.stop()
-        undo = ns.run([sys.executable, "-m", "agent.daemon.main", "--cleanup", "-c",
-                       d.config_path], env=dict(os.environ, PYTHONPATH=B.REPO), check=False)
-        if undo.returncode != 0:
-            raise RuntimeError("xapi-gateway-agent --cleanup failed: %s" % undo.stderr[-2000:])
-        ns.set_ip_forward(0)
+        B.undo_daemon(ns, d)
     with open(out) as f:
         marks = json.load(f)
     steps = []
